@@ -1,0 +1,1 @@
+"""binhyen's domain logic: plain Python with explicit state, no Kafka or ClickHouse."""

@@ -1,0 +1,355 @@
+"""The event contract (../shared/contracts): JSON in, wire records out, one rule book.
+
+`parse_contract` turns what upstream systems send into the wire record (the Avro shape:
+epoch-ms event time, 2025 commune code, reporter pseudonym instead of contact) and
+`check_rules` enforces every value rule on a wire record. The publisher runs both; the
+worker runs `check_rules` again on what it decodes, so a producer that bypasses the
+publisher is held to the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from processors import geography
+from schemas.codec import INPUT_TYPES
+
+CHANNELS = frozenset({"zalo", "facebook", "hotline", "sms", "vneid", "web", "in_person"})
+CATEGORIES = frozenset({
+    "drugs", "gambling", "theft", "fight", "fraud", "hui", "fire", "traffic",
+    "missing_person", "lost_property", "other",
+})
+ATTACHMENT_KINDS = frozenset({"image", "video", "audio", "document"})
+DEVICE_KINDS = frozenset({"alarm_bell", "smart_gate", "camera", "gong"})
+SIGNALS = frozenset({
+    "panic_pressed", "gate_forced", "gate_opened", "gate_closed", "motion", "tamper",
+    "heartbeat", "battery_low", "offline",
+})
+SITE_KINDS = frozenset({
+    "bank", "gold_shop", "clinic", "shop", "market", "school", "cafe", "residential", "gate", "other",
+})
+MODEL_KINDS = frozenset({
+    "zalo_group", "facebook_page", "smart_gate", "alarm_bell_network", "camera_program",
+    "security_gong", "self_managed_team", "landlord_club", "hui_group", "drug_free_commune",
+    "worker_squad", "crime_prevention_club", "other",
+})
+MODEL_CHANGES = frozenset({
+    "launched", "replicated", "members_changed", "teams_changed", "suspended", "closed", "recognized",
+})
+VERDICTS = frozenset({"valuable", "not_valuable", "false_report", "duplicate"})
+ALERT_ACTIONS = frozenset({"ack", "resolve", "escalate"})
+
+MAX_TEXT = 4000
+MAX_ID = 200
+MAX_SHORT_TEXT = 1000
+# Mainland plus the Paracel and Spratly islands.
+LAT_RANGE = (6.0, 23.5)
+LON_RANGE = (102.0, 117.9)
+# Event times outside this range are typos (1925, 20250) rather than history.
+MIN_EVENT_MS = 946_684_800_000  # 2000-01-01
+MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
+COMMUNE_REQUIRED = frozenset({"tip", "device_signal", "model_change"})
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1c3c1e-8a55-4d0e-9d3b-2f4d7a1b0c11")
+
+
+class InvalidEvent(ValueError):
+    """One line naming the field, what is wrong and what to send instead."""
+
+
+# Contract fields per type: name -> JSON type. Common fields are handled separately.
+_CONTRACT_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "tip": {
+        "channel": str, "source_ref": str, "reporter_contact": str, "anonymous": bool,
+        "text": str, "location_text": str, "lat": (int, float), "lon": (int, float),
+        "category": str, "attachments": list,
+    },
+    "device_signal": {
+        "device_id": str, "device_kind": str, "signal": str, "site_kind": str, "site_name": str,
+        "lat": (int, float), "lon": (int, float),
+    },
+    "model_change": {
+        "model_id": str, "model_kind": str, "change": str, "name": str,
+        "members_delta": int, "teams_delta": int, "replicated_from": str,
+    },
+    "feedback": {"tip_event_id": str, "incident_id": str, "verdict": str, "note": str},
+    "alert_action": {"alert_id": str, "action": str, "by": str},
+}
+_COMMON_FIELDS = frozenset({"type", "event_id", "occurred_at", "commune_code", "legacy_commune_code"})
+_FREE_TEXT = frozenset({"text", "location_text", "site_name", "name", "note", "source_ref"})
+
+
+def parse_json_line(line: str) -> Any:
+    """One JSONL line -> the JSON value, or InvalidEvent saying where the JSON broke."""
+    try:
+        return json.loads(line.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(
+            f"not valid JSON ({exc.msg}, column {exc.colno}); send one JSON object per line"
+        ) from None
+
+
+def claimed(obj: Any, name: str) -> str | None:
+    """A string field of a rejected object, for reporting what was rejected."""
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def assigned_event_id(obj: dict[str, Any]) -> str:
+    """A deterministic id for an event sent without one: a retry of the same line gets the same id."""
+    canonical = repr(sorted((k, repr(v)) for k, v in obj.items()))
+    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, canonical))
+
+
+def parse_occurred_at(value: Any) -> tuple[int, int]:
+    """ISO-8601 with an offset -> (epoch ms, offset minutes)."""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"occurred_at: expected an ISO-8601 string, got {type(value).__name__}")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidEvent(
+            f"occurred_at: {value[:40]!r} is not an ISO-8601 time with a UTC offset; "
+            "send e.g. 2025-06-26T06:40:00+07:00"
+        )
+    offset = moment.utcoffset()
+    assert offset is not None
+    return round(moment.timestamp() * 1000), int(offset.total_seconds() // 60)
+
+
+def _check_type(event_type: str, name: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    # bool is an int in Python; the contract keeps them apart.
+    if isinstance(value, bool) and expected is not bool:
+        ok = False
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        wanted = {str: "a string", bool: "true or false", int: "an integer", list: "a list"}.get(
+            expected if isinstance(expected, type) else float, "a number"
+        )
+        raise InvalidEvent(f"{name}: expected {wanted} for a {event_type}, got {_json_type(value)} {_short(value)}")
+
+
+def _json_type(value: Any) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list", dict: "object"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _commune_from(obj: dict[str, Any], event_type: str) -> tuple[int | None, int | None]:
+    code, legacy = obj.get("commune_code"), obj.get("legacy_commune_code")
+    for name, value in (("commune_code", code), ("legacy_commune_code", legacy)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidEvent(f"{name}: expected an integer commune code, got {_json_type(value)} {_short(value)}")
+    if legacy is not None:
+        mapped = geography.legacy_to_2025().get(legacy)
+        if mapped is None:
+            raise InvalidEvent(
+                f"legacy_commune_code: {legacy} is not a known pre-2025 ward code; "
+                "send the 2025 commune_code instead"
+            )
+        if code is not None and code != mapped:
+            raise InvalidEvent(
+                f"commune_code {code} and legacy_commune_code {legacy} (now commune {mapped}) disagree; send one"
+            )
+        return mapped, legacy
+    return code, None
+
+
+def parse_contract(
+    obj: Any, pseudonymise: Callable[[str], str]
+) -> tuple[str, dict[str, Any], bool]:
+    """JSON contract object -> (type, wire record, whether the event_id was assigned here).
+
+    `reporter_contact` is replaced by `pseudonymise(contact)`, or dropped for anonymous tips,
+    so the raw contact never leaves this function.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"expected a JSON object per line, got a {_json_type(obj)}")
+    event_type = obj.get("type")
+    if event_type not in INPUT_TYPES:
+        raise InvalidEvent(f"type: {_short(event_type)} is not one of {', '.join(INPUT_TYPES)}")
+    fields = _CONTRACT_FIELDS[event_type]
+    unknown = sorted(set(obj) - _COMMON_FIELDS - set(fields))
+    if unknown:
+        raise InvalidEvent(
+            f"unknown field {unknown[0]!r} for a {event_type}; allowed: "
+            + ", ".join(sorted(_COMMON_FIELDS | set(fields)))
+        )
+    event_id = obj.get("event_id")
+    assigned = event_id is None
+    if assigned:
+        event_id = assigned_event_id(obj)
+    elif not isinstance(event_id, str):
+        raise InvalidEvent(f"event_id: expected a string, got {_json_type(event_id)} {_short(event_id)}")
+    if "occurred_at" not in obj:
+        raise InvalidEvent("occurred_at: required; send e.g. 2025-06-26T06:40:00+07:00")
+    occurred_at_ms, offset_min = parse_occurred_at(obj["occurred_at"])
+    commune_code, legacy_code = _commune_from(obj, event_type)
+
+    record: dict[str, Any] = {
+        "event_id": event_id,
+        "occurred_at_ms": occurred_at_ms,
+        "utc_offset_min": offset_min,
+        "commune_code": commune_code,
+        "legacy_commune_code": legacy_code,
+    }
+    for name, expected in fields.items():
+        value = obj.get(name)
+        if value is None:
+            continue
+        _check_type(event_type, name, value, expected)
+        if name in _FREE_TEXT:
+            value = unicodedata.normalize("NFC", value)
+        record[name] = value
+
+    if event_type == "tip":
+        contact = record.pop("reporter_contact", None)
+        anonymous = record.setdefault("anonymous", False)
+        record["reporter_pseudonym"] = pseudonymise(contact) if contact and not anonymous else None
+        record["attachments"] = _parse_attachments(record.get("attachments") or [])
+        for coordinate in ("lat", "lon"):
+            if coordinate in record:
+                record[coordinate] = float(record[coordinate])
+    elif event_type == "device_signal":
+        for coordinate in ("lat", "lon"):
+            if coordinate in record:
+                record[coordinate] = float(record[coordinate])
+    check_rules(event_type, record)
+    return event_type, record, assigned
+
+
+def _parse_attachments(items: list[Any]) -> list[dict[str, str]]:
+    parsed = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != {"kind", "sha256"}:
+            raise InvalidEvent(
+                f"attachments[{index}]: expected {{\"kind\": ..., \"sha256\": ...}}, got {_short(item)}"
+            )
+        parsed.append({"kind": item["kind"], "sha256": item["sha256"]})
+    return parsed
+
+
+def _require_text(record: dict[str, Any], name: str, event_type: str, limit: int = MAX_ID) -> None:
+    value = record.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(f"{name}: required for a {event_type} and must not be empty")
+    if len(value) > limit:
+        raise InvalidEvent(f"{name}: {len(value)} characters; at most {limit} are allowed")
+
+
+def _require_choice(record: dict[str, Any], name: str, choices: frozenset[str], optional: bool = False) -> None:
+    value = record.get(name)
+    if value is None and optional:
+        return
+    if value not in choices:
+        shown = "missing" if value is None else repr(value)
+        raise InvalidEvent(f"{name}: {shown} is not one of {', '.join(sorted(choices))}")
+
+
+def _check_position(record: dict[str, Any]) -> None:
+    lat, lon = record.get("lat"), record.get("lon")
+    if (lat is None) != (lon is None):
+        raise InvalidEvent("lat/lon: send both or neither")
+    if lat is None:
+        return
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        raise InvalidEvent("lat/lon: must be finite numbers")
+    if not (LAT_RANGE[0] <= lat <= LAT_RANGE[1] and LON_RANGE[0] <= lon <= LON_RANGE[1]):
+        raise InvalidEvent(
+            f"lat/lon: ({lat}, {lon}) is outside Vietnam "
+            f"(lat {LAT_RANGE[0]}..{LAT_RANGE[1]}, lon {LON_RANGE[0]}..{LON_RANGE[1]}); check the order and sign"
+        )
+
+
+def _check_optional_lengths(record: dict[str, Any]) -> None:
+    for name in ("source_ref", "location_text", "site_name", "name", "note", "replicated_from"):
+        value = record.get(name)
+        if value is not None and len(value) > MAX_SHORT_TEXT:
+            raise InvalidEvent(f"{name}: {len(value)} characters; at most {MAX_SHORT_TEXT} are allowed")
+
+
+def check_rules(event_type: str, record: dict[str, Any]) -> None:
+    """Every value rule of the contract on a wire record; raises :class:`InvalidEvent`."""
+    _require_text(record, "event_id", event_type)
+    occurred = record.get("occurred_at_ms")
+    if not isinstance(occurred, int) or not MIN_EVENT_MS <= occurred < MAX_EVENT_MS:
+        raise InvalidEvent("occurred_at: must fall between 2000 and 2100")
+    code = record.get("commune_code")
+    if code is None:
+        if event_type in COMMUNE_REQUIRED:
+            raise InvalidEvent(f"commune_code: required for a {event_type} (or legacy_commune_code)")
+    elif geography.commune(code) is None:
+        raise InvalidEvent(
+            f"commune_code: {code} is not a 2025 commune code (34 provinces, 3,321 communes); "
+            "send a pre-2025 ward code as legacy_commune_code"
+        )
+    _check_optional_lengths(record)
+    if event_type == "tip":
+        _require_choice(record, "channel", CHANNELS)
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidEvent("text: required and must not be empty after trimming")
+        if len(text) > MAX_TEXT:
+            raise InvalidEvent(f"text: {len(text)} characters; at most {MAX_TEXT} are allowed")
+        _require_choice(record, "category", CATEGORIES, optional=True)
+        if record.get("anonymous") and record.get("reporter_pseudonym") is not None:
+            raise InvalidEvent("reporter_pseudonym: must be absent on an anonymous tip")
+        for index, attachment in enumerate(record.get("attachments") or []):
+            if attachment.get("kind") not in ATTACHMENT_KINDS:
+                raise InvalidEvent(
+                    f"attachments[{index}].kind: {attachment.get('kind')!r} is not one of "
+                    + ", ".join(sorted(ATTACHMENT_KINDS))
+                )
+            if not _SHA256.match(str(attachment.get("sha256", ""))):
+                raise InvalidEvent(f"attachments[{index}].sha256: expected 64 lower-case hex digits")
+        _check_position(record)
+    elif event_type == "device_signal":
+        _require_text(record, "device_id", event_type)
+        _require_choice(record, "device_kind", DEVICE_KINDS)
+        _require_choice(record, "signal", SIGNALS)
+        _require_choice(record, "site_kind", SITE_KINDS, optional=True)
+        _check_position(record)
+    elif event_type == "model_change":
+        _require_text(record, "model_id", event_type)
+        _require_choice(record, "model_kind", MODEL_KINDS)
+        _require_choice(record, "change", MODEL_CHANGES)
+        if record.get("change") == "replicated" and not record.get("replicated_from"):
+            raise InvalidEvent("replicated_from: required when change is 'replicated' (the model it copies)")
+    elif event_type == "feedback":
+        if not (record.get("tip_event_id") or record.get("incident_id")):
+            raise InvalidEvent("feedback: send tip_event_id or incident_id (the tip or incident judged)")
+        _require_choice(record, "verdict", VERDICTS)
+    elif event_type == "alert_action":
+        _require_text(record, "alert_id", event_type)
+        _require_choice(record, "action", ALERT_ACTIONS)
+        _require_text(record, "by", event_type)
+    else:
+        raise InvalidEvent(f"type: {event_type!r} is not one of {', '.join(INPUT_TYPES)}")
+
+
+def partition_key(event_type: str, record: dict[str, Any]) -> bytes:
+    """The Kafka key the design fixes per topic (commune code, model id or alert id)."""
+    if event_type == "model_change":
+        key = record["model_id"]
+    elif event_type == "alert_action":
+        key = record["alert_id"]
+    elif record.get("commune_code") is not None:
+        key = str(record["commune_code"])
+    else:  # feedback without a commune: keep one tip's or incident's verdicts together
+        key = record.get("tip_event_id") or record.get("incident_id") or record["event_id"]
+    return key.encode("utf-8")

@@ -1,0 +1,149 @@
+"""ClickHouse at the edge: connections, versioned migrations, and the batched event sink.
+
+The sink keeps its batch until an insert succeeds, so a caller that retries `flush()`
+re-sends exactly the same rows (deterministic batch boundaries); the tables are
+ReplacingMergeTree on the event id, so a re-sent row never counts twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from clickhouse_driver import Client
+
+from processors import geography
+from streams.config import INFRA_DIR, Settings
+
+MIGRATIONS_DIR = INFRA_DIR / "clickhouse" / "migrations"
+_MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Sink(Protocol[T_contra]):
+    """What every sink offers: buffer with `add`, write with `flush` (returns rows written)."""
+
+    def add(self, item: T_contra) -> None: ...
+
+    def flush(self) -> int: ...
+
+
+def connect(settings: Settings, database: str | None = None, **client_settings: Any) -> Client:
+    return Client(
+        host=settings.clickhouse_host,
+        port=settings.clickhouse_port,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+        database=database or "default",
+        connect_timeout=3,
+        send_receive_timeout=30,
+        settings=client_settings or None,
+    )
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration file on `;` at line ends; comment lines are dropped."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in re.split(r";\s*$", body, flags=re.MULTILINE) if part.strip()]
+
+
+def pending_migrations(applied: set[int], directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, Path]]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ValueError(f"{path}: migration files are named NNNN_name.sql")
+        if int(match["version"]) not in applied:
+            found.append((int(match["version"]), match["name"], path))
+    return found
+
+
+def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the migrations not yet recorded in `schema_migrations`; returns their names."""
+    database = settings.clickhouse_database
+    admin = connect(settings)
+    admin.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client = connect(settings, database)
+    client.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version UInt32, name String, checksum String, applied_at DateTime) "
+        "ENGINE = MergeTree() ORDER BY version"
+    )
+    applied = {row[0] for row in client.execute("SELECT version FROM schema_migrations")}
+    done = []
+    for version, name, path in pending_migrations(applied, directory):
+        sql = path.read_text(encoding="utf-8")
+        for statement in _statements(sql):
+            client.execute(statement)
+        client.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",
+            [(version, name, hashlib.sha256(sql.encode()).hexdigest(), _now())],
+        )
+        done.append(path.name)
+    return done
+
+
+def _now() -> Any:
+    from datetime import datetime
+
+    return datetime.now().replace(microsecond=0)
+
+
+EVENT_COLUMNS = (
+    "event_id", "event_type", "occurred_at", "occurred_at_ms", "utc_offset_min", "commune_code",
+    "province_code", "payload", "source_topic", "source_partition", "source_offset", "ingested_at",
+)
+
+
+def event_row(
+    event_type: str, record: dict[str, Any], topic: str, partition: int, offset: int, ingested_at_s: int
+) -> tuple[Any, ...]:
+    """One `events` row; times stay integers (the driver takes epoch seconds for DateTime)."""
+    code = record.get("commune_code") or 0
+    place = geography.commune(code) if code else None
+    return (
+        record["event_id"],
+        event_type,
+        record["occurred_at_ms"] // 1000,
+        record["occurred_at_ms"],
+        record.get("utc_offset_min") or 0,
+        code,
+        place.province_code if place else 0,
+        json.dumps(record, ensure_ascii=False, sort_keys=True),
+        topic,
+        partition,
+        offset,
+        ingested_at_s,
+    )
+
+
+class EventSink:
+    """Batched, idempotent writer of the `events` table."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.batch: list[tuple[Any, ...]] = []
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        self.batch.append(item)
+
+    def extend(self, items: Sequence[tuple[Any, ...]]) -> None:
+        self.batch.extend(items)
+
+    def flush(self) -> int:
+        """Insert the whole batch; on failure the batch stays for the caller's retry."""
+        if not self.batch:
+            return 0
+        self.client.execute(
+            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES",
+            self.batch,
+            types_check=False,
+        )
+        written = len(self.batch)
+        self.batch = []
+        return written

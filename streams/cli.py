@@ -1,0 +1,221 @@
+"""The `binhyen` command line. Errors are one line on stderr and a non-zero exit.
+
+Exit codes: 0 success; 1 the command ran but something needs attention (input lines
+rejected, a part of the stack down); 2 it could not run (bad option, missing key,
+unreachable server).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import IO, Annotated
+
+import typer
+from rich.console import Console
+
+from streams.config import ConfigError, Settings
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="binhyen — event-sourced stream processing for community security (ANTT) work.",
+)
+schemas_app = typer.Typer(no_args_is_help=True, help="Avro schema tools.")
+app.add_typer(schemas_app, name="schemas")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _open_input(path: str) -> IO[str]:
+    if path == "-":
+        return sys.stdin
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@app.command()
+def up() -> None:
+    """Start the local broker and ClickHouse, create topics, apply migrations."""
+    from sinks.clickhouse import migrate
+    from streams import stack
+    from streams.kafka import ensure_topics
+
+    settings = _settings()
+    if settings.ensure_key_file():
+        out.print(f"pseudonym key   created {settings.key_file} (mode 0600)")
+    for part in stack.parts(settings):
+        out.print(f"{part.name:<15} {stack.start(part)} at {part.endpoint}")
+    created = ensure_topics(settings)
+    out.print(f"topics          {'created ' + ', '.join(created) if created else 'all present'}")
+    applied = migrate(settings)
+    out.print(f"migrations      {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+
+
+@app.command()
+def down() -> None:
+    """Stop what `binhyen up` started (by the PIDs in its pid files, nothing else)."""
+    from streams import stack
+
+    for part in reversed(stack.parts(_settings())):
+        out.print(f"{part.name:<15} {stack.stop(part)}")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Endpoints of the local stack and whether each answers; exit 1 if a part is down."""
+    from streams import stack
+
+    settings = _settings()
+    report = {
+        part.name: {"endpoint": part.endpoint, "healthy": part.healthy(), "pid": stack.running_pid(part)}
+        for part in stack.parts(settings)
+    }
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        for name, part in report.items():
+            state = "[green]up[/]" if part["healthy"] else "[red]down[/]"
+            out.print(f"{name:<12} {state:<6} {part['endpoint']}" + (f"  (pid {part['pid']})" if part["pid"] else ""))
+    if not all(part["healthy"] for part in report.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the ClickHouse migrations not yet applied (idempotent)."""
+    from sinks.clickhouse import migrate as apply
+
+    applied = apply(_settings())
+    out.print("applied " + ", ".join(applied) if applied else "migrations up to date")
+
+
+@app.command()
+def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
+    """Run a stream worker: decode, validate, dead-letter, write ClickHouse."""
+    from streams.worker import run
+
+    run(_settings(), loglevel)
+
+
+@app.command()
+def publish(
+    file: Annotated[str, typer.Argument(help="JSONL file of contract events, or - for standard input.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only rejected lines and the summary.")] = False,
+) -> None:
+    """Validate, pseudonymise and publish contract events; exit 1 if any line was rejected."""
+    from streams.kafka import producer
+    from streams.publisher import Publisher, Summary
+
+    settings = _settings()
+    key = settings.pseudonym_key()
+    source = _open_input(file)
+    publisher = Publisher(producer(settings, max_block_ms=15_000), key)
+    summary = Summary()
+    for outcome in publisher.publish_lines(source):
+        summary.add(outcome)
+        if outcome.status == "rejected":
+            err.print(f"line {outcome.line}: rejected {outcome.event_id or '-'}: {outcome.reason}", markup=False)
+        elif not quiet:
+            note = " (event_id assigned)" if outcome.assigned_id else ""
+            out.print(f"line {outcome.line}: published {outcome.event_type} {outcome.event_id}{note}", markup=False)
+    failures = publisher.flush()
+    for line, reason in failures:
+        err.print(f"line {line}: not delivered: {reason}", markup=False)
+    types = ", ".join(f"{t} {n}" for t, n in sorted(summary.by_type.items()))
+    err.print(
+        f"published {summary.published - len(failures)}" + (f" ({types})" if types else "")
+        + f", rejected {summary.rejected}"
+        + (f", not delivered {len(failures)}" if failures else "")
+        + (f"; {summary.assigned_ids} event ids assigned" if summary.assigned_ids else "")
+    )
+    if failures:
+        raise typer.Exit(2)
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def process(
+    input: Annotated[str, typer.Option("--input", "-i", help="JSONL input, or - for standard input.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="JSONL output file, or - for standard output.")],
+) -> None:
+    """Run the processors offline over a JSONL file (no broker, no database)."""
+    import secrets
+
+    from processors.offline import OfflineRun
+    from processors.pseudonym import pseudonymise
+
+    settings = _settings()
+    try:
+        key = settings.pseudonym_key()
+    except ConfigError:
+        # Offline output carries no pseudonyms; a per-run key keeps reporters apart within the run.
+        key = secrets.token_bytes(32)
+    source = _open_input(input)
+    run = OfflineRun(lambda contact: pseudonymise(key, contact))
+    lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(source))
+    if output == "-":
+        sys.stdout.writelines(lines)
+    else:
+        partial = Path(output + ".partial")
+        try:
+            with partial.open("w", encoding="utf-8") as sink:
+                sink.writelines(lines)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {output}: {exc.strerror}") from None
+        partial.replace(output)  # readers never see half a file
+    counts: Counter[str] = run.counts
+    err.print(
+        f"{sum(counts.values())} events: {counts['accepted']} accepted, "
+        f"{counts['duplicate']} duplicate, {counts['rejected']} rejected"
+    )
+    if counts["rejected"]:
+        raise typer.Exit(1)
+
+
+@schemas_app.command("check")
+def schemas_check(
+    directory: Annotated[Path, typer.Option(help="Schema folder.")] = Path(__file__).resolve().parent.parent / "schemas",
+) -> None:
+    """Fail when a newer schema version cannot read data written with an older one."""
+    from schemas.compat import incompatibilities
+    from schemas.codec import load_versions
+
+    versions = load_versions(directory)
+    problems = incompatibilities(directory)
+    for problem in problems:
+        err.print(problem, markup=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"{len(versions)} schema versions of {len({v.event_type for v in versions})} event types: compatible")
+
+
+def main() -> None:
+    """Entry point: one clear line instead of a traceback for the errors users can fix."""
+    from clickhouse_driver.errors import Error as ClickHouseError
+    from kafka.errors import KafkaError
+
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"binhyen: {exc}", markup=False)
+        sys.exit(2)
+    except KafkaError as exc:
+        err.print(f"binhyen: Kafka error: {type(exc).__name__}: {exc}; is the broker up (`binhyen status`)?", markup=False)
+        sys.exit(2)
+    except ClickHouseError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        err.print(f"binhyen: ClickHouse error: {first}; is it up (`binhyen status`)?", markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("binhyen: interrupted")
+        sys.exit(130)

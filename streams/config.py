@@ -1,0 +1,94 @@
+"""Settings from the environment, with defaults for the local stack; one place for them all."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+INFRA_DIR = REPO_ROOT / "infra"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    kafka_bootstrap: str
+    kafka_port: int
+    clickhouse_host: str
+    clickhouse_port: int
+    clickhouse_http_port: int
+    clickhouse_database: str
+    clickhouse_user: str
+    clickhouse_password: str
+    commune_partitions: int
+    other_partitions: int
+    worker_batch_size: int
+    worker_batch_seconds: float
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Everything from BINHYEN_* variables; defaults run the local stack from `binhyen up`."""
+        state_dir = Path(os.environ.get("BINHYEN_STATE_DIR") or REPO_ROOT / ".state").resolve()
+        kafka_port = _int("BINHYEN_KAFKA_PORT", 19092)
+        return cls(
+            state_dir=state_dir,
+            kafka_bootstrap=os.environ.get("BINHYEN_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port}",
+            kafka_port=kafka_port,
+            clickhouse_host=os.environ.get("BINHYEN_CLICKHOUSE_HOST") or "127.0.0.1",
+            clickhouse_port=_int("BINHYEN_CLICKHOUSE_PORT", 19000),
+            clickhouse_http_port=_int("BINHYEN_CLICKHOUSE_HTTP_PORT", 18123),
+            clickhouse_database=os.environ.get("BINHYEN_CLICKHOUSE_DATABASE") or "binhyen",
+            clickhouse_user=os.environ.get("BINHYEN_CLICKHOUSE_USER") or "default",
+            clickhouse_password=os.environ.get("BINHYEN_CLICKHOUSE_PASSWORD") or "",
+            commune_partitions=_int("BINHYEN_COMMUNE_PARTITIONS", 8),
+            other_partitions=_int("BINHYEN_OTHER_PARTITIONS", 4),
+            worker_batch_size=_int("BINHYEN_WORKER_BATCH_SIZE", 2000),
+            worker_batch_seconds=float(os.environ.get("BINHYEN_WORKER_BATCH_SECONDS") or 0.2),
+        )
+
+    @property
+    def key_file(self) -> Path:
+        return self.state_dir / "pseudonym.key"
+
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key: BINHYEN_PSEUDONYM_KEY, else the key file `binhyen up` created."""
+        env_key = os.environ.get("BINHYEN_PSEUDONYM_KEY")
+        if env_key:
+            if len(env_key) < 16:
+                raise ConfigError("BINHYEN_PSEUDONYM_KEY is shorter than 16 characters; use 32+ random bytes")
+            return env_key.encode("utf-8")
+        try:
+            key = self.key_file.read_bytes().strip()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no pseudonym key: set BINHYEN_PSEUDONYM_KEY or run `binhyen up` to create {self.key_file}"
+            ) from None
+        if len(key) < 16:
+            raise ConfigError(f"{self.key_file} holds fewer than 16 bytes; delete it and run `binhyen up`")
+        return key
+
+    def ensure_key_file(self) -> bool:
+        """Create the key file (mode 0600) unless it exists; True when created now."""
+        if self.key_file.exists():
+            return False
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+        return True

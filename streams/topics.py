@@ -1,0 +1,35 @@
+"""Kafka topics of the design; created explicitly by `binhyen up`, never auto-created."""
+
+from __future__ import annotations
+
+from streams.config import Settings
+
+TIPS = "binhyen.tips.v1"
+DEVICE_SIGNALS = "binhyen.device-signals.v1"
+MODEL_CHANGES = "binhyen.model-changes.v1"
+FEEDBACK = "binhyen.feedback.v1"
+ALERT_ACTIONS = "binhyen.alert-actions.v1"
+INCIDENTS = "binhyen.incidents.v1"
+ALERTS = "binhyen.alerts.v1"
+DEAD_LETTER = "binhyen.dead-letter.v1"
+
+TOPIC_OF_TYPE = {
+    "tip": TIPS,
+    "device_signal": DEVICE_SIGNALS,
+    "model_change": MODEL_CHANGES,
+    "feedback": FEEDBACK,
+    "alert_action": ALERT_ACTIONS,
+    "incident": INCIDENTS,
+    "alert": ALERTS,
+    "dead_letter": DEAD_LETTER,
+}
+INPUT_TOPICS = (TIPS, DEVICE_SIGNALS, MODEL_CHANGES, FEEDBACK, ALERT_ACTIONS)
+# Keyed by commune code and joined by the processors: one partition count for all of them.
+COMMUNE_KEYED = (TIPS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS)
+
+
+def partition_counts(settings: Settings) -> dict[str, int]:
+    return {
+        topic: settings.commune_partitions if topic in COMMUNE_KEYED else settings.other_partitions
+        for topic in TOPIC_OF_TYPE.values()
+    }

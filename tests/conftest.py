@@ -1,0 +1,167 @@
+"""Shared fixtures. Integration tests run against a real tansu broker and a real ClickHouse,
+started by `binhyen up` on free loopback ports with their own state folder, and stopped by
+`binhyen down` (by PID) at the end of the session."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CONTRACTS = REPO.parent / "shared" / "contracts"
+BINHYEN = str(Path(sys.executable).parent / "binhyen")
+
+
+def contract_lines(name: str) -> list[str]:
+    return (CONTRACTS / name).read_text(encoding="utf-8").splitlines()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
+    """Poll until `predicate()` is truthy; a liveness bound, not a speed assertion."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:.0f}s waiting for {what} (last: {value!r})")
+        time.sleep(every)
+
+
+def _free_port_block(size: int) -> int:
+    """A base port with `size` consecutive free loopback ports."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size >= 65535:
+            continue
+        ok = True
+        for port in range(base, base + size):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no block of free loopback ports")
+
+
+def run_cli(*args: str, input: str | None = None, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BINHYEN, *args], input=input, capture_output=True, text=True, timeout=timeout, check=check,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The real local stack, on its own ports and state folder, for the whole session."""
+    base = _free_port_block(4)
+    env = {
+        "BINHYEN_STATE_DIR": str(tmp_path_factory.mktemp("state")),
+        "BINHYEN_KAFKA_PORT": str(base),
+        "BINHYEN_CLICKHOUSE_PORT": str(base + 1),
+        "BINHYEN_CLICKHOUSE_HTTP_PORT": str(base + 2),  # interserver port is base + 3
+        "BINHYEN_WORKER_BATCH_SIZE": "500",
+    }
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
+    os.environ.pop("BINHYEN_PSEUDONYM_KEY", None)
+    started = run_cli("up")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield env
+    finally:
+        stopped = run_cli("down")
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        assert stopped.returncode == 0, stopped.stderr
+
+
+class Worker:
+    """A `binhyen worker` process of the test session."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.process is None, "worker already running"
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [BINHYEN, "worker"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=os.environ.copy(),
+        )
+        log.close()
+        wait_for(lambda: "Worker]: Ready" in self._log_since(offset) or self.process.poll() is not None,
+                 60, "the worker to join its group")
+        assert self.process.poll() is None, f"worker exited:\n{self._log_since(offset)[-3000:]}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        return self._log_since(0)
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    running = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
+    running.start()
+    try:
+        yield running
+    finally:
+        if running.process is not None:
+            running.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack: dict[str, str]) -> Any:
+    from streams.config import Settings
+
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def clickhouse(settings: Any) -> Any:
+    from sinks.clickhouse import connect
+
+    return connect(settings, settings.clickhouse_database)
+
+
+def jsonl(events: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in events)

@@ -1,0 +1,94 @@
+"""`binhyen process` and exact dedup, offline: no broker, no database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from processors.dedup import DAY_MS, ExactDedup
+from processors.offline import OfflineRun
+from processors.pseudonym import pseudonymise
+from streams.cli import app
+from tests.conftest import CONTRACTS, contract_lines
+
+
+def run_offline(lines: list[str]) -> list[dict]:
+    return list(OfflineRun(lambda c: pseudonymise(b"k" * 32, c)).process(lines))
+
+
+def test_contract_examples_give_12_accepted_and_1_duplicate() -> None:
+    out = run_offline(contract_lines("examples.jsonl"))
+    assert [line["status"] for line in out].count("accepted") == 12
+    duplicates = [line for line in out if line["status"] == "duplicate"]
+    assert duplicates == [{
+        "kind": "event", "event_id": "tip-0001", "type": "tip", "status": "duplicate",
+        "reason": "event_id tip-0001 already seen at line 4",
+    }]
+    assert [line["event_id"] for line in out][:4] == ["mc-0001", "mc-0002", "mc-0003", "tip-0001"]
+
+
+def test_invalid_lines_are_all_rejected_with_line_numbers_and_nothing_stops() -> None:
+    lines = contract_lines("invalid.jsonl") + contract_lines("examples.jsonl")[:1]
+    out = run_offline(lines)
+    assert [line["status"] for line in out] == ["rejected"] * 11 + ["accepted"]
+    assert [line["line"] for line in out[:11]] == list(range(1, 12))
+    assert all(line["reason"] for line in out[:11])
+    assert out[8] == {"kind": "event", "event_id": None, "type": None, "status": "rejected", "line": 9,
+                      "reason": "expected a JSON object per line, got a list"}
+
+
+def test_blank_lines_are_skipped_but_line_numbers_stay_true() -> None:
+    lines = ["", "   ", '{"type": "tip"}']
+    out = run_offline(lines)
+    assert len(out) == 1 and out[0]["line"] == 3
+
+
+def test_exact_dedup_forgets_ids_beyond_the_retention_window() -> None:
+    dedup = ExactDedup(retention_ms=DAY_MS)
+    assert dedup.first_seen("a", 0)
+    assert not dedup.first_seen("a", 1000)
+    for i in range(5000):  # time moves on two days
+        dedup.first_seen(f"e{i}", 2 * DAY_MS + i)
+    assert "a" not in dedup.seen
+    assert len(dedup.seen) <= 5000
+    assert dedup.first_seen("a", 2 * DAY_MS + 6000)  # a retry after the window counts as new
+
+
+def test_exact_dedup_memory_is_bounded_by_the_window() -> None:
+    dedup = ExactDedup(retention_ms=1000)
+    for i in range(100_000):
+        dedup.first_seen(f"e{i}", i)  # one event per millisecond
+    assert len(dedup.seen) <= 2 * 1024 + 1001
+
+
+def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "13 events: 12 accepted, 1 duplicate, 0 rejected" in result.output
+    first = output.read_text(encoding="utf-8")
+    again = tmp_path / "again.jsonl"
+    CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(again)])
+    assert again.read_text(encoding="utf-8") == first  # same input, same output
+    assert [json.loads(line)["kind"] for line in first.splitlines()] == ["event"] * 13
+
+
+def test_process_cli_exit_code_and_summary_for_rejections(tmp_path: Path) -> None:
+    output = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["process", "-i", str(CONTRACTS / "invalid.jsonl"), "-o", str(output)])
+    assert result.exit_code == 1
+    assert "11 events: 0 accepted, 0 duplicate, 11 rejected" in result.output
+    assert len(output.read_text().splitlines()) == 11
+
+
+def test_process_cli_missing_input_is_one_clear_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    binhyen = Path(sys.executable).parent / "binhyen"
+    result = subprocess.run([binhyen, "process", "-i", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"binhyen: cannot read {tmp_path / 'nope.jsonl'}: No such file or directory"

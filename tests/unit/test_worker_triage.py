@@ -1,0 +1,59 @@
+"""What the worker does with each consumed message value, without Kafka."""
+
+from __future__ import annotations
+
+import pytest
+
+from processors.pseudonym import pseudonymise
+from processors.validation import parse_contract
+from schemas import CODEC
+from streams.topics import DEVICE_SIGNALS, TIPS
+from streams.worker import Accepted, dead_letter, triage
+
+TIP = {"type": "tip", "event_id": "t-1", "occurred_at": "2025-06-26T06:35:00+07:00",
+       "commune_code": 25813, "channel": "zalo", "text": "có đánh nhau", "reporter_contact": "0912000111"}
+
+
+def wire(obj: dict) -> tuple[str, dict]:
+    event_type, record, _ = parse_contract(obj, lambda c: pseudonymise(b"k" * 32, c))
+    return event_type, record
+
+
+def test_a_valid_event_is_accepted() -> None:
+    event_type, record = wire(TIP)
+    verdict = triage(CODEC.encode(event_type, record), TIPS)
+    assert verdict == Accepted("tip", record)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "empty message value (tombstone)"),
+        (b"\x00garbage\xff" * 3, "not Avro single-object encoded: missing the C3 01 marker"),
+        (b'{"type":"tip"}', "not Avro single-object encoded: missing the C3 01 marker"),
+    ],
+)
+def test_undecodable_values_get_a_reason(value: bytes | None, reason: str) -> None:
+    assert triage(value, TIPS) == reason
+
+
+def test_an_event_on_the_wrong_topic_is_dead_lettered() -> None:
+    event_type, record = wire(TIP)
+    assert triage(CODEC.encode(event_type, record), DEVICE_SIGNALS) == (
+        "a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1"
+    )
+
+
+def test_a_well_encoded_but_invalid_event_is_dead_lettered() -> None:
+    """A producer that bypasses the publisher is still held to the contract."""
+    event_type, record = wire(TIP)
+    bad = dict(record, commune_code=99_999_999, text="   ")
+    assert triage(CODEC.encode(event_type, bad), TIPS).startswith("commune_code: 99999999 is not a 2025 commune code")
+
+
+def test_dead_letter_carries_reason_origin_and_original_bytes() -> None:
+    letter = dead_letter("why", TIPS, 3, 42, b"\x01\x02", 1_700_000_000_000)
+    event_type, record = CODEC.decode(letter)
+    assert event_type == "dead_letter"
+    assert record == {"reason": "why", "source_topic": TIPS, "source_partition": 3, "source_offset": 42,
+                      "original": b"\x01\x02", "dead_lettered_at_ms": 1_700_000_000_000}
