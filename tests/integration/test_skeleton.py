@@ -1,0 +1,256 @@
+"""The walking skeleton end to end on the real tansu broker and the real ClickHouse."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient
+
+from processors.pseudonym import normalise_contact
+from processors.validation import parse_contract
+from schemas import CODEC
+from sinks.clickhouse import EventSink, event_row
+from streams.kafka import producer, read_topic
+from streams.publisher import Publisher
+from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
+from tests.conftest import CONTRACTS, Worker, contract_lines, jsonl, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def distinct_ids(clickhouse: Any, ids: list[str]) -> int:
+    return clickhouse.execute("SELECT uniqExact(event_id) FROM events WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
+
+
+def final_count(clickhouse: Any, ids: list[str]) -> int:
+    return clickhouse.execute("SELECT count() FROM events FINAL WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
+
+
+def device_signal(event_id: str, commune: int = 18352, second: int = 0) -> dict[str, Any]:
+    return {"type": "device_signal", "event_id": event_id,
+            "occurred_at": f"2025-09-03T21:{second // 60 % 60:02d}:{second % 60:02d}+07:00",
+            "commune_code": commune, "device_id": f"bell-{commune}", "device_kind": "alarm_bell",
+            "signal": "heartbeat", "site_kind": "bank"}
+
+
+def test_second_up_changes_nothing_and_status_reports_health(stack: dict[str, str]) -> None:
+    again = run_cli("up")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already running") == 2
+    assert "topics          all present" in again.stdout
+    assert "migrations      up to date" in again.stdout
+    status = run_cli("status", "--json")
+    assert status.returncode == 0
+    report = json.loads(status.stdout)
+    assert report["broker"]["healthy"] and report["clickhouse"]["healthy"]
+    assert report["broker"]["endpoint"] == f"127.0.0.1:{stack['BINHYEN_KAFKA_PORT']}"
+    key_file = Path(stack["BINHYEN_STATE_DIR"]) / "pseudonym.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_topics_exist_with_the_designed_partition_counts(settings: Any) -> None:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        counts = {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in
+                  ("binhyen.tips.v1", "binhyen.device-signals.v1", "binhyen.feedback.v1",
+                   "binhyen.incidents.v1", "binhyen.model-changes.v1", "binhyen.alerts.v1",
+                   "binhyen.alert-actions.v1", DEAD_LETTER)}
+    finally:
+        consumer.close()
+    assert counts == {
+        "binhyen.tips.v1": 8, "binhyen.device-signals.v1": 8, "binhyen.feedback.v1": 8,
+        "binhyen.incidents.v1": 8, "binhyen.model-changes.v1": 4, "binhyen.alerts.v1": 4,
+        "binhyen.alert-actions.v1": 4, DEAD_LETTER: 4,
+    }
+
+
+def test_contract_examples_become_12_distinct_events(worker: Worker, clickhouse: Any) -> None:
+    result = run_cli("publish", str(CONTRACTS / "examples.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": published ") == 13
+    ids = sorted({json.loads(line)["event_id"] for line in contract_lines("examples.jsonl")})
+    assert len(ids) == 12
+    wait_for(lambda: distinct_ids(clickhouse, ids) == 12, 60, "12 example events in ClickHouse")
+    assert final_count(clickhouse, ids) == 12
+    rows = dict(clickhouse.execute(
+        "SELECT event_id, commune_code FROM events FINAL WHERE event_id IN ('dev-0003', 'tip-0004', 'aa-0001')"))
+    assert rows["dev-0003"] == 31885  # legacy ward 31885 -> 2025 commune Xã Phong Hiệp
+    assert rows["aa-0001"] == 0  # alert actions name no commune
+    payload = json.loads(clickhouse.execute("SELECT any(payload) FROM events WHERE event_id = 'tip-0004'")[0][0])
+    assert payload["anonymous"] is True and payload["reporter_pseudonym"] is None
+
+
+def test_every_invalid_line_is_rejected_and_valid_lines_still_publish(worker: Worker, clickhouse: Any) -> None:
+    marker = device_signal("it-invalid-marker")
+    text = (CONTRACTS / "invalid.jsonl").read_text(encoding="utf-8") + jsonl([marker])
+    result = run_cli("publish", "-q", "-", input=text)
+    assert result.returncode == 1
+    rejected = [line for line in result.stderr.splitlines() if ": rejected " in line]
+    assert [line.split(":")[0] for line in rejected] == [f"line {n}" for n in range(1, 12)]
+    assert "published 1 (device_signal 1), rejected 11" in result.stderr
+    wait_for(lambda: distinct_ids(clickhouse, ["it-invalid-marker"]) == 1, 60, "the marker event")
+    bad_ids = [f"bad-{n}" for n in range(1, 11)]
+    assert distinct_ids(clickhouse, bad_ids) == 0
+
+
+def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_on(
+    worker: Worker, clickhouse: Any, settings: Any
+) -> None:
+    raw = producer(settings)
+    garbage = {topic: f"garbage-{topic}-{time.time_ns()}".encode() + b"\x00\xff\xc3" for topic in INPUT_TOPICS}
+    for topic, value in garbage.items():
+        raw.send(topic, key=b"x", value=value)
+    # A well-formed Avro tip on the wrong topic, and one that breaks the contract, both bypassing the publisher.
+    _, tip, _ = parse_contract(
+        {"type": "tip", "event_id": "it-misrouted", "occurred_at": "2025-06-26T06:35:00+07:00",
+         "commune_code": 25813, "channel": "sms", "text": "có cháy"}, lambda c: "rp_x")
+    raw.send("binhyen.device-signals.v1", key=b"25813", value=CODEC.encode("tip", tip))
+    raw.send(TIPS, key=b"1", value=CODEC.encode("tip", dict(tip, event_id="it-bad-commune", commune_code=1)))
+    raw.flush()
+    raw.close()
+    after = [device_signal(f"it-after-garbage-{n}", second=n) for n in range(5)]
+    assert run_cli("publish", "-q", "-", input=jsonl(after)).returncode == 0
+    wait_for(lambda: distinct_ids(clickhouse, [e["event_id"] for e in after]) == 5, 60, "events after the garbage")
+
+    def letters() -> list[dict[str, Any]]:
+        decoded = [CODEC.decode(record.value)[1] for record in read_topic(settings, DEAD_LETTER, idle_seconds=1)]
+        return [d for d in decoded if d["original"] in garbage.values()
+                or b"it-misrouted" in d["original"] or b"it-bad-commune" in d["original"]]
+
+    found = wait_for(lambda: (lambda got: got if len(got) == 7 else None)(letters()), 30, "7 dead letters")
+    by_original = {letter["original"]: letter for letter in found}
+    for topic, value in garbage.items():
+        letter = by_original[value]
+        assert letter["source_topic"] == topic
+        assert letter["reason"] == "not Avro single-object encoded: missing the C3 01 marker"
+        assert letter["source_offset"] >= 0
+    reasons = sorted(letter["reason"] for letter in found if letter["original"] not in garbage.values())
+    assert reasons[0].startswith("a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1")
+    assert reasons[1].startswith("commune_code: 1 is not a 2025 commune code")
+    assert distinct_ids(clickhouse, ["it-misrouted", "it-bad-commune"]) == 0
+    assert worker.process is not None and worker.process.poll() is None
+
+
+def test_worker_restart_mid_stream_leaves_exactly_10000_events(
+    worker: Worker, clickhouse: Any, settings: Any
+) -> None:
+    total = 10_000
+    communes = [18352, 25813, 26680, 26659, 31951, 31885]
+    events = [device_signal(f"it-stream-{n:05d}", communes[n % len(communes)], n % 3600) for n in range(total)]
+    ids = [event["event_id"] for event in events]
+    publisher = Publisher(producer(settings), settings.pseudonym_key())
+
+    def publish_slowly() -> None:
+        for start in range(0, total, 500):
+            for event in events[start:start + 500]:
+                publisher.publish(event)
+            assert publisher.flush() == []
+            time.sleep(0.1)
+
+    feeder = threading.Thread(target=publish_slowly)
+    feeder.start()
+    seen = wait_for(lambda: distinct_ids(clickhouse, ids) >= 1500 and distinct_ids(clickhouse, ids), 90,
+                    "the first events of the stream")
+    assert worker.stop(signal.SIGTERM) == 0
+    stopped_at = distinct_ids(clickhouse, ids)
+    assert seen <= stopped_at < total, "the worker must stop in the middle of the stream"
+    feeder.join()
+    worker.start()
+    wait_for(lambda: distinct_ids(clickhouse, ids) == total, 120, f"{total} distinct events after the restart")
+    assert final_count(clickhouse, ids) == total
+    assert clickhouse.execute("SELECT min(event_id), max(event_id) FROM events WHERE event_id IN %(ids)s",
+                              {"ids": tuple(ids)})[0] == ("it-stream-00000", "it-stream-09999")
+
+
+def test_sink_reinsert_of_a_batch_does_not_double_count(clickhouse: Any) -> None:
+    record = {"event_id": "it-sink-replay", "occurred_at_ms": 1_750_895_100_000, "commune_code": 25813}
+    sink = EventSink(clickhouse)
+    for attempt in range(3):
+        sink.add(event_row("feedback", record, "binhyen.feedback.v1", 0, 7, 1_800_000_000 + attempt))
+        assert sink.flush() == 1
+    assert final_count(clickhouse, ["it-sink-replay"]) == 1
+
+
+def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: Worker, clickhouse: Any, settings: Any) -> None:
+    contacts = ["+84 913 555 7171", "zalo:contact-canary-9917", "0988123456"]
+    tips = [{"type": "tip", "event_id": f"it-secret-{n}", "occurred_at": "2025-06-26T06:35:00+07:00",
+             "commune_code": 25813, "channel": "zalo", "reporter_contact": contact, "anonymous": n == 2,
+             "text": "Có nhóm thanh niên tụ tập đánh bạc ở bãi đất trống"} for n, contact in enumerate(contacts)]
+    assert run_cli("publish", "-q", "-", input=jsonl(tips)).returncode == 0
+    ids = [tip["event_id"] for tip in tips]
+    wait_for(lambda: distinct_ids(clickhouse, ids) == 3, 60, "the planted tips in ClickHouse")
+    needles = set()
+    for contact in contacts:
+        digits = "".join(ch for ch in contact if ch.isdigit())
+        needles |= {contact, normalise_contact(contact)} | ({digits, digits[-9:]} if len(digits) >= 9 else set())
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        topics = sorted(admin.list_topics())
+    finally:
+        admin.close()
+    planted_seen = 0
+    for topic in topics:
+        for record in read_topic(settings, topic, idle_seconds=0.5):
+            blob = (record.key or b"") + (record.value or b"")
+            planted_seen += b"it-secret-" in blob
+            for needle in needles:
+                assert needle.encode() not in blob, f"{needle!r} found in {topic}"
+    assert planted_seen == 3  # the scan did read the planted tips themselves
+
+    columns = clickhouse.execute(
+        "SELECT table, name FROM system.columns WHERE database = %(db)s AND type LIKE '%%String%%'",
+        {"db": settings.clickhouse_database})
+    assert ("events", "payload") in columns
+    for table, column in columns:
+        for needle in needles:
+            hits = clickhouse.execute(f"SELECT count() FROM {table} WHERE position({column}, %(n)s) > 0", {"n": needle})
+            assert hits[0][0] == 0, f"{needle!r} found in {table}.{column}"
+    pseudonyms = clickhouse.execute(
+        "SELECT event_id, visitParamExtractString(payload, 'reporter_pseudonym') FROM events FINAL "
+        "WHERE event_id IN %(ids)s ORDER BY event_id", {"ids": tuple(ids)})
+    assert [event_id for event_id, _ in pseudonyms] == ids
+    assert pseudonyms[0][1].startswith("rp_") and pseudonyms[1][1].startswith("rp_")
+    assert pseudonyms[0][1] != pseudonyms[1][1]
+    assert pseudonyms[2][1] == ""  # anonymous: no pseudonym at all
+
+
+def test_down_stops_only_what_up_started(tmp_path: Path) -> None:
+    """A second stack of its own: up, down, and status then reports it down."""
+    from tests.conftest import _free_port_block
+
+    base = _free_port_block(4)
+    env = {"BINHYEN_STATE_DIR": str(tmp_path), "BINHYEN_KAFKA_PORT": str(base),
+           "BINHYEN_CLICKHOUSE_PORT": str(base + 1), "BINHYEN_CLICKHOUSE_HTTP_PORT": str(base + 2)}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        assert run_cli("up").returncode == 0
+        pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("broker", "clickhouse")]
+        stopped = run_cli("down")
+        assert stopped.returncode == 0
+        assert [f"stopped (pid {pid})" in stopped.stdout for pid in pids] == [True, True]
+        for pid in pids:
+            wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or
+                     Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0, 20, f"pid {pid} to exit")
+        status = run_cli("status")
+        assert status.returncode == 1
+        assert status.stdout.count("down") == 2
+        assert run_cli("down").stdout.count("not running") == 2
+    finally:
+        run_cli("down")
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
