@@ -114,7 +114,7 @@ def event_row(
         record.get("utc_offset_min") or 0,
         code,
         place.province_code if place else 0,
-        json.dumps(record, ensure_ascii=False, sort_keys=True),
+        json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")),  # compact: visitParam* functions need it
         topic,
         partition,
         offset,
