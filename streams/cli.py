@@ -182,6 +182,15 @@ def process(
         raise typer.Exit(1)
 
 
+@app.command()
+def demo() -> None:
+    """Start the stack and a worker, feed events (some bad on purpose), print what happened."""
+    from streams.config import REPO_ROOT
+    from streams.demo import contract_example_lines, run_demo
+
+    run_demo(_settings(), contract_example_lines(REPO_ROOT / "tests" / "data" / "contracts"), out)
+
+
 @schemas_app.command("check")
 def schemas_check(
     directory: Annotated[Path, typer.Option(help="Schema folder.")] = Path(__file__).resolve().parent.parent / "schemas",

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -163,3 +164,60 @@ def stop(part: Part, timeout: float = 15.0) -> str:
         os.kill(pid, signal.SIGKILL)
     part.pid_file.unlink(missing_ok=True)
     return f"stopped (pid {pid})"
+
+
+class WorkerProcess:
+    """A `binhyen worker` child process, for the demo and the tests."""
+
+    READY_LINE = "Worker]: Ready"
+
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Start and wait until the worker has joined its consumer group."""
+        if self.process is not None:
+            raise RuntimeError("worker already running")
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        binhyen = Path(sys.executable).parent / "binhyen"
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+                [str(binhyen), "worker"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env if self.env is not None else os.environ.copy(),
+            )
+        deadline = time.monotonic() + timeout
+        while self.READY_LINE not in self.log_since(offset):
+            if self.process.poll() is not None:
+                code, self.process = self.process.returncode, None
+                raise ConfigError(f"the worker exited with code {code} at start; see {self.log_path}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ConfigError(f"the worker was not ready within {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.2)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the worker and wait for it; returns its exit code."""
+        if self.process is None:
+            raise RuntimeError("worker not running")
+        process, self.process = self.process, None
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def log_since(self, offset: int = 0) -> str:
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from streams.stack import WorkerProcess
+
 REPO = Path(__file__).resolve().parent.parent
-CONTRACTS = REPO.parent / "shared" / "contracts"
+# A copy of ../shared/contracts (checked against it by tests/unit/test_contract_copy.py).
+CONTRACTS = REPO / "tests" / "data" / "contracts"
 BINHYEN = str(Path(sys.executable).parent / "binhyen")
 
 
@@ -95,57 +97,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         assert stopped.returncode == 0, stopped.stderr
 
 
-class Worker:
-    """A `binhyen worker` process of the test session."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self.process is None, "worker already running"
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [BINHYEN, "worker"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=os.environ.copy(),
-        )
-        log.close()
-        wait_for(lambda: "Worker]: Ready" in self._log_since(offset) or self.process.poll() is not None,
-                 60, "the worker to join its group")
-        assert self.process.poll() is None, f"worker exited:\n{self._log_since(offset)[-3000:]}"
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        try:
-            code = self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self.process = None
-        return code
-
-    def log(self) -> str:
-        return self._log_since(0)
-
-    def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_path, "rb") as handle:
-                handle.seek(offset)
-                return handle.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-
 @pytest.fixture(scope="session")
-def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    running = Worker(tmp_path_factory.mktemp("worker") / "worker.log")
+def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    running = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
     running.start()
     try:
         yield running
     finally:
-        if running.process is not None:
+        if running.alive():
             running.stop()
 
 

@@ -21,7 +21,8 @@ from sinks.clickhouse import EventSink, event_row
 from streams.kafka import producer, read_topic
 from streams.publisher import Publisher
 from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
-from tests.conftest import CONTRACTS, Worker, contract_lines, jsonl, run_cli, wait_for
+from streams.stack import WorkerProcess
+from tests.conftest import CONTRACTS, contract_lines, jsonl, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +75,7 @@ def test_topics_exist_with_the_designed_partition_counts(settings: Any) -> None:
     }
 
 
-def test_contract_examples_become_12_distinct_events(worker: Worker, clickhouse: Any) -> None:
+def test_contract_examples_become_12_distinct_events(worker: WorkerProcess, clickhouse: Any) -> None:
     result = run_cli("publish", str(CONTRACTS / "examples.jsonl"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": published ") == 13
@@ -90,7 +91,7 @@ def test_contract_examples_become_12_distinct_events(worker: Worker, clickhouse:
     assert payload["anonymous"] is True and payload["reporter_pseudonym"] is None
 
 
-def test_every_invalid_line_is_rejected_and_valid_lines_still_publish(worker: Worker, clickhouse: Any) -> None:
+def test_every_invalid_line_is_rejected_and_valid_lines_still_publish(worker: WorkerProcess, clickhouse: Any) -> None:
     marker = device_signal("it-invalid-marker")
     text = (CONTRACTS / "invalid.jsonl").read_text(encoding="utf-8") + jsonl([marker])
     result = run_cli("publish", "-q", "-", input=text)
@@ -104,7 +105,7 @@ def test_every_invalid_line_is_rejected_and_valid_lines_still_publish(worker: Wo
 
 
 def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_on(
-    worker: Worker, clickhouse: Any, settings: Any
+    worker: WorkerProcess, clickhouse: Any, settings: Any
 ) -> None:
     raw = producer(settings)
     garbage = {topic: f"garbage-{topic}-{time.time_ns()}".encode() + b"\x00\xff\xc3" for topic in INPUT_TOPICS}
@@ -138,11 +139,11 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     assert reasons[0].startswith("a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1")
     assert reasons[1].startswith("commune_code: 1 is not a 2025 commune code")
     assert distinct_ids(clickhouse, ["it-misrouted", "it-bad-commune"]) == 0
-    assert worker.process is not None and worker.process.poll() is None
+    assert worker.alive()
 
 
 def test_worker_restart_mid_stream_leaves_exactly_10000_events(
-    worker: Worker, clickhouse: Any, settings: Any
+    worker: WorkerProcess, clickhouse: Any, settings: Any
 ) -> None:
     total = 10_000
     communes = [18352, 25813, 26680, 26659, 31951, 31885]
@@ -181,7 +182,7 @@ def test_sink_reinsert_of_a_batch_does_not_double_count(clickhouse: Any) -> None
     assert final_count(clickhouse, ["it-sink-replay"]) == 1
 
 
-def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: Worker, clickhouse: Any, settings: Any) -> None:
+def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
     contacts = ["+84 913 555 7171", "zalo:contact-canary-9917", "0988123456"]
     tips = [{"type": "tip", "event_id": f"it-secret-{n}", "occurred_at": "2025-06-26T06:35:00+07:00",
              "commune_code": 25813, "channel": "zalo", "reporter_contact": contact, "anonymous": n == 2,

@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS events
 (
     event_id String,
     event_type LowCardinality(String),
-    occurred_at DateTime,
+    occurred_at DateTime('Asia/Ho_Chi_Minh'),  -- shown in Vietnam time; stored as epoch seconds
     occurred_at_ms UInt64,
     utc_offset_min Int16,
     commune_code UInt32,
@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS events
     source_topic LowCardinality(String),
     source_partition UInt16,
     source_offset UInt64,
-    ingested_at DateTime
+    ingested_at DateTime('Asia/Ho_Chi_Minh')
 )
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
