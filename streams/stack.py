@@ -60,7 +60,7 @@ def parts(settings: Settings) -> list[Part]:
     state = settings.state_dir
     broker_url = f"tcp://127.0.0.1:{settings.kafka_port}"
     ch_dir = state / "clickhouse"
-    clickhouse = shutil.which("clickhouse-server") or "/usr/bin/clickhouse-server"
+    clickhouse = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"  # /usr/sbin may be off PATH
 
     def write_clickhouse_config() -> None:
         (ch_dir / "data" / "tmp").mkdir(parents=True, exist_ok=True)
