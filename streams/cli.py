@@ -183,6 +183,25 @@ def process(
 
 
 @app.command()
+def simulate(
+    province: Annotated[str, typer.Option(help="2025 province name or code, e.g. 'Cà Mau' or 96.")],
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of event time to simulate.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same events.")] = 1,
+    scale: Annotated[float, typer.Option(min=0.05, max=20.0, help="Multiplies reporters, devices and incidents.")] = 1.0,
+    start: Annotated[str, typer.Option(help="First simulated day (YYYY-MM-DD, Vietnam time).")] = "2025-09-01",
+    output: Annotated[Path | None, typer.Option(help="Write the events here as JSONL.")] = None,
+    publish: Annotated[bool, typer.Option("--publish", help="Publish the events to Kafka instead.")] = False,
+    truth: Annotated[Path | None, typer.Option(help="Ground-truth JSONL (default: beside the output).")] = None,
+) -> None:
+    """Simulate a province: tips, device signals, models, verdicts, with ground truth."""
+    from streams.simulation_io import run_simulation
+
+    if (output is None) == (not publish):
+        raise ConfigError("give exactly one of --output FILE or --publish")
+    run_simulation(_settings(), province, days, seed, scale, start, output, publish, truth, err)
+
+
+@app.command()
 def demo() -> None:
     """Start the stack and a worker, feed events (some bad on purpose), print what happened."""
     from streams.config import REPO_ROOT
