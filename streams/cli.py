@@ -202,12 +202,20 @@ def simulate(
 
 
 @app.command()
-def demo() -> None:
-    """Start the stack and a worker, feed events (some bad on purpose), print what happened."""
+def demo(
+    province: Annotated[str, typer.Option(help="Province to simulate.")] = "Cà Mau",
+    days: Annotated[int, typer.Option(min=1, max=31, help="Days of event time.")] = 1,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 1,
+    scale: Annotated[float, typer.Option(min=0.05, max=20.0, help="Simulation scale.")] = 1.0,
+    pace: Annotated[float, typer.Option(min=0, help="Spread publishing over this many seconds (0: at once).")] = 90,
+) -> None:
+    """Start the stack and a worker, feed a simulated province (and bad input), print what happened."""
     from streams.config import REPO_ROOT
-    from streams.demo import contract_example_lines, run_demo
+    from streams.demo import contract_invalid_lines, run_demo
+    from streams.simulation_io import sim_config
 
-    run_demo(_settings(), contract_example_lines(REPO_ROOT / "tests" / "data" / "contracts"), out)
+    config = sim_config(province, days, seed, scale, "2025-09-01")
+    run_demo(_settings(), config, pace, contract_invalid_lines(REPO_ROOT / "tests" / "data" / "contracts"), out)
 
 
 @schemas_app.command("check")

@@ -1,8 +1,8 @@
 """`binhyen demo`: the whole path on the local stack, then a summary of what happened.
 
-Starts the stack and a worker, publishes events (with some deliberately bad input),
-waits until ClickHouse has every accepted event, and prints what reached ClickHouse and the
-dead-letter topic. Ctrl-C stops everything the demo started.
+Starts the stack and a worker, simulates a day of a province and publishes it at
+accelerated speed (plus the contract's invalid lines and raw garbage), waits until ClickHouse
+has every event, and prints what happened. Ctrl-C stops everything the demo started.
 """
 
 from __future__ import annotations
@@ -16,12 +16,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from processors import geography
+from processors.geography import provinces
 from schemas import CODEC
 from sinks.clickhouse import connect, migrate
 from streams import stack
 from streams.config import ConfigError, Settings
 from streams.kafka import ensure_topics, producer, read_topic
 from streams.publisher import Publisher
+from streams.simulation_io import generate, publish_events, write_jsonl
+from streams.simulator import SimConfig, Simulation
 from streams.topics import DEAD_LETTER, TIPS
 
 GARBAGE = b"\x00\x01 this is not an Avro event \xff"
@@ -29,73 +33,87 @@ GARBAGE = b"\x00\x01 this is not an Avro event \xff"
 
 @dataclass
 class DemoReport:
-    published_ids: set[str] = field(default_factory=set)
+    simulation: Simulation
+    expected_ids: int = 0
+    truth_path: Path | None = None
     rejected: list[tuple[int, str | None, str]] = field(default_factory=list)
 
 
-def publish_events(settings: Settings, lines: Iterable[str], console: Console) -> DemoReport:
-    """Publish JSONL lines through the real publisher, plus one raw garbage message."""
-    report = DemoReport()
+def publish_bad_input(settings: Settings, lines: Iterable[str], report: DemoReport) -> None:
+    """Invalid contract lines through the publisher, and raw garbage past it."""
     kafka = producer(settings)
     publisher = Publisher(kafka, settings.pseudonym_key())
-    with console.status("publishing…"):
-        for outcome in publisher.publish_lines(lines):
-            if outcome.status == "published":
-                assert outcome.event_id is not None
-                report.published_ids.add(outcome.event_id)
-            else:
-                report.rejected.append((outcome.line, outcome.event_id, outcome.reason or ""))
-        failures = publisher.flush()
-        # What an upstream that bypasses the publisher might send: it must be dead-lettered.
-        kafka.send(TIPS, key=b"demo", value=GARBAGE).get(timeout=30)
+    for outcome in publisher.publish_lines(lines):
+        if outcome.status == "rejected":
+            report.rejected.append((outcome.line, outcome.event_id, outcome.reason or ""))
+    publisher.flush()
+    # What an upstream that bypasses the publisher might send: it must be dead-lettered.
+    kafka.send(TIPS, key=b"demo", value=GARBAGE).get(timeout=30)
     kafka.close()
-    if failures:
-        raise ConfigError(f"{len(failures)} events were not delivered to Kafka, e.g. line {failures[0][0]}: {failures[0][1]}")
-    return report
 
 
-def wait_for_clickhouse(settings: Settings, event_ids: set[str], console: Console, timeout: float = 180) -> int:
+def wait_for_clickhouse(settings: Settings, prefix: str, expected: int, console: Console, timeout: float = 300) -> int:
     client = connect(settings, settings.clickhouse_database)
-    ids = tuple(sorted(event_ids))
     deadline = time.monotonic() + timeout
     with console.status("waiting for the worker to write ClickHouse…") as status:
         while True:
-            arrived = client.execute("SELECT uniqExact(event_id) FROM events WHERE event_id IN %(ids)s", {"ids": ids})[0][0]
-            status.update(f"waiting for the worker to write ClickHouse… {arrived}/{len(ids)} events")
-            if arrived == len(ids):
+            arrived = client.execute("SELECT uniqExact(event_id) FROM events WHERE event_id LIKE %(p)s",
+                                     {"p": prefix + "%"})[0][0]
+            status.update(f"waiting for the worker to write ClickHouse… {arrived:,}/{expected:,} events")
+            if arrived >= expected:
                 return arrived
             if time.monotonic() > deadline:
-                raise ConfigError(f"only {arrived} of {len(ids)} events reached ClickHouse in {timeout:.0f}s; "
+                raise ConfigError(f"only {arrived} of {expected} events reached ClickHouse in {timeout:.0f}s; "
                                   f"see the worker log in {settings.state_dir}")
             time.sleep(0.5)
 
 
-def print_summary(settings: Settings, report: DemoReport, console: Console) -> None:
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("type", "commune", "reason", "source") else "right")
+    return table
+
+
+def print_summary(settings: Settings, report: DemoReport, prefix: str, console: Console) -> None:
     client = connect(settings, settings.clickhouse_database)
-    ids = tuple(sorted(report.published_ids))
-    by_type = Table(title="Events in ClickHouse (binhyen.events FINAL)")
-    for column in ("type", "events", "communes", "first", "last"):
-        by_type.add_column(column, justify="right" if column in ("events", "communes") else "left")
-    rows = client.execute(
-        "SELECT event_type, count(), uniqExact(commune_code), min(occurred_at), max(occurred_at) "
-        "FROM events FINAL WHERE event_id IN %(ids)s GROUP BY event_type ORDER BY count() DESC", {"ids": ids})
-    for event_type, count, communes, first, last in rows:
-        by_type.add_row(event_type, str(count), str(communes), str(first), str(last))
+    where = {"p": prefix + "%"}
+    by_type = _table("Events in ClickHouse (binhyen.events FINAL)", "type", "events", "communes")
+    for event_type, count, communes in client.execute(
+        "SELECT event_type, count(), uniqExact(commune_code) FROM events FINAL WHERE event_id LIKE %(p)s "
+        "GROUP BY event_type ORDER BY count() DESC", where):
+        by_type.add_row(event_type, f"{count:,}", str(communes))
     console.print(by_type)
 
+    per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips)",
+                         "commune", "tips", "verdicts", "valuable", "valuable %")
+    rows = client.execute(
+        "SELECT commune_code, countIf(event_type = 'tip') AS tips, countIf(event_type = 'feedback') AS verdicts, "
+        "countIf(event_type = 'feedback' AND visitParamExtractString(payload, 'verdict') = 'valuable') AS valuable "
+        "FROM events FINAL WHERE event_id LIKE %(p)s AND event_type IN ('tip', 'feedback') "
+        "GROUP BY commune_code ORDER BY tips DESC, commune_code LIMIT 10", where)
+    for code, tips, verdicts, valuable in rows:
+        place = geography.commune(code)
+        share = f"{100 * valuable / verdicts:.0f}%" if verdicts else "-"
+        per_commune.add_row(place.name if place else str(code), str(tips), str(verdicts), str(valuable), share)
+    console.print(per_commune)
+
+    signals = _table("Device signals", "type", "signals", "devices")
+    for signal_name, count, devices in client.execute(
+        "SELECT visitParamExtractString(payload, 'signal') AS signal, count(), "
+        "uniqExact(visitParamExtractString(payload, 'device_id')) FROM events FINAL "
+        "WHERE event_id LIKE %(p)s AND event_type = 'device_signal' GROUP BY signal ORDER BY count() DESC", where):
+        signals.add_row(signal_name, f"{count:,}", str(devices))
+    console.print(signals)
+
     if report.rejected:
-        rejected = Table(title="Rejected by the publisher (never reached Kafka)")
-        rejected.add_column("line", justify="right")
-        rejected.add_column("event_id")
-        rejected.add_column("reason")
+        rejected = _table("Rejected by the publisher (never reached Kafka)", "line", "event_id", "reason")
         for line, event_id, reason in report.rejected:
             rejected.add_row(str(line), event_id or "-", reason)
         console.print(rejected)
 
     letters = [CODEC.decode(record.value)[1] for record in read_topic(settings, DEAD_LETTER, idle_seconds=1)]
-    dead = Table(title=f"Dead-letter topic {DEAD_LETTER}")
-    for column in ("source", "offset", "reason", "bytes"):
-        dead.add_column(column)
+    dead = _table(f"Dead-letter topic {DEAD_LETTER} (last 10 of {len(letters)})", "source", "offset", "reason", "bytes")
     for letter in letters[-10:]:
         dead.add_row(f"{letter['source_topic']}[{letter['source_partition']}]", str(letter["source_offset"]),
                      letter["reason"], str(len(letter["original"])))
@@ -107,16 +125,19 @@ def print_summary(settings: Settings, report: DemoReport, console: Console) -> N
         "    SELECT event_type, count() FROM events FINAL GROUP BY event_type;\n"
         "    SELECT commune_code, count() AS tips FROM events FINAL WHERE event_type = 'tip' "
         "GROUP BY commune_code ORDER BY tips DESC LIMIT 10;\n"
-        "    SELECT toDate(occurred_at) AS day, event_type, count() FROM events FINAL GROUP BY day, event_type ORDER BY day;\n"
+        "    SELECT toStartOfHour(occurred_at) AS hour, count() FROM events FINAL "
+        "WHERE event_type = 'tip' GROUP BY hour ORDER BY hour;\n"
         f"  Kafka:       {settings.kafka_bootstrap} (topics binhyen.*)\n"
+        f"  Ground truth of the simulation: {report.truth_path}\n"
         f"  Logs:        {settings.state_dir}/*.log\n"
         "  Stop it all: .venv/bin/binhyen down\n",
         highlight=False,
     )
 
 
-def run_demo(settings: Settings, lines: list[str], console: Console) -> None:
-    """The demo from an empty machine state to the summary; Ctrl-C undoes what it started."""
+def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lines: list[str],
+             console: Console) -> DemoReport:
+    """The demo from nothing running to the summary; Ctrl-C undoes what it started."""
     started: list[stack.Part] = []
     worker = stack.WorkerProcess(settings.state_dir / "demo-worker.log")
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -132,13 +153,24 @@ def run_demo(settings: Settings, lines: list[str], console: Console) -> None:
         with console.status("starting a worker (joining its consumer group takes a few seconds)…"):
             worker.start()
         console.print(f"worker      ready (pid {worker.process.pid if worker.process else '?'}), log {worker.log_path}")
-        report = publish_events(settings, lines, console)
-        console.print(f"published   {len(report.published_ids)} distinct events, "
-                      f"{len(report.rejected)} lines rejected, 1 raw garbage message")
-        wait_for_clickhouse(settings, report.published_ids, console)
-        print_summary(settings, report, console)
+        simulation = generate(config, console)
+        report = DemoReport(simulation, expected_ids=len({e["event_id"] for e in simulation.events}))
+        report.truth_path = settings.state_dir / f"simulation-seed{config.seed}.truth.jsonl"
+        write_jsonl(report.truth_path, simulation.truth)
+        console.print(f"simulated   {provinces()[config.province_code]}, {config.days} day(s) from "
+                      f"{config.start:%Y-%m-%d}: {len(simulation.events):,} events; publishing"
+                      + (f" over ~{pace_seconds:.0f}s (accelerated event time)" if pace_seconds else ""))
+        publish_events(settings, simulation.events, console, pace_seconds)
+        publish_bad_input(settings, bad_lines, report)
+        console.print(f"published   {len(simulation.events):,} simulated events, {len(report.rejected)} invalid "
+                      "lines rejected by the publisher, 1 raw garbage message straight to Kafka")
+        wait_for_clickhouse(settings, f"sim{config.seed}-", report.expected_ids, console)
+        print_summary(settings, report, f"sim{config.seed}-", console)
+        return report
     except KeyboardInterrupt:
         console.print("\ninterrupted: stopping what the demo started")
+        if worker.alive():
+            worker.stop()
         for part in reversed(started):
             console.print(f"{part.name:<11} {stack.stop(part)}")
         raise
@@ -148,10 +180,6 @@ def run_demo(settings: Settings, lines: list[str], console: Console) -> None:
             worker.stop()
 
 
-def contract_example_lines(contracts: Path) -> list[str]:
-    """The public contract's valid and invalid examples, in that order."""
-    lines = []
-    for name in ("examples.jsonl", "invalid.jsonl"):
-        lines += (contracts / name).read_text(encoding="utf-8").splitlines()
-    return lines
-
+def contract_invalid_lines(contracts: Path) -> list[str]:
+    """The public contract's invalid examples: every one must be rejected."""
+    return (contracts / "invalid.jsonl").read_text(encoding="utf-8").splitlines()

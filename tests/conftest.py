@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +69,26 @@ def run_cli(*args: str, input: str | None = None, check: bool = False, timeout: 
     )
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The real local stack, on its own ports and state folder, for the whole session."""
+@contextmanager
+def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
+    """BINHYEN_* settings for a stack of its own: free loopback ports, its own state folder.
+
+    Whatever a test starts under it, `binhyen down` stops on the way out.
+    """
     base = _free_port_block(4)
     env = {
-        "BINHYEN_STATE_DIR": str(tmp_path_factory.mktemp("state")),
+        "BINHYEN_STATE_DIR": str(state_dir),
         "BINHYEN_KAFKA_PORT": str(base),
         "BINHYEN_CLICKHOUSE_PORT": str(base + 1),
         "BINHYEN_CLICKHOUSE_HTTP_PORT": str(base + 2),  # interserver port is base + 3
         "BINHYEN_WORKER_BATCH_SIZE": "500",
     }
-    saved = {name: os.environ.get(name) for name in env}
+    unset = ("BINHYEN_KAFKA_BOOTSTRAP", "BINHYEN_PSEUDONYM_KEY")
+    saved = {name: os.environ.get(name) for name in (*env, *unset)}
     os.environ.update(env)
-    os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
-    os.environ.pop("BINHYEN_PSEUDONYM_KEY", None)
-    started = run_cli("up")
+    for name in unset:
+        os.environ.pop(name, None)
     try:
-        assert started.returncode == 0, started.stdout + started.stderr
         yield env
     finally:
         stopped = run_cli("down")
@@ -95,6 +98,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             else:
                 os.environ[name] = value
         assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The real local stack for the whole session, started by `binhyen up`."""
+    with stack_environment(tmp_path_factory.mktemp("state")) as env:
+        started = run_cli("up")
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield env
 
 
 @pytest.fixture(scope="session")

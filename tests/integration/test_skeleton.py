@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import stat
 import threading
@@ -22,7 +21,7 @@ from streams.kafka import producer, read_topic
 from streams.publisher import Publisher
 from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
 from streams.stack import WorkerProcess
-from tests.conftest import CONTRACTS, contract_lines, jsonl, run_cli, wait_for
+from tests.conftest import CONTRACTS, contract_lines, jsonl, run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -228,14 +227,7 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
 
 def test_down_stops_only_what_up_started(tmp_path: Path) -> None:
     """A second stack of its own: up, down, and status then reports it down."""
-    from tests.conftest import _free_port_block
-
-    base = _free_port_block(4)
-    env = {"BINHYEN_STATE_DIR": str(tmp_path), "BINHYEN_KAFKA_PORT": str(base),
-           "BINHYEN_CLICKHOUSE_PORT": str(base + 1), "BINHYEN_CLICKHOUSE_HTTP_PORT": str(base + 2)}
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
+    with stack_environment(tmp_path):
         assert run_cli("up").returncode == 0
         pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("broker", "clickhouse")]
         stopped = run_cli("down")
@@ -243,15 +235,8 @@ def test_down_stops_only_what_up_started(tmp_path: Path) -> None:
         assert [f"stopped (pid {pid})" in stopped.stdout for pid in pids] == [True, True]
         for pid in pids:
             wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or
-                     Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0, 20, f"pid {pid} to exit")
+                     "State:\tZ" in Path(f"/proc/{pid}/status").read_text(), 20, f"pid {pid} to exit")
         status = run_cli("status")
         assert status.returncode == 1
         assert status.stdout.count("down") == 2
         assert run_cli("down").stdout.count("not running") == 2
-    finally:
-        run_cli("down")
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
