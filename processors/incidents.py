@@ -1,0 +1,252 @@
+"""Deduplication and incident clustering, as a pure processor with explicit state.
+
+- Exact duplicates: an `event_id` seen again within the retention window.
+- Tips: the same incident told by several people, over several channels, in other words.
+  A tip joins the open incident of its commune whose reports it resembles most (Jaccard of
+  content shingles, see `processors.text`), provided the time gap fits the window
+  (longer for hụi and fraud, which are reported over a day) and the categories do not
+  contradict; a shared attachment hash is decisive.
+- Device alarms: presses of one device within the debounce window are one trigger; an alarm
+  joins a tip incident (and a tip an alarm incident) when commune, time and site kind fit.
+
+State lives in two mappings the caller owns (plain dicts offline, Faust tables in the
+worker): `seen` (event id -> [event time, incident id]) and `communes` (commune code ->
+its open incidents, as JSON-able dicts). Incidents close once event time in their commune
+has moved past their window, so state is bounded by the window, not by history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.text import content_tokens, contradicting_places, fold, locators, normalise, shingles
+
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+SLOW_CATEGORIES = frozenset({"hui", "fraud", "missing_person", "lost_property"})
+ALARM_SIGNALS = frozenset({"panic_pressed", "gate_forced", "tamper"})
+# Words that put a tip at a device's site (folded).
+SITE_WORDS: dict[str, tuple[str, ...]] = {
+    "bank": ("ngan hang", "phong giao dich", "atm"),
+    "gold_shop": ("tiem vang", "vang bac"),
+    "clinic": ("phong kham", "tram y te", "benh vien", "nha thuoc"),
+    "shop": ("tiem", "cua hang", "tap hoa", "shop"),
+    "market": ("cho",),
+    "school": ("truong",),
+    "cafe": ("ca phe", "cafe", "quan nuoc"),
+    "gate": ("cong",),
+    "residential": ("nha",),
+}
+# A short report ("ông T. ấp 3 trình báo mất trộm bò") is judged by how much of it a longer
+# one contains, discounted, once it has at least this many content words.
+OVERLAP_MIN_WORDS = 4
+OVERLAP_WEIGHT = 0.5
+# Tip categories a panic bell or forced gate can be part of (None: the tip did not say).
+DEVICE_CATEGORIES = frozenset({"theft", "fight", "fire", "drugs", None})
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    retention_ms: int = 7 * 24 * HOUR_MS  # exact duplicates
+    window_ms: int = 3 * HOUR_MS  # tip to tip, most categories
+    slow_window_ms: int = 24 * HOUR_MS  # hụi, fraud, missing people, lost property
+    similarity: float = 0.20  # to join an incident (tuned on tests/data/dedup_corpus.jsonl, see README)
+    debounce_ms: int = 2 * MINUTE_MS  # one device, one signal
+    device_before_ms: int = 10 * MINUTE_MS  # a tip may precede the alarm by this much
+    device_after_ms: int = 90 * MINUTE_MS  # and follow it by this much
+    site_fit: float = 0.5  # similarity credited when a tip names an alarm's site kind
+
+
+@dataclass
+class Outcome:
+    """What the processor made of one event."""
+
+    status: str  # accepted | duplicate
+    incident_id: str | None = None
+    reason: str | None = None
+    updated: list[dict[str, Any]] = field(default_factory=list)  # incident snapshots to emit
+
+
+def incident_id_for(first_event_id: str) -> str:
+    """Stable and deterministic: derived from the event that opened the incident."""
+    return "inc-" + hashlib.sha256(first_event_id.encode("utf-8")).hexdigest()[:16]
+
+
+def tip_member(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "e": record["event_id"], "t": record["occurred_at_ms"], "k": "tip",
+        "txt": normalise(record["text"]), "cat": record.get("category"),
+        "att": sorted({a["sha256"] for a in record.get("attachments") or []}),
+        "rep": record.get("reporter_pseudonym"), "ch": record.get("channel"),
+        "src": record.get("source_ref"), "anon": bool(record.get("anonymous")),
+        "loc": record.get("location_text"),
+    }
+
+
+def device_member(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "e": record["event_id"], "t": record["occurred_at_ms"], "k": "device",
+        "dev": record["device_id"], "sig": record["signal"], "site": record.get("site_kind"),
+        "kind": record.get("device_kind"),
+    }
+
+
+class IncidentClusterer:
+    def __init__(self, seen: MutableMapping[str, Any], communes: MutableMapping[str, Any],
+                 config: DedupConfig | None = None) -> None:
+        self.seen = seen
+        self.communes = communes
+        self.config = config or DedupConfig()
+        self._texts: dict[str, TipText] = {}  # cache by event id; derived, not state
+
+    # -- entry point ------------------------------------------------------------------------
+    def handle(self, event_type: str, record: dict[str, Any]) -> Outcome:
+        event_id, at = record["event_id"], record["occurred_at_ms"]
+        known = self.seen.get(event_id)
+        if known is not None:
+            incident = self._find(record.get("commune_code"), known[1]) if known[1] else None
+            return Outcome("duplicate", known[1], f"event_id {event_id} already seen",
+                           [incident] if incident else [])
+        incident_id = None
+        updated: list[dict[str, Any]] = []
+        if event_type == "tip":
+            incident = self._place(record["commune_code"], tip_member(record))
+            incident_id, updated = incident["id"], [incident]
+        elif event_type == "device_signal" and record["signal"] in ALARM_SIGNALS:
+            incident = self._place(record["commune_code"], device_member(record))
+            incident_id, updated = incident["id"], [incident]
+        self.seen[event_id] = [at, incident_id]
+        return Outcome("accepted", incident_id, None, updated)
+
+    def sweep(self, watermark_ms: int) -> int:
+        """Forget event ids older than the retention window; returns how many."""
+        horizon = watermark_ms - self.config.retention_ms
+        old = [event_id for event_id, (at, _) in list(self.seen.items()) if at < horizon]
+        for event_id in old:
+            del self.seen[event_id]
+        for event_id in [e for e in self._texts if e not in self.seen]:
+            del self._texts[event_id]
+        return len(old)
+
+    def open_incidents(self, commune_code: int) -> list[dict[str, Any]]:
+        return list((self.communes.get(str(commune_code)) or {}).get("open", []))
+
+    # -- placement --------------------------------------------------------------------------
+    def _place(self, commune_code: int, member: dict[str, Any]) -> dict[str, Any]:
+        key = str(commune_code)
+        state = self.communes.get(key) or {"open": [], "watermark": 0}
+        state["watermark"] = max(state["watermark"], member["t"])
+        state["open"] = [inc for inc in state["open"] if not self._closed(inc, state["watermark"])]
+        best, best_score = None, 0.0
+        for incident in state["open"]:
+            score = self._fit(incident, member)
+            if score > best_score:
+                best, best_score = incident, score
+        if best is not None and best_score >= self.config.similarity:
+            best["members"].append(member)
+            best["last"] = max(best["last"], member["t"])
+            best["first"] = min(best["first"], member["t"])
+            best["version"] += 1
+            incident = best
+        else:
+            incident = {"id": incident_id_for(member["e"]), "commune": commune_code, "first": member["t"],
+                        "last": member["t"], "version": 1, "members": [member], "verdicts": {}}
+            state["open"].append(incident)
+        self.communes[key] = state  # write back: a Faust table records the change
+        return incident
+
+    def _closed(self, incident: dict[str, Any], watermark: int) -> bool:
+        return incident["last"] + self._window(incident) + self.config.window_ms < watermark
+
+    def _window(self, incident: dict[str, Any], member: dict[str, Any] | None = None) -> int:
+        categories = {m.get("cat") for m in incident["members"]} | ({member.get("cat")} if member else set())
+        return self.config.slow_window_ms if categories & SLOW_CATEGORIES else self.config.window_ms
+
+    def _fit(self, incident: dict[str, Any], member: dict[str, Any]) -> float:
+        """How well `member` fits the incident: 0 (not at all) .. 1 (certainly the same)."""
+        window = self._window(incident, member)
+        members = incident["members"]
+        if member["k"] == "device":
+            return self._device_fit(incident, member)
+        nearest = min(abs(m["t"] - member["t"]) for m in members)
+        if nearest > window:
+            return 0.0
+        tip_categories = {m["cat"] for m in members if m["k"] == "tip" and m.get("cat")}
+        if member.get("cat") and tip_categories and member["cat"] not in tip_categories:
+            return 0.0
+        if member["att"] and any(set(member["att"]) & set(m.get("att") or ()) for m in members):
+            return 1.0
+        mine = self._text_of(member)
+        tips = [self._text_of(m) for m in members if m["k"] == "tip"]
+        if any(contradicting_places(mine.places, other.places) for other in tips):
+            return 0.0
+        best = 0.0
+        for other in members:
+            if other["k"] == "tip" and abs(other["t"] - member["t"]) <= window:
+                best = max(best, mine.similarity(self._text_of(other)))
+            elif other["k"] == "device" and self._tip_fits_device(member, other):
+                best = max(best, self.config.site_fit)
+        return best
+
+    def _device_fit(self, incident: dict[str, Any], member: dict[str, Any]) -> float:
+        for other in incident["members"]:
+            if other["k"] == "device":
+                if other["dev"] == member["dev"] and other["sig"] == member["sig"] \
+                        and abs(other["t"] - member["t"]) <= self.config.debounce_ms:
+                    return 1.0  # the same bell pressed again
+            elif self._tip_fits_device(other, member):
+                return self.config.site_fit
+        return 0.0
+
+    def _tip_fits_device(self, tip: dict[str, Any], device: dict[str, Any]) -> bool:
+        """A tip about what happens at the device's site, around the time it fired."""
+        if tip.get("cat") not in DEVICE_CATEGORIES:
+            return False
+        lag = tip["t"] - device["t"]
+        if not -self.config.device_before_ms <= lag <= self.config.device_after_ms:
+            return False
+        words = SITE_WORDS.get(device.get("site") or "", ())
+        text = f" {fold(tip['txt'])} "
+        return any(f" {word} " in text for word in words)
+
+    def _text_of(self, member: dict[str, Any]) -> TipText:
+        cached = self._texts.get(member["e"])
+        if cached is None:
+            cached = self._texts[member["e"]] = TipText.of(member["txt"])
+        return cached
+
+    def _find(self, commune_code: int | None, incident_id: str) -> dict[str, Any] | None:
+        if commune_code is None:
+            return None
+        return next((i for i in self.open_incidents(commune_code) if i["id"] == incident_id), None)
+
+
+@dataclass(frozen=True)
+class TipText:
+    """What the clusterer compares of a tip's text."""
+
+    shingles: frozenset[str]
+    words: frozenset[str]
+    places: dict[str, str]
+
+    @classmethod
+    def of(cls, text: str) -> "TipText":
+        return cls(frozenset(shingles(text)), frozenset(content_tokens(text)), locators(text))
+
+    def similarity(self, other: "TipText") -> float:
+        """Jaccard of shingles, or, for a short report contained in a longer one, word overlap."""
+        if not self.shingles or not other.shingles:
+            return 0.0
+        jaccard = len(self.shingles & other.shingles) / len(self.shingles | other.shingles)
+        smaller = min(len(self.words), len(other.words))
+        overlap = len(self.words & other.words) / smaller if smaller >= OVERLAP_MIN_WORDS else 0.0
+        return max(jaccard, OVERLAP_WEIGHT * overlap)
+
+
+def majority_category(incident: dict[str, Any]) -> str | None:
+    counts = Counter(m["cat"] for m in incident["members"] if m.get("cat"))
+    return min(counts, key=lambda c: (-counts[c], c)) if counts else None
