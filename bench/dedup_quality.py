@@ -26,7 +26,7 @@ CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup_corp
 
 def cluster(events: list[dict[str, Any]], config: DedupConfig | None = None) -> dict[str, str]:
     """event id -> incident id, running the clusterer over contract events in order."""
-    clusterer = IncidentClusterer({}, {}, config)
+    clusterer = IncidentClusterer({}, config)
     assigned = {}
     for event in events:
         event_type, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))

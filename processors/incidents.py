@@ -9,10 +9,11 @@
 - Device alarms: presses of one device within the debounce window are one trigger; an alarm
   joins a tip incident (and a tip an alarm incident) when commune, time and site kind fit.
 
-State lives in two mappings the caller owns (plain dicts offline, Faust tables in the
-worker): `seen` (event id -> [event time, incident id]) and `communes` (commune code ->
-its open incidents, as JSON-able dicts). Incidents close once event time in their commune
-has moved past their window, so state is bounded by the window, not by history.
+State is one mapping the caller owns (a dict offline, a Faust table keyed by commune code in
+the worker, co-partitioned with the commune-keyed input topics): commune code -> its open
+incidents and the ids of the events that changed them, as JSON-able dicts. Incidents close
+once event time in their commune has moved past their window, and ids are forgotten after
+the retention window, so state is bounded by those windows, not by history.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ SITE_WORDS: dict[str, tuple[str, ...]] = {
     "gate": ("cong",),
     "residential": ("nha",),
 }
+TEXT_CACHE_LIMIT = 50_000
 # A short report ("ông T. ấp 3 trình báo mất trộm bò") is judged by how much of it a longer
 # one contains, discounted, once it has at least this many content words.
 OVERLAP_MIN_WORDS = 4
@@ -59,6 +61,7 @@ class DedupConfig:
     device_before_ms: int = 10 * MINUTE_MS  # a tip may precede the alarm by this much
     device_after_ms: int = 90 * MINUTE_MS  # and follow it by this much
     site_fit: float = 0.5  # similarity credited when a tip names an alarm's site kind
+    retain_ms: int = 24 * HOUR_MS  # an incident stays open for verdicts this long after its window
 
 
 @dataclass
@@ -96,51 +99,81 @@ def device_member(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class IncidentClusterer:
-    def __init__(self, seen: MutableMapping[str, Any], communes: MutableMapping[str, Any],
-                 config: DedupConfig | None = None) -> None:
-        self.seen = seen
+    def __init__(self, communes: MutableMapping[str, Any], config: DedupConfig | None = None) -> None:
         self.communes = communes
         self.config = config or DedupConfig()
         self._texts: dict[str, TipText] = {}  # cache by event id; derived, not state
 
     # -- entry point ------------------------------------------------------------------------
     def handle(self, event_type: str, record: dict[str, Any]) -> Outcome:
+        """Place a tip or a device alarm; remember a verdict's id. Other events change nothing."""
+        commune = record.get("commune_code")
+        stateful = event_type == "tip" or event_type == "feedback" or (
+            event_type == "device_signal" and record["signal"] in ALARM_SIGNALS)
+        if commune is None or not stateful:
+            return Outcome("accepted")
         event_id, at = record["event_id"], record["occurred_at_ms"]
-        known = self.seen.get(event_id)
+        key = str(commune)
+        state = self.communes.get(key) or {"open": [], "seen": {}, "watermark": 0}
+        known = state["seen"].get(event_id)
         if known is not None:
-            incident = self._find(record.get("commune_code"), known[1]) if known[1] else None
-            return Outcome("duplicate", known[1], f"event_id {event_id} already seen",
-                           [incident] if incident else [])
-        incident_id = None
-        updated: list[dict[str, Any]] = []
+            incident = next((i for i in state["open"] if i["id"] == known[1]), None) if known[1] else None
+            return Outcome("duplicate", known[1], f"event_id {event_id} already seen", [incident] if incident else [])
+        self._advance(state, at)
+        incident = None
         if event_type == "tip":
-            incident = self._place(record["commune_code"], tip_member(record))
-            incident_id, updated = incident["id"], [incident]
-        elif event_type == "device_signal" and record["signal"] in ALARM_SIGNALS:
-            incident = self._place(record["commune_code"], device_member(record))
-            incident_id, updated = incident["id"], [incident]
-        self.seen[event_id] = [at, incident_id]
-        return Outcome("accepted", incident_id, None, updated)
+            incident = self._place(state, commune, tip_member(record))
+            # what a later verdict needs to credit the reporter and the group
+            state["seen"][event_id] = [at, incident["id"], record.get("reporter_pseudonym"),
+                                       record.get("source_ref"), record.get("channel")]
+        elif event_type == "device_signal":
+            incident = self._place(state, commune, device_member(record))
+            state["seen"][event_id] = [at, incident["id"]]
+        else:
+            state["seen"][event_id] = [at, None]
+        self.communes[key] = state  # write back: a Faust table records the change
+        return Outcome("accepted", incident["id"] if incident else None, None, [incident] if incident else [])
 
-    def sweep(self, watermark_ms: int) -> int:
-        """Forget event ids older than the retention window; returns how many."""
-        horizon = watermark_ms - self.config.retention_ms
-        old = [event_id for event_id, (at, _) in list(self.seen.items()) if at < horizon]
-        for event_id in old:
-            del self.seen[event_id]
-        for event_id in [e for e in self._texts if e not in self.seen]:
-            del self._texts[event_id]
-        return len(old)
+    def incident_of(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The open incident an already-seen event belongs to, if any."""
+        state = self.communes.get(str(record.get("commune_code"))) or {}
+        entry = (state.get("seen") or {}).get(record["event_id"])
+        if not entry or not entry[1]:
+            return None
+        return next((i for i in state.get("open", []) if i["id"] == entry[1]), None)
+
+    def tip_origin(self, commune_code: int, tip_event_id: str) -> list[Any] | None:
+        """[time, incident id, reporter, source, channel] of a tip this commune has seen."""
+        entry = ((self.communes.get(str(commune_code)) or {}).get("seen") or {}).get(tip_event_id)
+        return entry if entry is not None and len(entry) == 5 else None
+
+    def record_verdict(self, commune_code: int, incident_id: str, about: str, verdict: str) -> dict[str, Any] | None:
+        """Attach an officer's verdict to an open incident; returns it (new version) or None if closed."""
+        key = str(commune_code)
+        state = self.communes.get(key)
+        incident = next((i for i in (state or {}).get("open", []) if i["id"] == incident_id), None)
+        if state is None or incident is None:
+            return None
+        incident["verdicts"][about] = verdict
+        incident["version"] += 1
+        self.communes[key] = state
+        return incident
+
+    def _advance(self, state: dict[str, Any], at: int) -> None:
+        """Move the commune's event-time watermark; close old incidents and forget old ids."""
+        state["watermark"] = max(state["watermark"], at)
+        state["open"] = [inc for inc in state["open"] if not self._closed(inc, state["watermark"])]
+        horizon = state["watermark"] - self.config.retention_ms
+        if any(entry[0] < horizon for entry in state["seen"].values()):
+            state["seen"] = {e: entry for e, entry in state["seen"].items() if entry[0] >= horizon}
+        if len(self._texts) > TEXT_CACHE_LIMIT:  # derived data: recomputed when needed again
+            self._texts.clear()
 
     def open_incidents(self, commune_code: int) -> list[dict[str, Any]]:
         return list((self.communes.get(str(commune_code)) or {}).get("open", []))
 
     # -- placement --------------------------------------------------------------------------
-    def _place(self, commune_code: int, member: dict[str, Any]) -> dict[str, Any]:
-        key = str(commune_code)
-        state = self.communes.get(key) or {"open": [], "watermark": 0}
-        state["watermark"] = max(state["watermark"], member["t"])
-        state["open"] = [inc for inc in state["open"] if not self._closed(inc, state["watermark"])]
+    def _place(self, state: dict[str, Any], commune_code: int, member: dict[str, Any]) -> dict[str, Any]:
         best, best_score = None, 0.0
         for incident in state["open"]:
             score = self._fit(incident, member)
@@ -156,11 +189,10 @@ class IncidentClusterer:
             incident = {"id": incident_id_for(member["e"]), "commune": commune_code, "first": member["t"],
                         "last": member["t"], "version": 1, "members": [member], "verdicts": {}}
             state["open"].append(incident)
-        self.communes[key] = state  # write back: a Faust table records the change
         return incident
 
     def _closed(self, incident: dict[str, Any], watermark: int) -> bool:
-        return incident["last"] + self._window(incident) + self.config.window_ms < watermark
+        return incident["last"] + self._window(incident) + self.config.retain_ms < watermark
 
     def _window(self, incident: dict[str, Any], member: dict[str, Any] | None = None) -> int:
         categories = {m.get("cat") for m in incident["members"]} | ({member.get("cat")} if member else set())
@@ -218,11 +250,6 @@ class IncidentClusterer:
         if cached is None:
             cached = self._texts[member["e"]] = TipText.of(member["txt"])
         return cached
-
-    def _find(self, commune_code: int | None, incident_id: str) -> dict[str, Any] | None:
-        if commune_code is None:
-            return None
-        return next((i for i in self.open_incidents(commune_code) if i["id"] == incident_id), None)
 
 
 @dataclass(frozen=True)

@@ -122,28 +122,54 @@ def event_row(
     )
 
 
-class EventSink:
-    """Batched, idempotent writer of the `events` table."""
+def incident_rows(snapshot: dict[str, Any]) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """One `incidents` row and its `incident_members` rows."""
+    place = geography.commune(snapshot["commune_code"])
+    opened = snapshot["opened_at_ms"] // 1000
+    row = (
+        snapshot["incident_id"], snapshot["version"], snapshot["commune_code"],
+        place.province_code if place else 0, opened, snapshot["updated_at_ms"] // 1000,
+        snapshot["category"] or "", snapshot["tips"], snapshot["device_alarms"], snapshot["credibility"],
+        json.dumps(snapshot["reasons"], ensure_ascii=False, separators=(",", ":")), snapshot["scorer_version"],
+    )
+    members = [(snapshot["incident_id"], event_id, snapshot["commune_code"], opened) for event_id in snapshot["event_ids"]]
+    return row, members
 
-    def __init__(self, client: Client) -> None:
+
+INCIDENT_COLUMNS = (
+    "incident_id", "version", "commune_code", "province_code", "opened_at", "updated_at", "category",
+    "tips", "device_alarms", "credibility", "reasons", "scorer_version",
+)
+MEMBER_COLUMNS = ("incident_id", "event_id", "commune_code", "opened_at")
+
+
+class TableSink:
+    """Batched, idempotent writer of one table (ReplacingMergeTree keyed so re-inserts collapse)."""
+
+    def __init__(self, client: Client, table: str, columns: Sequence[str]) -> None:
         self.client = client
+        self.table = table
+        self.columns = tuple(columns)
         self.batch: list[tuple[Any, ...]] = []
 
     def add(self, item: tuple[Any, ...]) -> None:
         self.batch.append(item)
-
-    def extend(self, items: Sequence[tuple[Any, ...]]) -> None:
-        self.batch.extend(items)
 
     def flush(self) -> int:
         """Insert the whole batch; on failure the batch stays for the caller's retry."""
         if not self.batch:
             return 0
         self.client.execute(
-            f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES",
-            self.batch,
-            types_check=False,
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES", self.batch, types_check=False
         )
         written = len(self.batch)
         self.batch = []
         return written
+
+
+def event_sink(client: Client) -> TableSink:
+    return TableSink(client, "events", EVENT_COLUMNS)
+
+
+def incident_sinks(client: Client) -> tuple[TableSink, TableSink]:
+    return TableSink(client, "incidents", INCIDENT_COLUMNS), TableSink(client, "incident_members", MEMBER_COLUMNS)

@@ -6,9 +6,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from processors.credibility import CredibilityConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
+DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v1.json"
 
 
 class ConfigError(RuntimeError):
@@ -40,6 +45,7 @@ class Settings:
     other_partitions: int
     worker_batch_size: int
     worker_batch_seconds: float
+    producer_max_batch_bytes: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -60,7 +66,25 @@ class Settings:
             other_partitions=_int("BINHYEN_OTHER_PARTITIONS", 4),
             worker_batch_size=_int("BINHYEN_WORKER_BATCH_SIZE", 2000),
             worker_batch_seconds=float(os.environ.get("BINHYEN_WORKER_BATCH_SECONDS") or 0.2),
+            # 1 = one record per produced batch. The local tansu broker reports end offsets
+            # as "first offset of the last batch + 1", which makes Faust refuse (or cut short)
+            # the recovery of its state tables unless every batch holds one record. The worker
+            # produces little (state changes, incidents, dead letters), so this costs little;
+            # on Apache Kafka set it to 16384.
+            producer_max_batch_bytes=_int("BINHYEN_PRODUCER_MAX_BATCH_BYTES", 1),
         )
+
+    def credibility_config(self) -> "CredibilityConfig":
+        """Weights of the credibility scorer (BINHYEN_CREDIBILITY_CONFIG or the shipped v1)."""
+        from processors.credibility import CredibilityConfig
+
+        path = Path(os.environ.get("BINHYEN_CREDIBILITY_CONFIG") or DEFAULT_CREDIBILITY_CONFIG)
+        try:
+            return CredibilityConfig.load(path)
+        except FileNotFoundError:
+            raise ConfigError(f"credibility config {path} not found; set BINHYEN_CREDIBILITY_CONFIG") from None
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"credibility config {path} is invalid: {exc}") from None
 
     @property
     def key_file(self) -> Path:

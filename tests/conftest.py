@@ -25,6 +25,16 @@ CONTRACTS = REPO / "tests" / "data" / "contracts"
 BINHYEN = str(Path(sys.executable).parent / "binhyen")
 
 
+def offline_run() -> Any:
+    """An offline run with the shipped credibility weights and a fixed pseudonym key."""
+    from processors.credibility import CredibilityConfig
+    from processors.offline import OfflineRun
+    from processors.pseudonym import pseudonymise
+    from streams.config import DEFAULT_CREDIBILITY_CONFIG
+
+    return OfflineRun.create(lambda c: pseudonymise(b"k" * 32, c), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG))
+
+
 def contract_lines(name: str) -> list[str]:
     return (CONTRACTS / name).read_text(encoding="utf-8").splitlines()
 

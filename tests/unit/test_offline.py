@@ -8,24 +8,23 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from processors.dedup import DAY_MS, ExactDedup
-from processors.offline import OfflineRun
-from processors.pseudonym import pseudonymise
 from streams.cli import app
-from tests.conftest import CONTRACTS, contract_lines
+from tests.conftest import CONTRACTS, contract_lines, offline_run
 
 
 def run_offline(lines: list[str]) -> list[dict]:
-    return list(OfflineRun(lambda c: pseudonymise(b"k" * 32, c)).process(lines))
+    return [line for line in offline_run().process(lines) if line["kind"] == "event"]
 
 
 def test_contract_examples_give_12_accepted_and_1_duplicate() -> None:
     out = run_offline(contract_lines("examples.jsonl"))
     assert [line["status"] for line in out].count("accepted") == 12
     duplicates = [line for line in out if line["status"] == "duplicate"]
-    assert duplicates == [{
-        "kind": "event", "event_id": "tip-0001", "type": "tip", "status": "duplicate",
-        "reason": "event_id tip-0001 already seen at line 4",
-    }]
+    assert len(duplicates) == 1
+    assert {k: duplicates[0][k] for k in ("event_id", "status", "reason")} == {
+        "event_id": "tip-0001", "status": "duplicate", "reason": "event_id tip-0001 already seen at line 4"}
+    # the repeat points at the incident the first copy opened
+    assert duplicates[0]["incident_id"] == out[3]["incident_id"]
     assert [line["event_id"] for line in out][:4] == ["mc-0001", "mc-0002", "mc-0003", "tip-0001"]
 
 
@@ -67,19 +66,20 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
     output = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(output)])
     assert result.exit_code == 0, result.output
-    assert "13 events: 12 accepted, 1 duplicate, 0 rejected" in result.output
+    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents" in result.output
     first = output.read_text(encoding="utf-8")
     again = tmp_path / "again.jsonl"
     CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(again)])
     assert again.read_text(encoding="utf-8") == first  # same input, same output
-    assert [json.loads(line)["kind"] for line in first.splitlines()] == ["event"] * 13
+    kinds = [json.loads(line)["kind"] for line in first.splitlines()]
+    assert kinds == ["event"] * 13 + ["incident"] * 5
 
 
 def test_process_cli_exit_code_and_summary_for_rejections(tmp_path: Path) -> None:
     output = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["process", "-i", str(CONTRACTS / "invalid.jsonl"), "-o", str(output)])
     assert result.exit_code == 1
-    assert "11 events: 0 accepted, 0 duplicate, 11 rejected" in result.output
+    assert "11 events: 0 accepted, 0 duplicate, 11 rejected; 0 incidents" in result.output
     assert len(output.read_text().splitlines()) == 11
 
 

@@ -1,0 +1,145 @@
+"""One event in, what it changed out: the processors the worker and `binhyen process` share.
+
+Exact dedup and clustering (`incidents`), officers' verdicts feeding reputation and the
+incident, and credibility scoring of every incident that changed. State is three mappings
+the caller owns: dicts offline, Faust tables in the worker (`communes` co-partitioned with
+the commune-keyed topics; `reputation` and `chains` global, since reporters and forwarded
+messages cross communes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, score
+from processors.dedup import ExactDedup
+from processors.incidents import DedupConfig, IncidentClusterer, majority_category
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class ProcessorState:
+    communes: MutableMapping[str, Any] = field(default_factory=dict)  # commune -> open incidents, seen ids
+    reputation: MutableMapping[str, Any] = field(default_factory=dict)  # 'reporter:…' -> [valuable, total]
+    chains: MutableMapping[str, Any] = field(default_factory=dict)  # text fingerprint -> {commune: time}
+
+
+@dataclass
+class Result:
+    status: str  # accepted | duplicate
+    reason: str | None = None
+    incident_id: str | None = None
+    incidents: list[dict[str, Any]] = field(default_factory=list)  # incident events to emit
+
+    def incident(self) -> dict[str, Any] | None:
+        """The emitted snapshot of this event's own incident, if any."""
+        return next((i for i in self.incidents if i["incident_id"] == self.incident_id), None)
+
+
+class EventProcessor:
+    def __init__(self, state: ProcessorState, credibility: CredibilityConfig,
+                 dedup: DedupConfig | None = None, exact: ExactDedup | None = None) -> None:
+        """`exact` also catches repeats of events that change no state (heartbeats): offline it
+        reports them; the worker leaves them to ClickHouse, whose tables are idempotent."""
+        self.state = state
+        self.credibility = credibility
+        self.exact = exact
+        self.clusterer = IncidentClusterer(state.communes, dedup)
+        self.reputation = ReputationBook(state.reputation, credibility)
+        self.chain_window_ms = int(credibility.chain_window_hours * HOUR_MS)
+
+    def handle(self, event_type: str, record: dict[str, Any]) -> Result:
+        if self.exact is not None and not self.exact.first_seen(record["event_id"], record["occurred_at_ms"]):
+            incident = self.clusterer.incident_of(record)
+            return Result("duplicate", f"event_id {record['event_id']} already seen", incident and incident["id"],
+                          [self._snapshot(incident)] if incident else [])
+        outcome = self.clusterer.handle(event_type, record)
+        if outcome.status == "duplicate":
+            return Result("duplicate", outcome.reason, outcome.incident_id,
+                          [self._snapshot(i) for i in outcome.updated])
+        changed = outcome.updated
+        if event_type == "tip":
+            self._note_chain(record)
+        elif event_type == "feedback":
+            changed = self._verdict(record)
+        return Result("accepted", None, outcome.incident_id, [self._snapshot(i) for i in changed])
+
+    def sweep(self, watermark_ms: int) -> None:
+        """Bound the global state: forget forwarded texts older than the chain window."""
+        horizon = watermark_ms - self.chain_window_ms
+        for fingerprint, communes in list(self.state.chains.items()):
+            if max(communes.values()) < horizon:
+                del self.state.chains[fingerprint]
+
+    # -- verdicts ---------------------------------------------------------------------------
+    def _verdict(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        verdict = record["verdict"]
+        tip_id, incident_id = record.get("tip_event_id"), record.get("incident_id")
+        commune = record.get("commune_code")
+        if commune is None:
+            return []  # verdicts are joined per commune: one without a commune cannot be placed
+        if tip_id:
+            origin = self.clusterer.tip_origin(commune, tip_id)
+            if origin is None:
+                return []  # a tip this commune never saw (or long forgotten)
+            _, incident_id, reporter, source, channel = origin
+            self.reputation.record(_reputation_keys(reporter, source, channel, commune), verdict)
+            about = tip_id
+        else:
+            about = "incident"
+        if not incident_id:
+            return []
+        incident = self.clusterer.record_verdict(commune, incident_id, about, verdict)
+        if incident is not None and not tip_id:
+            for member in incident["members"]:
+                if member["k"] == "tip":
+                    self.reputation.record(_reputation_keys(member.get("rep"), member.get("src"),
+                                                            member.get("ch"), commune), verdict)
+        return [incident] if incident is not None else []
+
+    # -- chains -----------------------------------------------------------------------------
+    def _note_chain(self, record: dict[str, Any]) -> None:
+        fingerprint = chain_fingerprint(record["text"])
+        communes = dict(self.state.chains.get(fingerprint) or {})
+        horizon = record["occurred_at_ms"] - self.chain_window_ms
+        communes = {c: at for c, at in communes.items() if at >= horizon}
+        communes[str(record["commune_code"])] = record["occurred_at_ms"]
+        self.state.chains[fingerprint] = communes
+
+    # -- output -----------------------------------------------------------------------------
+    def _snapshot(self, incident: dict[str, Any]) -> dict[str, Any]:
+        """The incident as emitted (Avro `incident` shape), scored now."""
+        spread = {}
+        for member in incident["members"]:
+            if member["k"] == "tip":
+                fingerprint = chain_fingerprint(member["txt"])
+                spread[fingerprint] = len(self.state.chains.get(fingerprint) or {})
+        credibility, reasons = score(incident, self.reputation, spread, self.credibility)
+        return {
+            "incident_id": incident["id"],
+            "version": incident["version"],
+            "commune_code": incident["commune"],
+            "opened_at_ms": incident["first"],
+            "updated_at_ms": max(m["t"] for m in incident["members"]),
+            "category": majority_category(incident),
+            "event_ids": [m["e"] for m in incident["members"]],
+            "tips": sum(1 for m in incident["members"] if m["k"] == "tip"),
+            "device_alarms": sum(1 for m in incident["members"] if m["k"] == "device"),
+            "credibility": credibility,
+            "reasons": reasons,
+            "scorer_version": self.credibility.version,
+        }
+
+
+def _reputation_keys(reporter: str | None, source: str | None, channel: str | None, commune: int) -> list[str]:
+    keys = [f"commune:{commune}"]
+    if channel:
+        keys.append(f"channel:{channel}")
+    if reporter:
+        keys.append(f"reporter:{reporter}")
+    if source:
+        keys.append(f"source:{source}")
+    return keys
