@@ -60,12 +60,13 @@ class EventProcessor:
         if outcome.status == "duplicate":
             return Result("duplicate", outcome.reason, outcome.incident_id,
                           [self._snapshot(i) for i in outcome.updated])
-        changed = outcome.updated
+        changed, incident_id = outcome.updated, outcome.incident_id
         if event_type == "tip":
             self._note_chain(record)
         elif event_type == "feedback":
             changed = self._verdict(record)
-        return Result("accepted", None, outcome.incident_id, [self._snapshot(i) for i in changed])
+            incident_id = changed[0]["id"] if changed else None  # the incident the verdict judged
+        return Result("accepted", None, incident_id, [self._snapshot(i) for i in changed])
 
     def sweep(self, watermark_ms: int) -> None:
         """Bound the global state: forget forwarded texts older than the chain window."""
