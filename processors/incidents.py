@@ -82,7 +82,9 @@ def incident_id_for(first_event_id: str) -> str:
 def tip_member(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "e": record["event_id"], "t": record["occurred_at_ms"], "k": "tip",
-        "txt": normalise(record["text"]), "cat": record.get("category"),
+        # the free-text place, when given, is evidence like the text itself
+        "txt": normalise(f"{record['text']} {record.get('location_text') or ''}".strip()),
+        "cat": record.get("category"),
         "att": sorted({a["sha256"] for a in record.get("attachments") or []}),
         "rep": record.get("reporter_pseudonym"), "ch": record.get("channel"),
         "src": record.get("source_ref"), "anon": bool(record.get("anonymous")),

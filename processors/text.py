@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 # Abbreviations and teencode seen in Zalo groups, on the lower-cased NFC token.
 ABBREVIATIONS = {
@@ -66,9 +67,10 @@ def normalise(text: str) -> str:
     return " ".join(words)
 
 
-def content_tokens(text: str) -> list[str]:
-    """Folded tokens that carry the incident's specifics, in order."""
-    return [token for token in fold(normalise(text)).split() if token not in STOPWORDS]
+@lru_cache(maxsize=65_536)
+def content_tokens(text: str) -> tuple[str, ...]:
+    """Folded tokens that carry the incident's specifics, in order (cached: every score reads them)."""
+    return tuple(token for token in fold(normalise(text)).split() if token not in STOPWORDS)
 
 
 def shingles(text: str) -> set[str]:
@@ -92,6 +94,11 @@ def locators(text: str) -> dict[str, str]:
 
     Two tips that name different ones of the same kind are about different places.
     """
+    return dict(_locators(text))
+
+
+@lru_cache(maxsize=65_536)
+def _locators(text: str) -> tuple[tuple[str, str], ...]:
     words = fold(normalise(text)).split()
     found: dict[str, str] = {}
     i = 0
@@ -110,7 +117,7 @@ def locators(text: str) -> dict[str, str]:
                 i += len(parts) - 1
                 break
         i += 1
-    return found
+    return tuple(found.items())
 
 
 def contradicting_places(a: dict[str, str], b: dict[str, str]) -> bool:

@@ -7,6 +7,7 @@ has every event, and prints what happened. Ctrl-C stops everything the demo star
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterable
@@ -25,7 +26,7 @@ from streams.config import ConfigError, Settings
 from streams.kafka import ensure_topics, producer, read_topic
 from streams.publisher import Publisher
 from streams.simulation_io import generate, publish_events, write_jsonl
-from streams.simulator import SimConfig, Simulation
+from streams.simulator import SimConfig, Simulation, id_prefix
 from streams.topics import DEAD_LETTER, TIPS
 
 GARBAGE = b"\x00\x01 this is not an Avro event \xff"
@@ -71,7 +72,8 @@ def wait_for_clickhouse(settings: Settings, prefix: str, expected: int, console:
 def _table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("type", "commune", "reason", "source") else "right")
+        table.add_column(column, justify="left" if column in ("type", "commune", "reason", "reasons", "source",
+                                                              "category") else "right")
     return table
 
 
@@ -84,6 +86,23 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
         "GROUP BY event_type ORDER BY count() DESC", where):
         by_type.add_row(event_type, f"{count:,}", str(communes))
     console.print(by_type)
+
+    incident_filter = "incident_id IN (SELECT incident_id FROM incident_members WHERE event_id LIKE %(p)s)"
+    total, multi, with_device, credible = client.execute(
+        f"SELECT count(), countIf(tips >= 2), countIf(device_alarms > 0), countIf(credibility >= 0.7) "
+        f"FROM incidents FINAL WHERE {incident_filter}", where)[0]
+    incidents = _table(f"Incidents: {total} ({multi} reported by several people, {with_device} with a device alarm, "
+                       f"{credible} with credibility ≥ 0.7) — the most credible", "commune", "category", "tips",
+                       "alarms", "credibility", "reasons")
+    for code, category, tips, alarms, credibility, reasons in client.execute(
+        f"SELECT commune_code, category, tips, device_alarms, credibility, reasons FROM incidents FINAL "
+        f"WHERE {incident_filter} ORDER BY credibility DESC, tips DESC, incident_id LIMIT 8", where):
+        place = geography.commune(code)
+        shown = [r for r in json.loads(reasons) if r["signal"] != "calibration"][:3]
+        top = ", ".join(f"{r['signal']} {r['contribution']:+.1f}" for r in shown)
+        incidents.add_row(place.name if place else str(code), category or "-", str(tips), str(alarms),
+                          f"{credibility:.2f}", top)
+    console.print(incidents)
 
     per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips)",
                          "commune", "tips", "verdicts", "valuable", "valuable %")
@@ -164,8 +183,8 @@ def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lin
         publish_bad_input(settings, bad_lines, report)
         console.print(f"published   {len(simulation.events):,} simulated events, {len(report.rejected)} invalid "
                       "lines rejected by the publisher, 1 raw garbage message straight to Kafka")
-        wait_for_clickhouse(settings, f"sim{config.seed}-", report.expected_ids, console)
-        print_summary(settings, report, f"sim{config.seed}-", console)
+        wait_for_clickhouse(settings, id_prefix(config), report.expected_ids, console)
+        print_summary(settings, report, id_prefix(config), console)
         return report
     except KeyboardInterrupt:
         console.print("\ninterrupted: stopping what the demo started")

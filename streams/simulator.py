@@ -113,12 +113,13 @@ class ProvinceSimulator:
         self.end_s = self.start_s + config.days * DAY_S
         self.sim = Simulation()
         self._counters: dict[str, int] = {}
+        self.id_prefix = id_prefix(config)
 
     # -- output helpers -------------------------------------------------------------------
     def _id(self, kind: str) -> str:
         n = self._counters.get(kind, 0) + 1
         self._counters[kind] = n
-        return f"sim{self.config.seed}-{kind}-{n:07d}"
+        return f"{self.id_prefix}{kind}-{n:07d}"
 
     def _emit(self, event: dict[str, Any], at_s: int, truth: dict[str, Any] | None = None) -> str:
         event_id = self._id(event["type"].replace("_", "-"))
@@ -411,6 +412,11 @@ class ProvinceSimulator:
                 elif change == "teams_changed":
                     event["teams_delta"] = rng.choice((-1, 1, 1, 2))
                 self._emit(event, day_s + rng.randrange(DAY_S))
+
+
+def id_prefix(config: SimConfig) -> str:
+    """Event ids of one simulation: distinct per seed, province, scale and first day."""
+    return f"sim{config.seed}-p{config.province_code}-x{config.scale:g}-{config.start:%Y%m%d}-"
 
 
 def simulate(config: SimConfig, progress: Callable[[int], None] | None = None) -> Simulation:
