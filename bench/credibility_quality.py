@@ -20,7 +20,8 @@ from processors.credibility import CredibilityConfig  # noqa: E402
 from processors.pipeline import EventProcessor, ProcessorState  # noqa: E402
 from processors.pseudonym import pseudonymise  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
-from streams.config import DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
+from processors.alerts import AlertConfig  # noqa: E402
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
 from streams.simulator import SimConfig, simulate  # noqa: E402
 
 
@@ -29,7 +30,8 @@ def predictions(days: int, seed: int, province: int = 96,
     """(credibility before verdicts, real) per incident that has at least one tip."""
     simulation = simulate(SimConfig(province, days=days, seed=seed))
     truth = {row["event_id"]: row for row in simulation.truth}
-    processor = EventProcessor(ProcessorState(), config or CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG))
+    processor = EventProcessor(ProcessorState(), config or CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
+                               AlertConfig.load(DEFAULT_ALERT_CONFIG))
     before_verdict: dict[str, float] = {}
     members: dict[str, list[str]] = {}
     for event in simulation.events:

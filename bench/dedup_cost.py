@@ -22,7 +22,8 @@ from processors.pipeline import EventProcessor, ProcessorState  # noqa: E402
 from processors.pseudonym import pseudonymise  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
 from streams import sim_texts as T  # noqa: E402
-from streams.config import DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
+from processors.alerts import AlertConfig  # noqa: E402
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
 
 DAY_S = 86_400
 START = 1_756_659_600  # 2025-09-01 00:00 +07:00
@@ -52,7 +53,7 @@ def main() -> None:
     print(f"{'history':>8}  {'tips/s':>8}  {'baseline/s':>10}  {'ratio':>6}  {'open incidents':>14}")
     for history in (1_000, 10_000, 100_000):
         rng = random.Random(history)
-        processor = EventProcessor(ProcessorState(), config)
+        processor = EventProcessor(ProcessorState(), config, AlertConfig.load(DEFAULT_ALERT_CONFIG))
         for event in tips(history, 0, rng):
             processor.handle(*parse_contract(event, lambda c: pseudonymise(key, c))[:2])
         probe = tips(2_000, history, rng)

@@ -96,7 +96,7 @@ def device_member(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "e": record["event_id"], "t": record["occurred_at_ms"], "k": "device",
         "dev": record["device_id"], "sig": record["signal"], "site": record.get("site_kind"),
-        "kind": record.get("device_kind"),
+        "kind": record.get("device_kind"), "name": record.get("site_name"),
     }
 
 

@@ -13,12 +13,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from datetime import datetime, timedelta, timezone
+
+from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
 from processors.dedup import ExactDedup
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.validation import InvalidEvent, claimed, parse_contract, parse_json_line
 
 SWEEP_EVERY = 10_000
+VIETNAM = timezone(timedelta(hours=7))
 
 
 @dataclass
@@ -29,19 +33,24 @@ class OfflineRun:
     first_line: dict[str, int] = field(default_factory=dict)
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest snapshot by id
     watermark_ms: int = 0
+    alert_events: int = 0
 
     @classmethod
-    def create(cls, pseudonymise: Callable[[str], str], credibility: CredibilityConfig) -> "OfflineRun":
+    def create(cls, pseudonymise: Callable[[str], str], credibility: CredibilityConfig,
+               alerting: AlertConfig) -> "OfflineRun":
         """A run with fresh state; repeats of any event id are reported as duplicates."""
-        return cls(pseudonymise, EventProcessor(ProcessorState(), credibility, exact=ExactDedup()))
+        return cls(pseudonymise, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup()))
 
     def process(self, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            out = self.process_line(number, line)
+            out, alerts = self.process_line(number, line)
             self.counts[out["status"]] += 1
             yield out
+            for alert in alerts:
+                self.alert_events += 1
+                yield alert_line(alert)
             if number % SWEEP_EVERY == 0:
                 self.processor.sweep(self.watermark_ms)
         for snapshot in sorted(self.incidents.values(), key=lambda i: (i["opened_at_ms"], i["incident_id"])):
@@ -52,14 +61,15 @@ class OfflineRun:
                 "scorer_version": snapshot["scorer_version"],
             }
 
-    def process_line(self, number: int, line: str) -> dict[str, Any]:
+    def process_line(self, number: int, line: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The event line, and the alert lifecycle events the event caused."""
         obj = None
         try:
             obj = parse_json_line(line)
             event_type, record, _ = parse_contract(obj, self.pseudonymise)
         except InvalidEvent as exc:
             return {"kind": "event", "event_id": claimed(obj, "event_id"), "type": claimed(obj, "type"),
-                    "status": "rejected", "line": number, "reason": str(exc)}
+                    "status": "rejected", "line": number, "reason": str(exc)}, []
         event_id = record["event_id"]
         self.watermark_ms = max(self.watermark_ms, record["occurred_at_ms"])
         result = self.processor.handle(event_type, record)
@@ -76,4 +86,20 @@ class OfflineRun:
             if current is not None:
                 out["credibility"] = current["credibility"]
                 out["reasons"] = current["reasons"]
-        return out
+        return out, result.alerts
+
+
+def alert_line(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert lifecycle event as an output line; times in Vietnam time, as staff read them."""
+    line = {"kind": "alert", "alert_id": alert["alert_id"], "state": alert["state"], "severity": alert["severity"],
+            "rule": alert["rule"], "commune_code": alert["commune_code"], "at": _vietnam_time(alert["at_ms"]),
+            "delivery": alert["delivery"], "summary": alert["summary"]}
+    if alert["incident_id"]:
+        line["incident_id"] = alert["incident_id"]
+    if alert.get("by"):
+        line["by"] = alert["by"]
+    return line
+
+
+def _vietnam_time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, VIETNAM).isoformat()

@@ -9,10 +9,12 @@ messages cross communes).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.alerts import AlertConfig, AlertEngine
 from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, score
 from processors.dedup import ExactDedup
 from processors.incidents import DedupConfig, IncidentClusterer, majority_category
@@ -25,6 +27,7 @@ class ProcessorState:
     communes: MutableMapping[str, Any] = field(default_factory=dict)  # commune -> open incidents, seen ids
     reputation: MutableMapping[str, Any] = field(default_factory=dict)  # 'reporter:…' -> [valuable, total]
     chains: MutableMapping[str, Any] = field(default_factory=dict)  # text fingerprint -> {commune: time}
+    alerts: MutableMapping[str, Any] = field(default_factory=dict)  # commune -> alerts, spike and device state
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Result:
     reason: str | None = None
     incident_id: str | None = None
     incidents: list[dict[str, Any]] = field(default_factory=list)  # incident events to emit
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # alert lifecycle events to emit
 
     def incident(self) -> dict[str, Any] | None:
         """The emitted snapshot of this event's own incident, if any."""
@@ -40,7 +44,7 @@ class Result:
 
 
 class EventProcessor:
-    def __init__(self, state: ProcessorState, credibility: CredibilityConfig,
+    def __init__(self, state: ProcessorState, credibility: CredibilityConfig, alerting: AlertConfig,
                  dedup: DedupConfig | None = None, exact: ExactDedup | None = None) -> None:
         """`exact` also catches repeats of events that change no state (heartbeats): offline it
         reports them; the worker leaves them to ClickHouse, whose tables are idempotent."""
@@ -49,7 +53,11 @@ class EventProcessor:
         self.exact = exact
         self.clusterer = IncidentClusterer(state.communes, dedup)
         self.reputation = ReputationBook(state.reputation, credibility)
+        self.alerting = AlertEngine(state.alerts, alerting)
         self.chain_window_ms = int(credibility.chain_window_hours * HOUR_MS)
+        self._due: list[tuple[int, int]] = []  # (deadline, commune) heap; derived, not state
+        self._scheduled: dict[int, int | None] = {}
+        self._watermark = 0
 
     def handle(self, event_type: str, record: dict[str, Any]) -> Result:
         if self.exact is not None and not self.exact.first_seen(record["event_id"], record["occurred_at_ms"]):
@@ -61,12 +69,44 @@ class EventProcessor:
             return Result("duplicate", outcome.reason, outcome.incident_id,
                           [self._snapshot(i) for i in outcome.updated])
         changed, incident_id = outcome.updated, outcome.incident_id
+        alerts: list[dict[str, Any]] = []
         if event_type == "tip":
             self._note_chain(record)
+            alerts += self.alerting.on_tip(record)
+        elif event_type == "device_signal":
+            alerts += self.alerting.on_device_signal(record)
         elif event_type == "feedback":
             changed = self._verdict(record)
             incident_id = changed[0]["id"] if changed else None  # the incident the verdict judged
-        return Result("accepted", None, incident_id, [self._snapshot(i) for i in changed])
+        elif event_type == "alert_action":
+            alerts += self.alerting.on_action(record)
+        snapshots = []
+        for incident in changed:
+            snapshot = self._snapshot(incident)
+            snapshots.append(snapshot)
+            alerts += self.alerting.on_incident(incident, snapshot)
+        commune = record.get("commune_code")
+        if commune is not None and self._scheduled.get(commune) != self.alerting.next_deadline(commune):
+            self._schedule(commune)
+        alerts += self.tick(record["occurred_at_ms"])
+        return Result("accepted", None, incident_id, snapshots, alerts)
+
+    def tick(self, now_ms: int) -> list[dict[str, Any]]:
+        """Event time (or, in the worker, the clock) reached `now_ms`: fire what is due."""
+        self._watermark = max(self._watermark, now_ms)
+        fired: list[dict[str, Any]] = []
+        while self._due and self._due[0][0] <= self._watermark:
+            _, commune = heapq.heappop(self._due)
+            if (self.alerting.next_deadline(commune) or self._watermark + 1) <= self._watermark:
+                fired += self.alerting.tick(commune, self._watermark)
+            self._schedule(commune)
+        return fired
+
+    def _schedule(self, commune: int) -> None:
+        deadline = self.alerting.next_deadline(commune)
+        self._scheduled[commune] = deadline
+        if deadline is not None:
+            heapq.heappush(self._due, (deadline, commune))
 
     def sweep(self, watermark_ms: int) -> None:
         """Bound the global state: forget forwarded texts older than the chain window."""

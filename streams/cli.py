@@ -161,7 +161,8 @@ def process(
         # Offline output carries no pseudonyms; a per-run key keeps reporters apart within the run.
         key = secrets.token_bytes(32)
     source = _open_input(input)
-    run = OfflineRun.create(lambda contact: pseudonymise(key, contact), settings.credibility_config())
+    run = OfflineRun.create(lambda contact: pseudonymise(key, contact), settings.credibility_config(),
+                            settings.alert_config())
     lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(source))
     if output == "-":
         sys.stdout.writelines(lines)
@@ -176,7 +177,8 @@ def process(
     counts: Counter[str] = run.counts
     err.print(
         f"{sum(counts.values())} events: {counts['accepted']} accepted, "
-        f"{counts['duplicate']} duplicate, {counts['rejected']} rejected; {len(run.incidents)} incidents"
+        f"{counts['duplicate']} duplicate, {counts['rejected']} rejected; {len(run.incidents)} incidents, "
+        f"{run.alert_events} alert events"
     )
     if counts["rejected"]:
         raise typer.Exit(1)

@@ -6,14 +6,16 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from processors.alerts import AlertConfig
     from processors.credibility import CredibilityConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v1.json"
+DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v1.json"
 
 
 class ConfigError(RuntimeError):
@@ -28,6 +30,16 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _load_config(kind: Any, variable: str, default: Path, what: str) -> Any:
+    path = Path(os.environ.get(variable) or default)
+    try:
+        return kind.load(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} config {path} not found; set {variable}") from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{what} config {path} is invalid: {exc}; fix it or set {variable}") from None
 
 
 @dataclass(frozen=True)
@@ -78,13 +90,13 @@ class Settings:
         """Weights of the credibility scorer (BINHYEN_CREDIBILITY_CONFIG or the shipped v1)."""
         from processors.credibility import CredibilityConfig
 
-        path = Path(os.environ.get("BINHYEN_CREDIBILITY_CONFIG") or DEFAULT_CREDIBILITY_CONFIG)
-        try:
-            return CredibilityConfig.load(path)
-        except FileNotFoundError:
-            raise ConfigError(f"credibility config {path} not found; set BINHYEN_CREDIBILITY_CONFIG") from None
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"credibility config {path} is invalid: {exc}") from None
+        return _load_config(CredibilityConfig, "BINHYEN_CREDIBILITY_CONFIG", DEFAULT_CREDIBILITY_CONFIG, "credibility")
+
+    def alert_config(self) -> "AlertConfig":
+        """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped v1)."""
+        from processors.alerts import AlertConfig
+
+        return _load_config(AlertConfig, "BINHYEN_ALERT_CONFIG", DEFAULT_ALERT_CONFIG, "alert")
 
     @property
     def key_file(self) -> Path:

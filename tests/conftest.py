@@ -30,9 +30,11 @@ def offline_run() -> Any:
     from processors.credibility import CredibilityConfig
     from processors.offline import OfflineRun
     from processors.pseudonym import pseudonymise
-    from streams.config import DEFAULT_CREDIBILITY_CONFIG
+    from processors.alerts import AlertConfig
+    from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 
-    return OfflineRun.create(lambda c: pseudonymise(b"k" * 32, c), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG))
+    return OfflineRun.create(lambda c: pseudonymise(b"k" * 32, c), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
+                             AlertConfig.load(DEFAULT_ALERT_CONFIG))
 
 
 def contract_lines(name: str) -> list[str]:

@@ -10,9 +10,11 @@ from processors.credibility import CredibilityConfig
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import pseudonymise
 from processors.validation import parse_contract
-from streams.config import DEFAULT_CREDIBILITY_CONFIG
+from processors.alerts import AlertConfig
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 
 CONFIG = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
+ALERTS = AlertConfig.load(DEFAULT_ALERT_CONFIG)
 SPECIFIC = "Tiệm vàng Ngọc Hân ấp Nội Ô có 2 đối tượng đi xe SH giật dây chuyền rồi bỏ chạy"
 PHOTO = [{"kind": "image", "sha256": "cd" * 32}]
 
@@ -28,7 +30,7 @@ def tip(event_id: str, minute: int, text: str = SPECIFIC, day: int = 10, **field
 
 def run(events: list[dict[str, Any]], processor: EventProcessor | None = None) -> dict[str, Any]:
     """Feed events; return the last snapshot of the last event's incident."""
-    processor = processor or EventProcessor(ProcessorState(), CONFIG)
+    processor = processor or EventProcessor(ProcessorState(), CONFIG, ALERTS)
     snapshot = None
     for item in events:
         event_type, record, _ = parse_contract(item, lambda c: pseudonymise(b"k" * 32, c))
@@ -101,7 +103,7 @@ def test_a_spam_burst_and_a_chain_message_score_low() -> None:
                  for i in range(4)])
     assert _reason(burst, "spam_burst") < 0
     chain_text = "Khẩn: có người giả nhân viên điện lực vào nhà cắt điện để trộm cắp, mọi người chia sẻ giúp"
-    processor = EventProcessor(ProcessorState(), CONFIG)
+    processor = EventProcessor(ProcessorState(), CONFIG, ALERTS)
     for i, commune in enumerate((25813, 31951, 18352)):
         run([dict(tip(f"c{i}", i * 10, chain_text), commune_code=commune)], processor)
     chained = run([tip("c9", 40, chain_text)], processor)
@@ -118,7 +120,7 @@ def test_reasons_add_up_to_the_score_and_carry_the_version() -> None:
 
 
 def test_a_verdict_rescores_the_open_incident() -> None:
-    processor = EventProcessor(ProcessorState(), CONFIG)
+    processor = EventProcessor(ProcessorState(), CONFIG, ALERTS)
     before = run([tip("t", 0, reporter_contact="+84911000030")], processor)
     after = run([event("feedback", "fb", 90, tip_event_id="t", verdict="false_report")], processor)
     assert after["incident_id"] == before["incident_id"]

@@ -66,20 +66,21 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
     output = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(output)])
     assert result.exit_code == 0, result.output
-    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents" in result.output
+    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents, 7 alert events" in result.output
     first = output.read_text(encoding="utf-8")
     again = tmp_path / "again.jsonl"
     CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(again)])
     assert again.read_text(encoding="utf-8") == first  # same input, same output
     kinds = [json.loads(line)["kind"] for line in first.splitlines()]
-    assert kinds == ["event"] * 13 + ["incident"] * 5
+    assert kinds.count("event") == 13 and kinds.count("alert") == 7
+    assert kinds[-5:] == ["incident"] * 5 and "incident" not in kinds[:-5]
 
 
 def test_process_cli_exit_code_and_summary_for_rejections(tmp_path: Path) -> None:
     output = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["process", "-i", str(CONTRACTS / "invalid.jsonl"), "-o", str(output)])
     assert result.exit_code == 1
-    assert "11 events: 0 accepted, 0 duplicate, 11 rejected; 0 incidents" in result.output
+    assert "11 events: 0 accepted, 0 duplicate, 11 rejected; 0 incidents, 0 alert events" in result.output
     assert len(output.read_text().splitlines()) == 11
 
 

@@ -1,0 +1,297 @@
+"""Alert rules and the alert lifecycle, as a pure engine with explicit state.
+
+Rules (weights in the versioned `infra/config/alerts.v1.json`):
+- P1 at once: a panic bell pressed, a smart gate forced — no waiting for corroboration;
+- P1/P2: a credible incident (credibility above a threshold) of an urgent kind;
+- P2: a spike of tips in a commune against its own baseline (event-time windows);
+- P3: devices offline, battery low or silent (heartbeats missing), one alert per commune a day.
+A forwarded chain message with nothing to back it never pages.
+
+One alert per incident: new evidence that raises the severity escalates the alert instead of
+paging again, repeated triggers change nothing, and an open P1 in a commune inhibits its tip
+spike alert. A P1 not acknowledged within N minutes escalates to the province duty desk.
+Staff act with `alert_action` events (ack, resolve, escalate). Non-urgent alerts outside
+office hours are routed to the morning digest; P1 always goes out now.
+
+State: commune code -> {alerts, recent tip times, baseline, device last-seen, watermark},
+JSON-able, co-partitioned with the commune-keyed topics like the incident state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3}
+OPEN_STATES = frozenset({"raised", "escalated", "acked"})
+FORGET_AFTER_MS = 2 * DAY_MS  # closed alerts leave the state after this long
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    version: str
+    credible_p1: float
+    credible_p2: float
+    urgent_categories: list[str]
+    p1_ack_minutes: float
+    spike_window_minutes: float
+    spike_min_tips: int
+    spike_factor: float
+    baseline_half_life_hours: float
+    heartbeat_missing_minutes: float
+    office_hours: list[int]
+    utc_offset_minutes: int
+    routes: dict[str, str]
+    commune_routes: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> "AlertConfig":
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw.pop("doc", None)
+        return cls(**raw)
+
+
+def alert_id_for(commune_code: int, incident_id: str) -> str:
+    """Staff quote this id; it names the commune so an action finds the alert's state."""
+    return f"al-{commune_code}-{incident_id.removeprefix('inc-')}"
+
+
+def commune_of_alert(alert_id: str) -> int | None:
+    parts = alert_id.split("-")
+    return int(parts[1]) if len(parts) >= 3 and parts[0] == "al" and parts[1].isdigit() else None
+
+
+class AlertEngine:
+    def __init__(self, communes: MutableMapping[str, Any], config: AlertConfig) -> None:
+        self.communes = communes
+        self.config = config
+
+    # -- rules ------------------------------------------------------------------------------
+    def on_incident(self, incident: dict[str, Any], snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+        """Raise or escalate the incident's alert when a rule fires; `incident` is the clusterer's."""
+        rule = self._incident_rule(incident, snapshot)
+        if rule is None:
+            return []
+        severity, name, summary = rule
+        commune = snapshot["commune_code"]
+        state = self._state(commune)
+        at = snapshot["updated_at_ms"]
+        out = self._advance(state, commune, at)
+        alert_id = alert_id_for(commune, snapshot["incident_id"])
+        out += self._raise_or_escalate(state, commune, alert_id, severity, name, summary, at, snapshot["incident_id"])
+        self._save(commune, state)
+        return out
+
+    def _incident_rule(self, incident: dict[str, Any], snapshot: dict[str, Any]) -> tuple[str, str, str] | None:
+        signals = {m.get("sig") for m in incident["members"] if m["k"] == "device"}
+        tips, credibility = snapshot["tips"], snapshot["credibility"]
+        category = snapshot["category"]
+        if "panic_pressed" in signals:
+            site = next((m.get("name") or m.get("site") for m in incident["members"] if m.get("sig") == "panic_pressed"), "")
+            return "P1", "panic_bell", f"Chuông báo động được bấm: {site}; {tips} tin báo kèm theo"
+        if "gate_forced" in signals:
+            return "P1", "gate_forced", f"Cổng an ninh bị phá; {tips} tin báo kèm theo"
+        if any(r["signal"] == "chain_message" for r in snapshot["reasons"]):
+            return None  # a forwarded rumour with no device behind it never pages
+        if category in self.config.urgent_categories and credibility >= self.config.credible_p2:
+            severity = "P1" if credibility >= self.config.credible_p1 else "P2"
+            return severity, "credible_incident", f"{category}: {tips} tin báo, độ tin cậy {credibility:.2f}"
+        if "tamper" in signals:
+            return "P2", "device_tamper", "Thiết bị bị can thiệp (tamper)"
+        return None
+
+    def on_tip(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Count the tip towards the commune's spike detector."""
+        commune, at = record["commune_code"], record["occurred_at_ms"]
+        state = self._state(commune)
+        out = self._advance(state, commune, at)
+        window = self.config.spike_window_minutes * MINUTE_MS
+        self._roll_baseline(state, at)
+        state["hour_count"] += 1
+        state["recent"] = [t for t in state["recent"] if t > at - window] + [at]
+        expected = state["baseline"] * window / HOUR_MS
+        threshold = max(self.config.spike_min_tips, math.ceil(self.config.spike_factor * expected + 1))
+        if len(state["recent"]) >= threshold and not self._open_p1_since(state, at - window):
+            bucket = at - at % HOUR_MS
+            alert_id = f"al-{commune}-spike-{bucket // HOUR_MS}"
+            summary = f"{len(state['recent'])} tin báo trong {self.config.spike_window_minutes:.0f} phút " \
+                      f"(bình thường {expected:.1f})"
+            out += self._raise_or_escalate(state, commune, alert_id, "P2", "tip_spike", summary, at, None)
+        self._save(commune, state)
+        return out
+
+    def on_device_signal(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Track heartbeats; an offline or battery-low device joins the commune's P3 alert."""
+        commune, at, device = record["commune_code"], record["occurred_at_ms"], record["device_id"]
+        signal = record["signal"]
+        if signal not in ("heartbeat", "offline", "battery_low"):
+            return []
+        state = self._state(commune)
+        out = self._advance(state, commune, at)
+        if signal == "heartbeat":
+            state["devices"][device] = at
+            if state["due"] is None:
+                state["due"] = int(at + self.config.heartbeat_missing_minutes * MINUTE_MS)
+        else:
+            state["devices"].pop(device, None)  # reported now; do not report it again as silent
+            out += self._device_health(state, commune, at, f"{device}: {signal}")
+        self._save(commune, state)
+        return out
+
+    def on_action(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """ack / resolve / escalate from on-call staff."""
+        commune = commune_of_alert(record["alert_id"])
+        if commune is None:
+            return []
+        state = self._state(commune)
+        alert = state["alerts"].get(record["alert_id"])
+        if alert is None or alert["state"] == "resolved":
+            return []
+        at, action = record["occurred_at_ms"], record["action"]
+        new_state = {"ack": "acked", "resolve": "resolved", "escalate": "escalated"}[action]
+        if action == "ack" and alert["state"] == "acked":
+            return []
+        alert["state"] = new_state
+        alert["deadline"] = None
+        alert["updated"] = at
+        if action == "escalate":
+            alert["route"] = self.config.routes["escalated"]
+        if new_state == "resolved":
+            self._due_by(state, at + FORGET_AFTER_MS)
+        self._save(commune, state)
+        return [self._event(alert, commune, new_state, at, by=record.get("by"))]
+
+    def tick(self, commune: int, now_ms: int) -> list[dict[str, Any]]:
+        """Time has reached `now_ms` in this commune: escalate overdue P1s, flag silent devices."""
+        state = self._state(commune)
+        out = self._advance(state, commune, now_ms)
+        self._save(commune, state)
+        return out
+
+    def next_deadline(self, commune: int) -> int | None:
+        """The earliest moment `tick` may change something (for the worker's timer)."""
+        state = self.communes.get(str(commune))
+        return state.get("due") if state else None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _raise_or_escalate(self, state: dict[str, Any], commune: int, alert_id: str, severity: str, rule: str,
+                           summary: str, at: int, incident_id: str | None) -> list[dict[str, Any]]:
+        alert = state["alerts"].get(alert_id)
+        if alert is None:
+            alert = {"id": alert_id, "incident": incident_id, "severity": severity, "rule": rule,
+                     "state": "raised", "raised": at, "updated": at, "summary": summary,
+                     "route": self.config.commune_routes.get(str(commune), self.config.routes["default"]),
+                     "deadline": self._deadline(severity, at)}
+            state["alerts"][alert_id] = alert
+            self._due_by(state, alert["deadline"])
+            return [self._event(alert, commune, "raised", at)]
+        if alert["state"] == "resolved" or SEVERITY_RANK[severity] >= SEVERITY_RANK[alert["severity"]]:
+            return []  # the same or weaker evidence again: no second page
+        alert.update(severity=severity, rule=rule, summary=summary, updated=at, state="escalated",
+                     deadline=None if alert["state"] == "acked" else self._deadline(severity, at))
+        self._due_by(state, alert["deadline"])
+        return [self._event(alert, commune, "escalated", at)]
+
+    @staticmethod
+    def _due_by(state: dict[str, Any], moment: int | None) -> None:
+        if moment is not None and (state["due"] is None or moment < state["due"]):
+            state["due"] = moment
+
+    def _advance(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
+        """Event time moves on: overdue P1s escalate, silent devices are reported, old alerts go.
+
+        Nothing is due before `state["due"]` (kept at or before the earliest deadline), so most
+        events — heartbeats above all — return at once.
+        """
+        state["watermark"] = max(state["watermark"], now)
+        if state["due"] is None or now < state["due"]:
+            return []
+        out = []
+        for alert in state["alerts"].values():
+            deadline = alert.get("deadline")
+            if deadline and deadline <= now and alert["state"] in ("raised", "escalated"):
+                alert.update(state="escalated", deadline=None, updated=deadline, route=self.config.routes["escalated"],
+                             summary=alert["summary"] + f" — chưa xác nhận sau {self.config.p1_ack_minutes:.0f} phút")
+                out.append(self._event(alert, commune, "escalated", deadline))
+        silent_after = self.config.heartbeat_missing_minutes * MINUTE_MS
+        silent = sorted(d for d, t in state["devices"].items() if t + silent_after <= now)
+        for device in silent:
+            at = int(state["devices"].pop(device) + silent_after)
+            out += self._device_health(state, commune, at, f"{device}: mất tín hiệu")
+        state["alerts"] = {i: a for i, a in state["alerts"].items()
+                           if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now}
+        self._recompute_due(state)
+        return out
+
+    def _recompute_due(self, state: dict[str, Any]) -> None:
+        silent_after = self.config.heartbeat_missing_minutes * MINUTE_MS
+        moments = [a["deadline"] for a in state["alerts"].values() if a.get("deadline")]
+        moments += [a["updated"] + FORGET_AFTER_MS for a in state["alerts"].values() if a["state"] not in OPEN_STATES]
+        moments += [int(t + silent_after) for t in state["devices"].values()]
+        state["due"] = min(moments) if moments else None
+
+    def _device_health(self, state: dict[str, Any], commune: int, at: int, what: str) -> list[dict[str, Any]]:
+        day = (at + self.config.utc_offset_minutes * MINUTE_MS) // DAY_MS
+        alert_id = f"al-{commune}-devices-{day}"
+        alert = state["alerts"].get(alert_id)
+        if alert is not None:
+            alert["summary"] = _append(alert["summary"], what)
+            return []  # one device-health alert per commune and day; later devices join it
+        return self._raise_or_escalate(state, commune, alert_id, "P3", "device_health", what, at, None)
+
+    def _open_p1_since(self, state: dict[str, Any], since: int) -> bool:
+        return any(a["severity"] == "P1" and a["state"] in OPEN_STATES and a["raised"] >= since
+                   for a in state["alerts"].values())
+
+    def _roll_baseline(self, state: dict[str, Any], at: int) -> None:
+        """Exponentially weighted tips per hour, updated as whole hours pass."""
+        hour = at // HOUR_MS
+        if state["hour"] is None:
+            state["hour"] = hour
+        decay = 0.5 ** (1 / self.config.baseline_half_life_hours)
+        while state["hour"] < hour:
+            state["baseline"] = state["baseline"] * decay + state["hour_count"] * (1 - decay)
+            state["hour_count"] = 0
+            state["hour"] += 1
+            if state["hour"] < hour and state["baseline"] < 1e-6:
+                state["hour"] = hour  # nothing left to decay: jump ahead
+                state["baseline"] = 0.0
+
+    def _deadline(self, severity: str, at: int) -> int | None:
+        return int(at + self.config.p1_ack_minutes * MINUTE_MS) if severity == "P1" else None
+
+    def _event(self, alert: dict[str, Any], commune: int, state: str, at: int, by: str | None = None) -> dict[str, Any]:
+        return {
+            "alert_id": alert["id"], "state": state, "severity": alert["severity"], "rule": alert["rule"],
+            "incident_id": alert["incident"], "commune_code": commune, "at_ms": at, "by": by,
+            "summary": alert["summary"], "route": alert["route"], "delivery": self._delivery(alert["severity"], at),
+        }
+
+    def _delivery(self, severity: str, at: int) -> str:
+        """P1 always goes out now; the rest waits for office hours (the Zalo groups' own rule)."""
+        if severity == "P1":
+            return "now"
+        local_hour = (at + self.config.utc_offset_minutes * MINUTE_MS) // HOUR_MS % 24
+        start, end = self.config.office_hours
+        return "now" if start <= local_hour < end else "digest"
+
+    def _state(self, commune: int) -> dict[str, Any]:
+        return self.communes.get(str(commune)) or {
+            "alerts": {}, "recent": [], "baseline": 0.0, "hour": None, "hour_count": 0, "devices": {}, "watermark": 0,
+            "due": None,
+        }
+
+    def _save(self, commune: int, state: dict[str, Any]) -> None:
+        self.communes[str(commune)] = state  # write back: a Faust table records the change
+
+
+def _append(summary: str, what: str, limit: int = 400) -> str:
+    joined = f"{summary}; {what}"
+    return joined if len(joined) <= limit else summary
