@@ -45,9 +45,14 @@ class Result:
 
 class EventProcessor:
     def __init__(self, state: ProcessorState, credibility: CredibilityConfig, alerting: AlertConfig,
-                 dedup: DedupConfig | None = None, exact: ExactDedup | None = None) -> None:
+                 dedup: DedupConfig | None = None, exact: ExactDedup | None = None, global_ticks: bool = True) -> None:
         """`exact` also catches repeats of events that change no state (heartbeats): offline it
-        reports them; the worker leaves them to ClickHouse, whose tables are idempotent."""
+        reports them; the worker leaves them to ClickHouse, whose tables are idempotent.
+
+        `global_ticks`: event time anywhere fires what is due in every commune (offline). The
+        worker turns it off and ticks each commune from its timer instead.
+        """
+        self.global_ticks = global_ticks
         self.state = state
         self.credibility = credibility
         self.exact = exact
@@ -86,9 +91,10 @@ class EventProcessor:
             snapshots.append(snapshot)
             alerts += self.alerting.on_incident(incident, snapshot)
         commune = record.get("commune_code")
-        if commune is not None and self._scheduled.get(commune) != self.alerting.next_deadline(commune):
-            self._schedule(commune)
-        alerts += self.tick(record["occurred_at_ms"])
+        if self.global_ticks:
+            if commune is not None and self._scheduled.get(commune) != self.alerting.next_deadline(commune):
+                self._schedule(commune)
+            alerts += self.tick(record["occurred_at_ms"])
         return Result("accepted", None, incident_id, snapshots, alerts)
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:

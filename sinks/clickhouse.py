@@ -167,6 +167,25 @@ class TableSink:
         return written
 
 
+ALERT_COLUMNS = (
+    "alert_id", "state", "severity", "rule", "incident_id", "commune_code", "province_code", "at", "at_ms", "by",
+    "route", "delivery", "summary",
+)
+
+
+def alert_row(alert: dict[str, Any]) -> tuple[Any, ...]:
+    place = geography.commune(alert["commune_code"])
+    return (
+        alert["alert_id"], alert["state"], alert["severity"], alert["rule"], alert["incident_id"] or "",
+        alert["commune_code"], place.province_code if place else 0, alert["at_ms"] // 1000, alert["at_ms"],
+        alert.get("by") or "", alert["route"], alert["delivery"], alert["summary"],
+    )
+
+
+def alert_sink(client: Client) -> TableSink:
+    return TableSink(client, "alerts", ALERT_COLUMNS)
+
+
 def event_sink(client: Client) -> TableSink:
     return TableSink(client, "events", EVENT_COLUMNS)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from enum import Enum
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -182,6 +183,35 @@ def process(
     )
     if counts["rejected"]:
         raise typer.Exit(1)
+
+
+class AlertAction(str, Enum):
+    ack = "ack"
+    resolve = "resolve"
+    escalate = "escalate"
+
+
+@app.command()
+def alert(
+    action: Annotated[AlertAction, typer.Argument(help="ack, resolve or escalate.")],
+    alert_id: Annotated[str, typer.Argument(help="The alert id from the page, e.g. al-18352-98fd6459b56cfba6.")],
+    by: Annotated[str, typer.Option(help="Your staff id.")],
+) -> None:
+    """Act on an alert as on-call staff (publishes an alert_action event)."""
+    from datetime import datetime, timedelta, timezone
+
+    from streams.kafka import producer
+    from streams.publisher import Publisher
+
+    settings = _settings()
+    publisher = Publisher(producer(settings, max_block_ms=15_000), settings.pseudonym_key())
+    now = datetime.now(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
+    _, event_id = publisher.publish({"type": "alert_action", "occurred_at": now, "alert_id": alert_id,
+                                     "action": action.value, "by": by})
+    failures = publisher.flush()
+    if failures:
+        raise ConfigError(f"the action was not delivered to Kafka: {failures[0][1]}")
+    out.print(f"{action.value} {alert_id} by {by} at {now} (event {event_id})", markup=False)
 
 
 @app.command()

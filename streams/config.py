@@ -42,6 +42,15 @@ def _load_config(kind: Any, variable: str, default: Path, what: str) -> Any:
         raise ConfigError(f"{what} config {path} is invalid: {exc}; fix it or set {variable}") from None
 
 
+def _routes(spec: str) -> dict[str, str]:
+    from sinks.notifiers import parse_routes
+
+    try:
+        return parse_routes(spec)
+    except ValueError as exc:
+        raise ConfigError(f"BINHYEN_WEBHOOK_URLS: {exc}; e.g. commune-post=http://127.0.0.1:8080/hook") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -58,6 +67,8 @@ class Settings:
     worker_batch_size: int
     worker_batch_seconds: float
     producer_max_batch_bytes: int
+    webhook_urls: dict[str, str]
+    webhook_secret: bytes | None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -84,6 +95,8 @@ class Settings:
             # produces little (state changes, incidents, dead letters), so this costs little;
             # on Apache Kafka set it to 16384.
             producer_max_batch_bytes=_int("BINHYEN_PRODUCER_MAX_BATCH_BYTES", 1),
+            webhook_urls=_routes(os.environ.get("BINHYEN_WEBHOOK_URLS") or ""),
+            webhook_secret=(os.environ.get("BINHYEN_WEBHOOK_SECRET") or "").encode() or None,
         )
 
     def credibility_config(self) -> "CredibilityConfig":

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from processors.alerts import alert_id_for
 from processors.geography import Commune, communes_of_province
+from processors.incidents import incident_id_for
 from streams import sim_texts as T
 
 VN = timezone(timedelta(hours=7))
@@ -154,8 +156,9 @@ class ProvinceSimulator:
         return self.sim
 
     def _drop_outside_window(self) -> None:
-        """Keep events of the simulated days (feedback may land after the last day; model history before)."""
-        end = datetime.fromtimestamp(self.end_s + DAY_S, VN).isoformat()
+        """Keep events of the simulated days (and model history before them): verdicts and acks
+        that would fall after the last day are left out, as devices fall silent there too."""
+        end = datetime.fromtimestamp(self.end_s, VN).isoformat()
         kept = {e["event_id"] for e in self.sim.events if e["occurred_at"] < end}
         self.sim.events = [e for e in self.sim.events if e["event_id"] in kept]
         self.sim.truth = [t for t in self.sim.truth if t["event_id"] in kept]
@@ -240,12 +243,16 @@ class ProvinceSimulator:
             elif device.kind in ("alarm_bell", "gong") and rng.random() < 0.03:
                 truth = {"incident": f"false-alarm-{device.device_id}-{day}", "real": False, "kind": "false_alarm"}
                 at = day_s + rng.randrange(DAY_S)
-                self._press_burst(commune, device, at, rng, truth)
-                self._on_call(commune, truth["incident"], at, rng)
+                presses = self._press_burst(commune, device, at, rng, truth)
+                self._on_call(commune, presses[0], at, rng)
 
-    def _on_call(self, commune: Commune, incident: str, at_s: int, rng: random.Random) -> None:
-        """The commune post acknowledges, then resolves, the alert a press raised."""
-        alert_id = f"alert-{incident}"
+    def _on_call(self, commune: Commune, first_press_id: str, at_s: int, rng: random.Random) -> None:
+        """The commune post acknowledges, then resolves, the alert a press raised.
+
+        Staff quote the id of the page they got; binhyen derives it from the incident, whose id
+        derives from the event that opened it — the first press.
+        """
+        alert_id = alert_id_for(commune.code, incident_id_for(first_press_id))
         by = f"ca-{_slug(commune)}-truc-ban"
         acked = at_s + rng.randint(40, 6 * 60)
         self._emit({"type": "alert_action", "commune_code": commune.code, "alert_id": alert_id,
@@ -320,8 +327,8 @@ class ProvinceSimulator:
             truth_base = {"incident": incident, "real": True, "kind": "incident", "category": category}
             if bells and category in ("theft", "fight", "fire") and rng.random() < 0.75:
                 bell = rng.choice(bells)
-                self._press_burst(commune, bell, t0 + rng.randint(0, 60), rng, truth_base)
-                self._on_call(commune, incident, t0, rng)
+                presses = self._press_burst(commune, bell, t0 + rng.randint(0, 60), rng, truth_base)
+                self._on_call(commune, presses[0], t0 + 60, rng)
             k = rng.choices((1, 2, 3, 4, 5, 6, 8), weights=(40, 25, 15, 9, 5, 4, 2))[0]
             slow = category in ("hui", "fraud", "missing_person")
             at = t0 + rng.randint(120, 1800)

@@ -12,6 +12,9 @@ ALERT_ACTIONS = "binhyen.alert-actions.v1"
 INCIDENTS = "binhyen.incidents.v1"
 ALERTS = "binhyen.alerts.v1"
 DEAD_LETTER = "binhyen.dead-letter.v1"
+# Internal: alert actions (keyed by alert id upstream) and timer ticks, re-keyed by commune so
+# they reach the worker that owns that commune's alert state.
+COMMUNE_CONTROL = "binhyen.commune-control.v1"
 
 TOPIC_OF_TYPE = {
     "tip": TIPS,
@@ -25,11 +28,11 @@ TOPIC_OF_TYPE = {
 }
 INPUT_TOPICS = (TIPS, DEVICE_SIGNALS, MODEL_CHANGES, FEEDBACK, ALERT_ACTIONS)
 # Keyed by commune code and joined by the processors: one partition count for all of them.
-COMMUNE_KEYED = (TIPS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS)
+COMMUNE_KEYED = (TIPS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, COMMUNE_CONTROL)
 
 
 def partition_counts(settings: Settings) -> dict[str, int]:
     return {
         topic: settings.commune_partitions if topic in COMMUNE_KEYED else settings.other_partitions
-        for topic in TOPIC_OF_TYPE.values()
+        for topic in (*TOPIC_OF_TYPE.values(), COMMUNE_CONTROL)
     }

@@ -8,14 +8,22 @@ succeeds, and only then (5) acknowledged, so offsets are committed only for even
 effects reached Kafka and ClickHouse. Agents run at concurrency 1 (faust can otherwise
 commit past in-flight work).
 
-Two agents: `commune_events` (tips, device signals, feedback — keyed by commune, sharing
-one partition count with the `communes` state table) and `registry_events` (model changes,
-alert actions), which are only recorded for now.
+Agents:
+- `commune_events`: tips, device signals, feedback and the internal commune-control topic
+  (alert actions and timer ticks re-keyed by commune), all keyed by commune and sharing one
+  partition count with the state tables; emits incidents and alert lifecycle events;
+- `registry_events`: model changes and alert actions (recorded; actions forwarded to the
+  control topic under their commune);
+- `deliver_alerts`: the alerts topic to the notifier sinks (log, webhook), acknowledged
+  only once delivered.
+A timer sends a tick for every commune whose alert state has something due (an unacked P1,
+a silent device), so escalation happens even when the commune is quiet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,18 +32,23 @@ from typing import Any
 import faust
 from clickhouse_driver.errors import Error as ClickHouseError
 
+from processors.alerts import commune_of_alert
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.validation import InvalidEvent, check_rules
 from schemas import CODEC, DecodeError
-from sinks.clickhouse import TableSink, connect, event_row, event_sink, incident_rows, incident_sinks
+from sinks.clickhouse import TableSink, alert_row, alert_sink, connect, event_row, event_sink, incident_rows, incident_sinks
+from sinks.notifiers import DeliveryError, LogNotifier, WebhookNotifier
 from streams.config import Settings
 from streams.topics import (
-    ALERT_ACTIONS, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS, TOPIC_OF_TYPE,
+    ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS,
+    TOPIC_OF_TYPE,
 )
 
 log = logging.getLogger("binhyen.worker")
 MAX_BACKOFF_S = 10.0
 SWEEP_EVERY_S = 60.0
+TICK_EVERY_S = 2.0
+LIVE_HORIZON_MS = 24 * 3_600_000  # timer ticks act on what is due within a day of the clock, not on replays
 
 
 @dataclass(frozen=True)
@@ -44,15 +57,32 @@ class Accepted:
     record: dict[str, Any]
 
 
-def triage(value: Any, topic: str) -> Accepted | str:
+@dataclass(frozen=True)
+class Tick:
+    commune: int
+    now_ms: int
+
+
+def tick_message(commune: int, now_ms: int) -> bytes:
+    return json.dumps({"tick": commune, "now_ms": now_ms}).encode()
+
+
+def triage(value: Any, topic: str) -> Accepted | Tick | str:
     """Decode and validate one message value: the event, or the reason it is dead-lettered."""
     if not isinstance(value, (bytes, bytearray)):
         return "empty message value (tombstone); binhyen input topics carry no tombstones"
+    if topic == COMMUNE_CONTROL and value[:1] == b"{":
+        try:
+            tick = json.loads(value)
+            return Tick(int(tick["tick"]), int(tick["now_ms"]))
+        except (ValueError, KeyError, TypeError):
+            return "malformed tick on the control topic"
     try:
         event_type, record = CODEC.decode(value)
     except DecodeError as exc:
         return str(exc)
-    if TOPIC_OF_TYPE.get(event_type) != topic:
+    expected = (ALERT_ACTIONS, COMMUNE_CONTROL) if event_type == "alert_action" else (TOPIC_OF_TYPE.get(event_type),)
+    if topic not in expected:
         return f"a {event_type} event on {topic}; publish it to {TOPIC_OF_TYPE[event_type]}"
     try:
         check_rules(event_type, record)
@@ -80,9 +110,10 @@ class Sinks:
     events: TableSink
     incidents: TableSink | None = None
     members: TableSink | None = None
+    alerts: TableSink | None = None
 
     def all(self) -> list[TableSink]:
-        return [sink for sink in (self.events, self.incidents, self.members) if sink is not None]
+        return [sink for sink in (self.events, self.incidents, self.members, self.alerts) if sink is not None]
 
 
 @dataclass
@@ -92,6 +123,8 @@ class BatchOutput:
     sinks: Sinks
     letters: list[bytes] = field(default_factory=list)
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest snapshot per incident
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    forwards: list[tuple[int, bytes]] = field(default_factory=list)  # (commune, alert action) to re-key
 
 
 def make_app(settings: Settings) -> faust.App:
@@ -111,7 +144,9 @@ def make_app(settings: Settings) -> faust.App:
         producer_max_batch_size=settings.producer_max_batch_bytes,
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    commune_topics = app.topic(TIPS, DEVICE_SIGNALS, FEEDBACK, **raw)
+    commune_topics = app.topic(TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, **raw)
+    control_topic = app.topic(COMMUNE_CONTROL, **raw)
+    alerts_topic = app.topic(ALERTS, **raw)
     registry_topics = app.topic(MODEL_CHANGES, ALERT_ACTIONS, **raw)
     dead_letters = app.topic(DEAD_LETTER, **raw)
     incidents_topic = app.topic(INCIDENTS, **raw)
@@ -121,11 +156,14 @@ def make_app(settings: Settings) -> faust.App:
         reputation=app.GlobalTable("reputation", help="verdict counts per reporter, group, channel, commune",
                                    **json_table),
         chains=app.GlobalTable("chains", help="communes that carried each forwarded text", **json_table),
+        alerts=app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
     )
-    credibility = settings.credibility_config()
+    credibility, alerting = settings.credibility_config(), settings.alert_config()
 
     async def drain(stream: faust.StreamT, output_sinks: Sinks, process: bool) -> None:
-        processor = EventProcessor(state, credibility) if process else None
+        # Ticks come from the timer per commune: a global event-time tick would write the state
+        # of other communes outside their partition.
+        processor = EventProcessor(state, credibility, alerting, global_ticks=False) if process else None
         loop = asyncio.get_running_loop()
         last_sweep, watermark = time.monotonic(), 0
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
@@ -134,13 +172,26 @@ def make_app(settings: Settings) -> faust.App:
             for event in events:
                 message = event.message
                 verdict = triage(message.value, message.topic)
+                if isinstance(verdict, Tick):
+                    if processor is not None:
+                        stream._set_current_event(event)
+                        out.alerts += processor.alerting.tick(verdict.commune, verdict.now_ms)
+                    continue
                 if not isinstance(verdict, Accepted):
                     log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, verdict)
                     out.letters.append(dead_letter(verdict, message.topic, message.partition, message.offset,
                                                    message.value, int(now * 1000)))
                     continue
-                out.sinks.events.add(event_row(verdict.event_type, verdict.record, message.topic,
-                                           message.partition, message.offset, int(now)))
+                if message.topic == COMMUNE_CONTROL:
+                    pass  # a forwarded alert action: recorded in `events` when it first arrived
+                else:
+                    out.sinks.events.add(event_row(verdict.event_type, verdict.record, message.topic,
+                                                   message.partition, message.offset, int(now)))
+                if verdict.event_type == "alert_action" and message.topic == ALERT_ACTIONS:
+                    commune = commune_of_alert(verdict.record["alert_id"])
+                    if commune is not None:
+                        out.forwards.append((commune, bytes(message.value)))
+                    continue
                 if processor is not None:
                     # Table writes go to the changelog (and RocksDB) partition of the *current*
                     # event; inside a batch that is ours to set, event by event.
@@ -149,6 +200,7 @@ def make_app(settings: Settings) -> faust.App:
                     watermark = max(watermark, verdict.record["occurred_at_ms"])
                     for snapshot in result.incidents:
                         out.incidents[snapshot["incident_id"]] = snapshot
+                    out.alerts += result.alerts
             if processor is not None and time.monotonic() - last_sweep > SWEEP_EVERY_S:
                 processor.sweep(watermark)
                 last_sweep = time.monotonic()
@@ -168,6 +220,12 @@ def make_app(settings: Settings) -> faust.App:
                 out.sinks.members.add(member)
             pending.append(await incidents_topic.send(key=str(snapshot["commune_code"]).encode(),
                                                       value=CODEC.encode("incident", snapshot)))
+        for alert in out.alerts:
+            assert out.sinks.alerts is not None
+            out.sinks.alerts.add(alert_row(alert))
+            pending.append(await alerts_topic.send(key=alert["alert_id"].encode(), value=CODEC.encode("alert", alert)))
+        for commune, action in out.forwards:
+            pending.append(await control_topic.send(key=str(commune).encode(), value=action))
         for future in pending:
             await future
 
@@ -175,7 +233,38 @@ def make_app(settings: Settings) -> faust.App:
     async def commune_events(stream: faust.StreamT) -> None:
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
-        await drain(stream, Sinks(event_sink(client), incidents, members), process=True)
+        await drain(stream, Sinks(event_sink(client), incidents, members, alert_sink(client)), process=True)
+
+    @app.timer(interval=TICK_EVERY_S)
+    async def tick_due_communes() -> None:
+        """Escalations and silent devices in communes with no new events: a tick per commune due."""
+        now_ms = int(time.time() * 1000)
+        for key, commune_state in list(state.alerts.items()):
+            due = (commune_state or {}).get("due")
+            if due is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms:
+                await control_topic.send(key=str(key).encode(), value=tick_message(int(key), now_ms))
+
+    notifiers: list[Any] = [LogNotifier()]
+    if settings.webhook_urls:
+        notifiers.append(WebhookNotifier(settings.webhook_urls, settings.webhook_secret or b"",
+                                         alerting.routes["digest"]))
+
+    @app.agent(alerts_topic, concurrency=1)
+    async def deliver_alerts(stream: faust.StreamT) -> None:
+        loop = asyncio.get_running_loop()
+        async for events in stream.noack_take(100, within=0.05):
+            for event in events:
+                try:
+                    alert = CODEC.decode(event.message.value)[1]
+                except DecodeError as exc:
+                    log.error("undeliverable alert at %s[%d]@%d: %s", event.message.topic, event.message.partition,
+                              event.message.offset, exc)
+                    continue
+                for notifier in notifiers:
+                    notifier.add(alert)
+            await deliver_until_done(notifiers, loop)
+            for event in events:
+                await stream.ack(event)
 
     @app.agent(registry_topics, concurrency=1)
     async def registry_events(stream: faust.StreamT) -> None:
@@ -198,6 +287,20 @@ async def flush_until_done(sinks: list[TableSink], loop: asyncio.AbstractEventLo
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             log.info("inserted %d rows into %s", written, sink.table)
+
+
+async def deliver_until_done(notifiers: list[Any], loop: asyncio.AbstractEventLoop) -> None:
+    """Deliver every queued alert, retrying a failing endpoint with capped backoff; never drop one."""
+    for notifier in notifiers:
+        backoff = 0.5
+        while notifier.pending:
+            try:
+                await loop.run_in_executor(None, notifier.flush)
+            except DeliveryError as exc:
+                log.warning("alert delivery failed (%s); %d alerts wait; retrying in %.1fs",
+                            exc, len(notifier.pending), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
 def run(settings: Settings, loglevel: str = "INFO") -> None:

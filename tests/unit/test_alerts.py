@@ -1,0 +1,131 @@
+"""Alert rules, one alert per incident, escalation, actions, spikes, devices, quiet hours."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from processors.alerts import AlertConfig
+from processors.credibility import CredibilityConfig
+from processors.pipeline import EventProcessor, ProcessorState
+from processors.pseudonym import pseudonymise
+from processors.validation import parse_contract
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
+
+CREDIBILITY = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
+ALERTING = AlertConfig.load(DEFAULT_ALERT_CONFIG)
+COMMUNE = 18352
+
+
+def at(hh: int, mm: int = 0, ss: int = 0, day: int = 3) -> str:
+    return f"2025-09-{day:02d}T{hh:02d}:{mm:02d}:{ss:02d}+07:00"
+
+
+def press(event_id: str, when: str, device: str = "bell-1", signal: str = "panic_pressed", **extra: Any) -> dict:
+    return {"type": "device_signal", "event_id": event_id, "occurred_at": when, "commune_code": COMMUNE,
+            "device_id": device, "device_kind": "alarm_bell", "signal": signal, "site_kind": "bank",
+            "site_name": "Phòng giao dịch ngân hàng", **extra}
+
+
+def tip(event_id: str, when: str, text: str, commune: int = COMMUNE, **extra: Any) -> dict:
+    return {"type": "tip", "event_id": event_id, "occurred_at": when, "commune_code": commune,
+            "channel": extra.pop("channel", "zalo"), "text": text, **extra}
+
+
+def action(event_id: str, when: str, alert_id: str, verb: str) -> dict:
+    return {"type": "alert_action", "event_id": event_id, "occurred_at": when, "alert_id": alert_id,
+            "action": verb, "by": "ca-truc-ban"}
+
+
+def run(events: list[dict]) -> list[dict[str, Any]]:
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    alerts = []
+    for event in events:
+        event_type, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
+        alerts += processor.handle(event_type, record).alerts
+    return alerts
+
+
+def steps(alerts: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(a["state"], a["severity"], a["rule"]) for a in alerts]
+
+
+def test_a_panic_bell_pages_p1_at_once_even_at_night() -> None:
+    alerts = run([press("p1", at(3, 0))])
+    assert steps(alerts) == [("raised", "P1", "panic_bell")]
+    assert alerts[0]["delivery"] == "now" and alerts[0]["route"] == "commune-post"
+    assert alerts[0]["at_ms"] == 1756843200000  # the press itself, no waiting
+    assert alerts[0]["alert_id"] == f"al-{COMMUNE}-" + alerts[0]["incident_id"].removeprefix("inc-")
+
+
+def test_five_presses_and_a_matching_tip_page_once() -> None:
+    events = [press(f"p{i}", at(21, 2, i * 4)) for i in range(5)]
+    events.append(tip("t1", at(21, 3), "Có cướp tại phòng giao dịch ngân hàng, đối tượng cầm dao", category="theft"))
+    events.append(action("a1", at(21, 4), "?", "ack"))  # an id staff mistyped: no effect
+    assert steps(run(events)) == [("raised", "P1", "panic_bell")]
+
+
+def test_an_unacknowledged_p1_escalates_and_an_acked_one_does_not() -> None:
+    first = run([press("p1", at(21, 0)), tip("later", at(21, 30), "chuyện khác ở chợ", commune=25813)])
+    assert steps(first) == [("raised", "P1", "panic_bell"), ("escalated", "P1", "panic_bell")]
+    assert first[1]["at_ms"] - first[0]["at_ms"] == 5 * 60_000
+    assert first[1]["route"] == "province-duty"
+    alert_id = first[0]["alert_id"]
+    acked = run([press("p1", at(21, 0)), action("a1", at(21, 3), alert_id, "ack"),
+                 tip("later", at(21, 30), "chuyện khác ở chợ", commune=25813),
+                 action("a2", at(21, 40), alert_id, "resolve"), action("a3", at(21, 41), alert_id, "ack")])
+    assert steps(acked) == [("raised", "P1", "panic_bell"), ("acked", "P1", "panic_bell"),
+                            ("resolved", "P1", "panic_bell")]
+    assert acked[1]["by"] == "ca-truc-ban"
+
+
+def test_a_credible_urgent_incident_escalates_as_evidence_arrives() -> None:
+    text = "Đánh nhau ở quán nhậu Hồng Phúc khu phố 4, khoảng 5 người cầm dao, có người bị thương"
+    events = [tip("t1", at(10, 0), text, category="fight", location_text="quán nhậu Hồng Phúc, khu phố 4")]
+    events += [tip(f"t{i}", at(10, i), text.lower(), channel=channel, reporter_contact=f"+8491100000{i}")
+               for i, channel in ((2, "hotline"), (3, "facebook"))]
+    alerts = run(events)
+    assert [a["state"] for a in alerts][:2] == ["raised", "escalated"]
+    assert alerts[0]["severity"] == "P2" and alerts[1]["severity"] == "P1"
+    assert len({a["alert_id"] for a in alerts}) == 1  # one alert for the incident
+
+
+def test_a_chain_message_never_pages() -> None:
+    text = "Cảnh báo: có nhóm bắt cóc trẻ em đi xe 7 chỗ màu trắng, chia sẻ ngay cho mọi người"
+    events = [tip(f"c{i}", at(10, i), text, commune=commune, category="missing_person")
+              for i, commune in enumerate((25813, 26680, 31951, 18352, 31885))]
+    assert [a for a in run(events) if a["severity"] == "P1"] == []
+
+
+def test_a_tip_spike_raises_p2_unless_a_p1_explains_it() -> None:
+    burst = [tip(f"s{i}", at(10, i * 5), f"Có chuyện {i} ở ấp {i}", commune=26680) for i in range(6)]
+    spike = [a for a in run(burst) if a["rule"] == "tip_spike"]
+    assert steps(spike) == [("raised", "P2", "tip_spike")]
+    assert spike[0]["delivery"] == "now"  # 10:25 is office hours
+    explained = [dict(press("b1", at(9, 59)), commune_code=26680)] + burst
+    assert [a for a in run(explained) if a["rule"] == "tip_spike"] == []
+
+
+def test_quiet_hours_send_non_urgent_alerts_to_the_digest() -> None:
+    night = [tip(f"s{i}", at(23, i * 5), f"Có chuyện {i} ở ấp {i}", commune=26680) for i in range(6)]
+    spike = [a for a in run(night) if a["rule"] == "tip_spike"]
+    assert spike and spike[0]["delivery"] == "digest"
+
+
+def test_device_trouble_is_one_p3_per_commune_and_day() -> None:
+    events = [press("h1", at(8, 0), device="bell-1", signal="heartbeat"),
+              press("h2", at(8, 0), device="bell-2", signal="heartbeat"),
+              press("o1", at(8, 10), device="bell-1", signal="offline"),
+              press("b1", at(8, 20), device="bell-3", signal="battery_low"),
+              press("h3", at(8, 30), device="bell-2", signal="heartbeat"),
+              press("h4", at(10, 0), device="bell-2", signal="heartbeat")]
+    alerts = run(events)
+    assert steps(alerts) == [("raised", "P3", "device_health")]
+    assert alerts[0]["summary"] == "bell-1: offline"
+
+
+def test_a_silent_device_is_reported() -> None:
+    events = [press("h1", at(8, 0), device="gate-1", signal="heartbeat"),
+              tip("t", at(9, 30), "chuyện khác", commune=25813)]
+    alerts = run(events)
+    assert steps(alerts) == [("raised", "P3", "device_health")]
+    assert alerts[0]["summary"] == "gate-1: mất tín hiệu" and alerts[0]["at_ms"] - 1756861200000 == 75 * 60_000
