@@ -218,7 +218,7 @@ class AlertEngine:
             deadline = alert.get("deadline")
             if deadline and deadline <= now and alert["state"] in ("raised", "escalated"):
                 alert.update(state="escalated", deadline=None, updated=deadline, route=self.config.routes["escalated"],
-                             summary=alert["summary"] + f" — chưa xác nhận sau {self.config.p1_ack_minutes:.0f} phút")
+                             summary=alert["summary"] + f" — chưa xác nhận sau {self.config.p1_ack_minutes:g} phút")
                 out.append(self._event(alert, commune, "escalated", deadline))
         silent_after = self.config.heartbeat_missing_minutes * MINUTE_MS
         silent = sorted(d for d, t in state["devices"].items() if t + silent_after <= now)

@@ -112,13 +112,68 @@ def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
         assert stopped.returncode == 0, stopped.stderr
 
 
+class WebhookReceiver:
+    """An HTTP endpoint on 127.0.0.1 that records alert posts and fails the first `fail_first`."""
+
+    def __init__(self, fail_first: int) -> None:
+        import http.server
+        import threading
+
+        self.fail_first = fail_first
+        self.requests: list[tuple[dict[str, str], bytes, int]] = []  # headers, body, status answered
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = 503 if len(receiver.requests) < receiver.fail_first else 200
+                receiver.requests.append((dict(self.headers), body, status))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def delivered(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, body, status in self.requests if status == 200]
+
+
+WEBHOOK_SECRET = "test-webhook-secret"
+# Alert rules for the suite: a P1 escalates 15 s (not 5 min) after it was raised unacknowledged.
+TEST_ALERT_OVERRIDES = {"p1_ack_minutes": 0.25}
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver(fail_first=2)
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) -> Iterator[dict[str, str]]:
     """The real local stack for the whole session, started by `binhyen up`."""
-    with stack_environment(tmp_path_factory.mktemp("state")) as env:
-        started = run_cli("up")
-        assert started.returncode == 0, started.stdout + started.stderr
-        yield env
+    from streams.config import DEFAULT_ALERT_CONFIG
+
+    state = tmp_path_factory.mktemp("state")
+    alert_config = state / "alerts.test.json"
+    alert_config.write_text(json.dumps({**json.loads(DEFAULT_ALERT_CONFIG.read_text()), **TEST_ALERT_OVERRIDES}))
+    with stack_environment(state) as env:
+        extra = {"BINHYEN_ALERT_CONFIG": str(alert_config), "BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                 "BINHYEN_WEBHOOK_URLS": f"commune-post={webhook.url},province-duty={webhook.url},"
+                                         f"morning-digest={webhook.url}"}
+        os.environ.update(extra)
+        try:
+            started = run_cli("up")
+            assert started.returncode == 0, started.stdout + started.stderr
+            yield {**env, **extra}
+        finally:
+            for name in extra:
+                os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,83 @@
+"""Alerts from the real worker: paged at once, delivered through a failing webhook, acked,
+escalated by the timer when nobody acks, and counted in ClickHouse response times."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from schemas import CODEC
+from streams.kafka import read_topic
+from streams.stack import WorkerProcess
+from streams.topics import ALERTS
+from tests.conftest import REPO, WEBHOOK_SECRET, WebhookReceiver, jsonl, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+VIETNAM = timezone(timedelta(hours=7))
+
+
+def panic(commune: int) -> dict[str, Any]:
+    return {"type": "device_signal", "event_id": f"it-panic-{uuid.uuid4().hex[:8]}",
+            "occurred_at": datetime.now(VIETNAM).isoformat(timespec="seconds"), "commune_code": commune,
+            "device_id": f"bell-{commune}-it", "device_kind": "alarm_bell", "signal": "panic_pressed",
+            "site_kind": "gold_shop", "site_name": "Tiệm vàng Kim Phát"}
+
+
+def alert_steps(clickhouse: Any, alert_id: str) -> list[tuple[str, str, str]]:
+    return clickhouse.execute("SELECT state, severity, route FROM alerts FINAL WHERE alert_id = %(a)s ORDER BY at_ms, state",
+                              {"a": alert_id})
+
+
+def alert_id_of(clickhouse: Any, event_id: str) -> str | None:
+    rows = clickhouse.execute(
+        "SELECT any(alert_id) FROM alerts WHERE incident_id IN "
+        "(SELECT incident_id FROM incident_members WHERE event_id = %(e)s) HAVING count() > 0", {"e": event_id})
+    return rows[0][0] if rows else None
+
+
+def test_panic_bell_is_paged_delivered_through_retries_and_acked(
+    worker: WorkerProcess, clickhouse: Any, settings: Any, webhook: WebhookReceiver
+) -> None:
+    bell = panic(26680)
+    assert run_cli("publish", "-q", "-", input=jsonl([bell])).returncode == 0
+    alert_id = wait_for(lambda: alert_id_of(clickhouse, bell["event_id"]), 60, "the P1 alert in ClickHouse")
+    assert alert_steps(clickhouse, alert_id)[0] == ("raised", "P1", "commune-post")
+
+    raised = wait_for(lambda: [a for a in webhook.delivered() if a["alert_id"] == alert_id], 60,
+                      "the webhook to take the alert after its failures")
+    assert raised[0]["state"] == "raised" and raised[0]["rule"] == "panic_bell"
+    assert [status for _, _, status in webhook.requests[:2]] == [503, 503]  # the endpoint failed first
+    headers, body, _ = next(r for r in webhook.requests if json.loads(r[1])["alert_id"] == alert_id)
+    expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Binhyen-Signature"] == expected
+    assert headers["Idempotency-Key"] == f"{alert_id}:raised:{raised[0]['at_ms']}"
+
+    acked = run_cli("alert", "ack", alert_id, "--by", "ca-dat-do-truc-ban")
+    assert acked.returncode == 0, acked.stderr
+    wait_for(lambda: ("acked", "P1", "commune-post") in alert_steps(clickhouse, alert_id), 60, "the ack")
+    assert "escalated" not in [step[0] for step in alert_steps(clickhouse, alert_id)]
+
+    on_topic = [CODEC.decode(r.value)[1] for r in read_topic(settings, ALERTS, idle_seconds=1)]
+    states = [a["state"] for a in on_topic if a["alert_id"] == alert_id]
+    assert states[:1] == ["raised"] and "acked" in states
+    assert all(r.key == alert_id.encode() for r in read_topic(settings, ALERTS, idle_seconds=0.5)
+               if CODEC.decode(r.value)[1]["alert_id"] == alert_id)
+
+    rows = clickhouse.execute((REPO / "infra/clickhouse/queries/alert_response_times.sql").read_text())
+    mine = [row for row in rows if row[0] == 26680 and row[1] == "P1"]
+    assert mine and mine[0][3] >= 1 and mine[0][4] >= 0  # acked, with a response time
+
+
+def test_an_unacknowledged_p1_is_escalated_by_the_timer(worker: WorkerProcess, clickhouse: Any) -> None:
+    bell = panic(31951)
+    assert run_cli("publish", "-q", "-", input=jsonl([bell])).returncode == 0
+    alert_id = wait_for(lambda: alert_id_of(clickhouse, bell["event_id"]), 60, "the P1 alert")
+    # nothing else happens in that commune: only the worker's timer can escalate it
+    wait_for(lambda: ("escalated", "P1", "province-duty") in alert_steps(clickhouse, alert_id), 60,
+             "the timer to escalate the unacknowledged P1")
