@@ -39,6 +39,7 @@ from schemas import CODEC, DecodeError
 from sinks.clickhouse import TableSink, alert_row, alert_sink, connect, event_row, event_sink, incident_rows, incident_sinks
 from sinks.notifiers import DeliveryError, LogNotifier, WebhookNotifier
 from streams.config import Settings
+from streams.state import BatchedTable
 from streams.topics import (
     ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS,
     TOPIC_OF_TYPE,
@@ -151,19 +152,22 @@ def make_app(settings: Settings) -> faust.App:
     dead_letters = app.topic(DEAD_LETTER, **raw)
     incidents_topic = app.topic(INCIDENTS, **raw)
     json_table = {"partitions": settings.commune_partitions}  # keys and values serialised as JSON
-    state = ProcessorState(
-        communes=app.Table("communes", help="open incidents and seen event ids per commune", **json_table),
-        reputation=app.GlobalTable("reputation", help="verdict counts per reporter, group, channel, commune",
-                                   **json_table),
-        chains=app.GlobalTable("chains", help="communes that carried each forwarded text", **json_table),
-        alerts=app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
-    )
+    tables = {
+        "communes": app.Table("communes", help="open incidents and seen event ids per commune", **json_table),
+        "reputation": app.GlobalTable("reputation", help="verdict counts per reporter, group, channel, commune",
+                                      **json_table),
+        "chains": app.GlobalTable("chains", help="communes that carried each forwarded text", **json_table),
+        "alerts": app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
+    }
     credibility, alerting = settings.credibility_config(), settings.alert_config()
 
     async def drain(stream: faust.StreamT, output_sinks: Sinks, process: bool) -> None:
+        batched = {name: BatchedTable(table, lambda: stream.current_event, stream._set_current_event)
+                   for name, table in tables.items()}
         # Ticks come from the timer per commune: a global event-time tick would write the state
         # of other communes outside their partition.
-        processor = EventProcessor(state, credibility, alerting, global_ticks=False) if process else None
+        processor = EventProcessor(ProcessorState(**batched), credibility, alerting,
+                                   global_ticks=False) if process else None
         loop = asyncio.get_running_loop()
         last_sweep, watermark = time.monotonic(), 0
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
@@ -204,6 +208,8 @@ def make_app(settings: Settings) -> faust.App:
             if processor is not None and time.monotonic() - last_sweep > SWEEP_EVERY_S:
                 processor.sweep(watermark)
                 last_sweep = time.monotonic()
+            for table in batched.values():
+                table.flush()
             stream._set_current_event(None)
             await publish(out)
             await flush_until_done(out.sinks.all(), loop)
@@ -239,7 +245,7 @@ def make_app(settings: Settings) -> faust.App:
     async def tick_due_communes() -> None:
         """Escalations and silent devices in communes with no new events: a tick per commune due."""
         now_ms = int(time.time() * 1000)
-        for key, commune_state in list(state.alerts.items()):
+        for key, commune_state in list(tables["alerts"].items()):
             due = (commune_state or {}).get("due")
             if due is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms:
                 await control_topic.send(key=str(key).encode(), value=tick_message(int(key), now_ms))
