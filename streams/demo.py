@@ -29,6 +29,10 @@ from streams.simulation_io import generate, publish_events, write_jsonl
 from streams.simulator import SimConfig, Simulation, id_prefix
 from streams.topics import DEAD_LETTER, TIPS
 
+NUMERIC_COLUMNS = frozenset({
+    "events", "communes", "tips", "alarms", "credibility", "alerts", "escalations", "acks", "to morning digest",
+    "verdicts", "valuable", "valuable %", "signals", "devices", "line", "offset", "bytes",
+})
 GARBAGE = b"\x00\x01 this is not an Avro event \xff"
 
 
@@ -72,8 +76,7 @@ def wait_for_clickhouse(settings: Settings, prefix: str, expected: int, console:
 def _table(title: str, *columns: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("type", "commune", "reason", "reasons", "source",
-                                                              "category") else "right")
+        table.add_column(column, justify="right" if column in NUMERIC_COLUMNS else "left")
     return table
 
 
@@ -103,6 +106,22 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
         incidents.add_row(place.name if place else str(code), category or "-", str(tips), str(alarms),
                           f"{credibility:.2f}", top)
     console.print(incidents)
+
+    by_severity = client.execute(
+        "SELECT severity, uniqExact(alert_id), countIf(state = 'escalated'), countIf(state = 'acked'), "
+        "uniqExactIf(alert_id, delivery = 'digest') FROM alerts FINAL "
+        f"WHERE incident_id = '' OR {incident_filter} GROUP BY severity ORDER BY severity", where)
+    alerts = _table("Alerts by severity", "severity", "alerts", "escalations", "acks", "to morning digest")
+    for severity, count, escalated, acked, digest in by_severity:
+        alerts.add_row(severity, str(count), str(escalated), str(acked), str(digest))
+    console.print(alerts)
+    top = _table("Alerts raised — the most severe first", "severity", "rule", "commune", "at", "summary")
+    for severity, rule, code, at, summary in client.execute(
+        "SELECT severity, rule, commune_code, at, summary FROM alerts FINAL WHERE state = 'raised' "
+        f"AND (incident_id = '' OR {incident_filter}) ORDER BY severity, at LIMIT 6", where):
+        place = geography.commune(code)
+        top.add_row(severity, rule, place.name if place else str(code), f"{at:%d/%m %H:%M}", summary)
+    console.print(top)
 
     per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips)",
                          "commune", "tips", "verdicts", "valuable", "valuable %")
