@@ -104,7 +104,7 @@ def main() -> None:
                 kafka.send(DEVICE_SIGNALS, key=key, value=value)
                 kafka.flush()
                 next_probe += 1 / args.probes
-            time.sleep(0.001)
+            time.sleep(0.02)  # produce in 20 ms slices: the load generator shares the two cores
         kafka.flush()
         time.sleep(3)
     finally:
@@ -117,7 +117,6 @@ def main() -> None:
     if latencies:
         ordered = sorted(latencies)
         p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-        print("in order (ms):", [round(x * 1000) for x in latencies][::10])
         print(f"device signal -> alert raised: p50 {statistics.median(ordered) * 1000:.0f} ms, "
               f"p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")
 
