@@ -27,10 +27,9 @@ from processors.incidents import incident_id_for  # noqa: E402
 from processors.pseudonym import pseudonymise  # noqa: E402
 from processors.validation import parse_contract, partition_key  # noqa: E402
 from schemas import CODEC  # noqa: E402
-from sinks.clickhouse import migrate  # noqa: E402
 from streams import stack  # noqa: E402
 from streams.config import Settings  # noqa: E402
-from streams.kafka import ensure_topics, producer  # noqa: E402
+from streams.kafka import producer  # noqa: E402
 from streams.topics import ALERTS, DEVICE_SIGNALS  # noqa: E402
 
 VIETNAM = timezone(timedelta(hours=7))
@@ -55,11 +54,7 @@ def main() -> None:
     parser.add_argument("--probes", type=float, default=5)
     args = parser.parse_args()
     settings = Settings.from_env()
-    settings.ensure_key_file()
-    for part in stack.parts(settings):
-        stack.start(part)
-    ensure_topics(settings)
-    migrate(settings)
+    stack.bring_up(settings, print)
     worker = stack.WorkerProcess(settings.state_dir / "bench-worker.log")
     worker.start()
     sent: dict[str, float] = {}

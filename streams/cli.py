@@ -46,19 +46,9 @@ def _open_input(path: str) -> IO[str]:
 @app.command()
 def up() -> None:
     """Start the local broker and ClickHouse, create topics, apply migrations."""
-    from sinks.clickhouse import migrate
     from streams import stack
-    from streams.kafka import ensure_topics
 
-    settings = _settings()
-    if settings.ensure_key_file():
-        out.print(f"pseudonym key   created {settings.key_file} (mode 0600)")
-    for part in stack.parts(settings):
-        out.print(f"{part.name:<15} {stack.start(part)} at {part.endpoint}")
-    created = ensure_topics(settings)
-    out.print(f"topics          {'created ' + ', '.join(created) if created else 'all present'}")
-    applied = migrate(settings)
-    out.print(f"migrations      {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+    stack.bring_up(_settings(), lambda line: out.print(line, markup=False))
 
 
 @app.command()

@@ -67,6 +67,7 @@ class Settings:
     worker_batch_size: int
     worker_batch_seconds: float
     producer_max_batch_bytes: int
+    fetch_max_wait_ms: int
     webhook_urls: dict[str, str]
     webhook_secret: bytes | None
 
@@ -88,13 +89,14 @@ class Settings:
             commune_partitions=_int("BINHYEN_COMMUNE_PARTITIONS", 8),
             other_partitions=_int("BINHYEN_OTHER_PARTITIONS", 4),
             worker_batch_size=_int("BINHYEN_WORKER_BATCH_SIZE", 2000),
-            worker_batch_seconds=float(os.environ.get("BINHYEN_WORKER_BATCH_SECONDS") or 0.2),
+            worker_batch_seconds=float(os.environ.get("BINHYEN_WORKER_BATCH_SECONDS") or 0.05),
             # 1 = one record per produced batch. The local tansu broker reports end offsets
             # as "first offset of the last batch + 1", which makes Faust refuse (or cut short)
             # the recovery of its state tables unless every batch holds one record. The worker
             # produces little (state changes, incidents, dead letters), so this costs little;
             # on Apache Kafka set it to 16384.
             producer_max_batch_bytes=_int("BINHYEN_PRODUCER_MAX_BATCH_BYTES", 1),
+            fetch_max_wait_ms=_int("BINHYEN_FETCH_MAX_WAIT_MS", 100),
             webhook_urls=_routes(os.environ.get("BINHYEN_WEBHOOK_URLS") or ""),
             webhook_secret=(os.environ.get("BINHYEN_WEBHOOK_SECRET") or "").encode() or None,
         )

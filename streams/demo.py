@@ -20,10 +20,10 @@ from rich.table import Table
 from processors import geography
 from processors.geography import provinces
 from schemas import CODEC
-from sinks.clickhouse import connect, migrate
+from sinks.clickhouse import connect
 from streams import stack
 from streams.config import ConfigError, Settings
-from streams.kafka import ensure_topics, producer, read_topic
+from streams.kafka import producer, read_topic
 from streams.publisher import Publisher
 from streams.simulation_io import generate, publish_events, write_jsonl
 from streams.simulator import SimConfig, Simulation, id_prefix
@@ -180,14 +180,7 @@ def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lin
     worker = stack.WorkerProcess(settings.state_dir / "demo-worker.log")
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        settings.ensure_key_file()
-        for part in stack.parts(settings):
-            state = stack.start(part)
-            if state.startswith("started"):
-                started.append(part)
-            console.print(f"{part.name:<11} {state} at {part.endpoint}", highlight=False)
-        ensure_topics(settings)
-        migrate(settings)
+        started += stack.bring_up(settings, lambda line: console.print(line, highlight=False, markup=False))
         with console.status("starting a worker (joining its consumer group takes a few seconds)…"):
             worker.start()
         console.print(f"worker      ready (pid {worker.process.pid if worker.process else '?'}), log {worker.log_path}")

@@ -221,3 +221,32 @@ class WorkerProcess:
                 return handle.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
+    """Start every part not running, create topics, apply migrations; returns the parts started.
+
+    The local broker keeps its data in memory, so a broker started now is empty: the workers'
+    local state (RocksDB tables with changelog offsets) would no longer match it, and Faust
+    refuses to start on that. It is removed with the broker's old data.
+    """
+    from sinks.clickhouse import migrate
+    from streams.kafka import ensure_topics
+
+    if settings.ensure_key_file():
+        report(f"pseudonym key   created {settings.key_file} (mode 0600)")
+    started = []
+    for part in parts(settings):
+        outcome = start(part)
+        report(f"{part.name:<15} {outcome} at {part.endpoint}")
+        if outcome.startswith("started"):
+            started.append(part)
+    worker_state = settings.state_dir / "faust"
+    if any(part.name == "broker" for part in started) and worker_state.exists():
+        shutil.rmtree(worker_state)
+        report(f"worker state    cleared {worker_state} (the new broker starts empty)")
+    created = ensure_topics(settings)
+    report(f"topics          {'created ' + ', '.join(created) if created else 'all present'}")
+    applied = migrate(settings)
+    report(f"migrations      {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+    return started

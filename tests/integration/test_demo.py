@@ -17,7 +17,7 @@ def test_short_demo_runs_the_whole_path(tmp_path: Path) -> None:
         result = run_cli("demo", "--scale", "0.1", "--pace", "0", "--seed", "4", timeout=300)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         out = result.stdout
-        assert "broker      started" in out and "clickhouse  started" in out
+        assert "broker          started" in out and "clickhouse      started" in out
         assert "worker      ready" in out
         simulated = int(re.search(r"Cà Mau, 1 day\(s\) from 2025-09-01: ([\d,]+) events", out)[1].replace(",", ""))
         counts = {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"│ (\w+)\s+│\s+([\d,]+) │\s+\d+ │", out)}
