@@ -121,7 +121,11 @@ class IncidentClusterer:
         if known is not None:
             incident = next((i for i in state["open"] if i["id"] == known[1]), None) if known[1] else None
             return Outcome("duplicate", known[1], f"event_id {event_id} already seen", [incident] if incident else [])
-        self._advance(state, at)
+        if event_type == "tip":
+            # Only tips move the commune's clock: topics are not aligned in event time (a worker
+            # may read a commune's verdicts or alarms of tomorrow before today's tips), and a clock
+            # moved by them would close incidents that today's tips still belong to.
+            self._advance(state, at)
         incident = None
         if event_type == "tip":
             incident = self._place(state, commune, tip_member(record))

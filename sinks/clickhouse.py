@@ -33,12 +33,14 @@ class Sink(Protocol[T_contra]):
     def flush(self) -> int: ...
 
 
-def connect(settings: Settings, database: str | None = None, **client_settings: Any) -> Client:
+def connect(settings: Settings, database: str | None = None, user: str | None = None,
+            password: str | None = None, **client_settings: Any) -> Client:
+    """A client for the writer (default) or another user (the analysts' read-only one)."""
     return Client(
         host=settings.clickhouse_host,
         port=settings.clickhouse_port,
-        user=settings.clickhouse_user,
-        password=settings.clickhouse_password,
+        user=user or settings.clickhouse_user,
+        password=settings.clickhouse_password if password is None else password,
         database=database or "default",
         connect_timeout=3,
         send_receive_timeout=30,

@@ -175,6 +175,66 @@ def process(
         raise typer.Exit(1)
 
 
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def query(
+    name: Annotated[str | None, typer.Argument(help="Query name (see `binhyen query` for the list).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json.")] = OutputFormat.table,
+) -> None:
+    """Run a query from the analysts' catalog as the read-only analyst user."""
+    import csv
+    import datetime as dt
+
+    from rich.table import Table
+
+    from sinks.clickhouse import connect
+    from streams.catalog import catalog
+
+    queries = catalog()
+    if name is None:
+        for query_name, entry in queries.items():
+            params = " ".join(f"--param {p.name}={p.default}" for p in entry.params.values())
+            out.print(f"[bold]{query_name}[/]  {entry.title}\n    {entry.doc}\n    {params}")
+        return
+    if name not in queries:
+        raise ConfigError(f"no query {name!r} in the catalog; there are: {', '.join(queries)}")
+    values = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--param {item!r} is not NAME=VALUE")
+        values[key] = value
+    settings = _settings()
+    client = connect(settings, settings.clickhouse_database, user="analyst", password=settings.analyst_password)
+    rows, columns = client.execute(queries[name].render(values), with_column_types=True)
+    headers = [column for column, _ in columns]
+
+    def cell(value: object) -> object:
+        return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+
+    if output is OutputFormat.json:  # one JSON object per line
+        for row in rows:
+            sys.stdout.write(json.dumps({h: cell(v) for h, v in zip(headers, row)}, ensure_ascii=False) + "\n")
+    elif output is OutputFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(headers)
+        writer.writerows([cell(v) for v in row] for row in rows)
+    else:
+        table = Table(title=queries[name].title, title_justify="left")
+        for header in headers:
+            table.add_column(header)
+        for row in rows:
+            table.add_row(*(str(cell(v)) for v in row))
+        out.print(table)
+        err.print(f"{len(rows)} rows")
+
+
 class AlertAction(str, Enum):
     ack = "ack"
     resolve = "resolve"
@@ -271,8 +331,9 @@ def main() -> None:
         err.print(f"binhyen: Kafka error: {type(exc).__name__}: {exc}; is the broker up (`binhyen status`)?", markup=False)
         sys.exit(2)
     except ClickHouseError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        err.print(f"binhyen: ClickHouse error: {first}; is it up (`binhyen status`)?", markup=False)
+        lines = str(exc).splitlines() or [type(exc).__name__]
+        reason = next((line.split("DB::Exception:")[-1].strip() for line in lines if "DB::Exception" in line), lines[0])
+        err.print(f"binhyen: ClickHouse error: {reason} (is it up? `binhyen status`)", markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("binhyen: interrupted")

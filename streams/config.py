@@ -62,6 +62,8 @@ class Settings:
     clickhouse_database: str
     clickhouse_user: str
     clickhouse_password: str
+    analyst_password: str
+    grafana_password: str
     commune_partitions: int
     other_partitions: int
     worker_batch_size: int
@@ -86,6 +88,9 @@ class Settings:
             clickhouse_database=os.environ.get("BINHYEN_CLICKHOUSE_DATABASE") or "binhyen",
             clickhouse_user=os.environ.get("BINHYEN_CLICKHOUSE_USER") or "default",
             clickhouse_password=os.environ.get("BINHYEN_CLICKHOUSE_PASSWORD") or "",
+            # Local defaults; production sets its own (and its own users.xml).
+            analyst_password=os.environ.get("BINHYEN_ANALYST_PASSWORD") or "analyst-local",
+            grafana_password=os.environ.get("BINHYEN_GRAFANA_PASSWORD") or "grafana-local",
             commune_partitions=_int("BINHYEN_COMMUNE_PARTITIONS", 8),
             other_partitions=_int("BINHYEN_OTHER_PARTITIONS", 4),
             worker_batch_size=_int("BINHYEN_WORKER_BATCH_SIZE", 2000),

