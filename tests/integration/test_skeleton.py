@@ -211,6 +211,9 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
     assert planted_seen["binhyen.incidents.v1"] >= 1
     assert planted_seen["binhyen-worker-communes-changelog"] >= 1
 
+    for needle in needles:  # nor in the worker's log
+        assert needle not in worker.log_since(0), f"{needle!r} found in the worker log"
+
     columns = clickhouse.execute(
         "SELECT table, name FROM system.columns WHERE database = %(db)s AND type LIKE '%%String%%'",
         {"db": settings.clickhouse_database})
