@@ -47,6 +47,7 @@ from streams.topics import (
 
 log = logging.getLogger("binhyen.worker")
 MAX_BACKOFF_S = 10.0
+MAX_DEAD_LETTER_ORIGINAL = 65_536
 SWEEP_EVERY_S = 60.0
 TICK_EVERY_S = 2.0
 LIVE_HORIZON_MS = 24 * 3_600_000  # timer ticks act on what is due within a day of the clock, not on replays
@@ -93,6 +94,8 @@ def triage(value: Any, topic: str) -> Accepted | Tick | str:
 
 
 def dead_letter(reason: str, topic: str, partition: int, offset: int, value: Any, now_ms: int) -> bytes:
+    """The dead-letter event; the original is cut to 64 KiB so a near-limit message still fits."""
+    original = bytes(value or b"")
     return CODEC.encode(
         "dead_letter",
         {
@@ -100,7 +103,8 @@ def dead_letter(reason: str, topic: str, partition: int, offset: int, value: Any
             "source_topic": topic,
             "source_partition": partition,
             "source_offset": offset,
-            "original": bytes(value or b""),
+            "original": original[:MAX_DEAD_LETTER_ORIGINAL],
+            "original_size": len(original),
             "dead_lettered_at_ms": now_ms,
         },
     )

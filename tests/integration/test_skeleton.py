@@ -116,6 +116,8 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
          "commune_code": 25813, "channel": "sms", "text": "có cháy"}, lambda c: "rp_x")
     raw.send("binhyen.device-signals.v1", key=b"25813", value=CODEC.encode("tip", tip))
     raw.send(TIPS, key=b"1", value=CODEC.encode("tip", dict(tip, event_id="it-bad-commune", commune_code=1)))
+    oversize = b"it-oversize" + b"\xff" * 899_989  # 900,000 bytes of garbage, near the broker's limit
+    raw.send(TIPS, key=b"big", value=oversize)
     raw.flush()
     raw.close()
     after = [device_signal(f"it-after-garbage-{n}", second=n) for n in range(5)]
@@ -124,10 +126,13 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
 
     def letters() -> list[dict[str, Any]]:
         decoded = [CODEC.decode(record.value)[1] for record in read_topic(settings, DEAD_LETTER, idle_seconds=1)]
-        return [d for d in decoded if d["original"] in garbage.values()
+        return [d for d in decoded if d["original"] in garbage.values() or d["original"].startswith(b"it-oversize")
                 or b"it-misrouted" in d["original"] or b"it-bad-commune" in d["original"]]
 
-    found = wait_for(lambda: (lambda got: got if len(got) == 7 else None)(letters()), 30, "7 dead letters")
+    found = wait_for(lambda: (lambda got: got if len(got) == 8 else None)(letters()), 30, "8 dead letters")
+    big = [letter for letter in found if letter["original"].startswith(b"it-oversize")]
+    assert len(big) == 1 and big[0]["original_size"] == 900_000 and len(big[0]["original"]) == 65_536
+    found = [letter for letter in found if letter not in big]
     by_original = {letter["original"]: letter for letter in found}
     for topic, value in garbage.items():
         letter = by_original[value]

@@ -62,4 +62,13 @@ def test_dead_letter_carries_reason_origin_and_original_bytes() -> None:
     event_type, record = CODEC.decode(letter)
     assert event_type == "dead_letter"
     assert record == {"reason": "why", "source_topic": TIPS, "source_partition": 3, "source_offset": 42,
-                      "original": b"\x01\x02", "dead_lettered_at_ms": 1_700_000_000_000}
+                      "original": b"\x01\x02", "original_size": 2, "dead_lettered_at_ms": 1_700_000_000_000}
+
+
+def test_an_oversize_original_is_cut_but_its_size_kept() -> None:
+    huge = b"\xff" * 900_000
+    assert triage(huge, TIPS) == "not Avro single-object encoded: missing the C3 01 marker"
+    letter = dead_letter("too big", TIPS, 0, 7, huge, 0)
+    assert len(letter) < 70_000
+    record = CODEC.decode(letter)[1]
+    assert record["original"] == huge[:65_536] and record["original_size"] == 900_000
