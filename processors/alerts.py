@@ -175,6 +175,12 @@ class AlertEngine:
         self._save(commune, state)
         return out
 
+    def history(self, commune: int, incident_id: str) -> list[dict[str, Any]]:
+        """Every lifecycle event the incident's alert has had, oldest first (for re-emission)."""
+        state = self.communes.get(str(commune)) or {}
+        alert = (state.get("alerts") or {}).get(alert_id_for(commune, incident_id))
+        return list(alert.get("history", [])) if alert else []
+
     def next_deadline(self, commune: int) -> int | None:
         """The earliest moment `tick` may change something (for the worker's timer)."""
         state = self.communes.get(str(commune))
@@ -268,11 +274,13 @@ class AlertEngine:
         return int(at + self.config.p1_ack_minutes * MINUTE_MS) if severity == "P1" else None
 
     def _event(self, alert: dict[str, Any], commune: int, state: str, at: int, by: str | None = None) -> dict[str, Any]:
-        return {
+        event = {
             "alert_id": alert["id"], "state": state, "severity": alert["severity"], "rule": alert["rule"],
             "incident_id": alert["incident"], "commune_code": commune, "at_ms": at, "by": by,
             "summary": alert["summary"], "route": alert["route"], "delivery": self._delivery(alert["severity"], at),
         }
+        alert.setdefault("history", []).append(event)  # a handful per alert; kept for re-emission
+        return event
 
     def _delivery(self, severity: str, at: int) -> str:
         """P1 always goes out now; the rest waits for office hours (the Zalo groups' own rule)."""

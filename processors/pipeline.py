@@ -71,8 +71,11 @@ class EventProcessor:
                           [self._snapshot(incident)] if incident else [])
         outcome = self.clusterer.handle(event_type, record)
         if outcome.status == "duplicate":
-            return Result("duplicate", outcome.reason, outcome.incident_id,
-                          [self._snapshot(i) for i in outcome.updated])
+            # A re-delivered event (after a crash, state may be ahead of what reached Kafka and
+            # ClickHouse): emit again what it caused; the sinks and receivers drop the repeats.
+            snapshots = [self._snapshot(i) for i in outcome.updated]
+            replayed = [event for s in snapshots for event in self.alerting.history(s["commune_code"], s["incident_id"])]
+            return Result("duplicate", outcome.reason, outcome.incident_id, snapshots, replayed)
         changed, incident_id = outcome.updated, outcome.incident_id
         alerts: list[dict[str, Any]] = []
         if event_type == "tip":
@@ -117,8 +120,9 @@ class EventProcessor:
     def sweep(self, watermark_ms: int) -> None:
         """Bound the global state: forget forwarded texts older than the chain window."""
         horizon = watermark_ms - self.chain_window_ms
-        for fingerprint, communes in list(self.state.chains.items()):
-            if max(communes.values()) < horizon:
+        for fingerprint in list(self.state.chains):
+            communes = self.state.chains.get(fingerprint)
+            if communes is not None and max(communes.values()) < horizon:
                 del self.state.chains[fingerprint]
 
     # -- verdicts ---------------------------------------------------------------------------

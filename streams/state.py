@@ -44,7 +44,7 @@ class BatchedTable(MutableMapping[str, Any]):
         self.dirty[key] = self.current_event()
 
     def __delitem__(self, key: str) -> None:
-        self[key]  # KeyError if absent
+        """Forget the key (a no-op write if it was already gone)."""
         self.cache[key] = None
         self.dirty[key] = self.current_event()
 

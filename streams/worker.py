@@ -183,7 +183,10 @@ def make_app(settings: Settings) -> faust.App:
                 if isinstance(verdict, Tick):
                     if processor is not None:
                         stream._set_current_event(event)
-                        out.alerts += processor.alerting.tick(verdict.commune, verdict.now_ms)
+                        try:
+                            out.alerts += processor.alerting.tick(verdict.commune, verdict.now_ms)
+                        except Exception:  # the next tick tries again
+                            log.exception("tick of commune %d failed", verdict.commune)
                     continue
                 if not isinstance(verdict, Accepted):
                     log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, verdict)
@@ -204,13 +207,23 @@ def make_app(settings: Settings) -> faust.App:
                     # Table writes go to the changelog (and RocksDB) partition of the *current*
                     # event; inside a batch that is ours to set, event by event.
                     stream._set_current_event(event)
-                    result = processor.handle(verdict.event_type, verdict.record)
+                    try:
+                        result = processor.handle(verdict.event_type, verdict.record)
+                    except Exception as exc:  # a bug must not stop the stream: isolate the event
+                        log.exception("processing %s[%d]@%d failed", message.topic, message.partition, message.offset)
+                        out.letters.append(dead_letter(f"processing failed: {type(exc).__name__}: {exc}",
+                                                       message.topic, message.partition, message.offset,
+                                                       message.value, int(now * 1000)))
+                        continue
                     watermark = max(watermark, verdict.record["occurred_at_ms"])
                     for snapshot in result.incidents:
                         out.incidents[snapshot["incident_id"]] = snapshot
                     out.alerts += result.alerts
             if processor is not None and time.monotonic() - last_sweep > SWEEP_EVERY_S:
-                processor.sweep(watermark)
+                try:
+                    processor.sweep(watermark)
+                except Exception:  # bounding state can wait for the next sweep; the stream cannot
+                    log.exception("state sweep failed")
                 last_sweep = time.monotonic()
             for table in batched.values():
                 table.flush()

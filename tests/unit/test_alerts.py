@@ -129,3 +129,13 @@ def test_a_silent_device_is_reported() -> None:
     alerts = run(events)
     assert steps(alerts) == [("raised", "P3", "device_health")]
     assert alerts[0]["summary"] == "gate-1: mất tín hiệu" and alerts[0]["at_ms"] - 1756861200000 == 75 * 60_000
+
+
+def test_a_redelivered_press_emits_its_alert_again() -> None:
+    """After a crash the state may be ahead of the sinks: the repeat re-emits, the sinks dedupe."""
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    _, record, _ = parse_contract(press("p1", at(21, 0)), lambda c: pseudonymise(b"k" * 32, c))
+    first = processor.handle("device_signal", record)
+    again = processor.handle("device_signal", record)
+    assert again.status == "duplicate"
+    assert again.alerts == first.alerts and steps(again.alerts) == [("raised", "P1", "panic_bell")]
