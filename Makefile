@@ -49,3 +49,12 @@ status: setup
 
 clean: down
 	rm -rf .state $(VENV)
+
+# Measurements, not tests (figures and commands are in README.md). Needs the local stack for the last two.
+bench: setup
+	$(BIN)/python bench/dedup_quality.py
+	$(BIN)/python bench/dedup_cost.py
+	$(BIN)/python bench/credibility_quality.py --days 7 --seed 2 --plot bench/results/calibration.png
+	$(BIN)/binhyen up
+	$(BIN)/python bench/broker_latency.py
+	$(BIN)/python bench/alert_latency.py --seconds 60
