@@ -1,0 +1,79 @@
+"""Production runs a current ClickHouse: every migration, the rows the worker writes and every
+catalog query must work there too, not only on the local 18.16. chdb is ClickHouse 26.x in
+process (no server), so this needs nothing running."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from chdb import session
+
+from sinks.clickhouse import (
+    ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS, MEMBER_COLUMNS, MIGRATIONS_DIR, _statements, alert_row, event_row,
+    incident_rows,
+)
+from streams.catalog import catalog
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    with tempfile.TemporaryDirectory() as path:
+        db = session.Session(path)
+        db.query("CREATE DATABASE binhyen")
+        db.query("USE binhyen")
+        for migration in sorted(MIGRATIONS_DIR.glob("*.sql")):
+            for statement in _statements(migration.read_text(encoding="utf-8")):
+                db.query(statement)
+        yield db
+        db.close()
+
+
+def insert(db: Any, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    lines = "\n".join(json.dumps(dict(zip(columns, row)), ensure_ascii=False) for row in rows)
+    db.query(f"INSERT INTO {table} FORMAT JSONEachRow\n{lines}")
+
+
+def rows(db: Any, sql: str) -> list[dict[str, Any]]:
+    result = db.query(sql + " SETTINGS output_format_json_quote_64bit_integers = 0", "JSONEachRow")
+    return [json.loads(line) for line in str(result).splitlines() if line.strip()]
+
+
+def test_version_is_current(engine: Any) -> None:
+    major = int(str(engine.query("SELECT version()", "CSV")).strip().strip('"').split(".")[0])
+    assert major >= 24
+
+
+def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any) -> None:
+    tip = {"event_id": "t1", "occurred_at_ms": 1_756_904_400_000, "utc_offset_min": 420, "commune_code": 26680,
+           "channel": "zalo", "text": "Có trộm ở chợ"}
+    verdict = {"event_id": "f1", "occurred_at_ms": 1_756_908_000_000, "commune_code": 26680,
+               "tip_event_id": "t1", "verdict": "valuable"}
+    insert(engine, "events", EVENT_COLUMNS, [event_row("tip", tip, "binhyen.tips.v1", 0, 1, 1_756_904_401),
+                                             event_row("feedback", verdict, "binhyen.feedback.v1", 0, 2, 1_756_908_001)])
+    snapshot = {"incident_id": "inc-1", "version": 2, "commune_code": 26680, "opened_at_ms": 1_756_904_400_000,
+                "updated_at_ms": 1_756_904_460_000, "category": "theft", "event_ids": ["t1", "b1"], "tips": 1,
+                "device_alarms": 1, "credibility": 0.9,
+                "reasons": [{"signal": "device_corroboration", "contribution": 3.5}], "scorer_version": "cred-1"}
+    incident, members = incident_rows(snapshot)
+    insert(engine, "incidents", INCIDENT_COLUMNS, [incident])
+    insert(engine, "incident_members", MEMBER_COLUMNS, members)
+    alert = {"alert_id": "al-26680-1", "state": "raised", "severity": "P1", "rule": "panic_bell", "incident_id": "inc-1",
+             "commune_code": 26680, "at_ms": 1_756_904_400_000, "by": None, "summary": "x", "route": "commune-post",
+             "delivery": "now"}
+    insert(engine, "alerts", ALERT_COLUMNS, [alert_row(alert), alert_row({**alert, "state": "acked",
+                                                                          "at_ms": 1_756_904_490_000, "by": "ca"})])
+
+    queries = catalog()
+    assert rows(engine, queries["tips_per_commune"].sql) == [
+        {"day": "2025-09-03", "commune_code": 26680, "channel": "zalo", "tips": 1}]
+    assert rows(engine, queries["valuable_ratio"].sql) == [
+        {"commune_code": 26680, "verdicts": 1, "valuable": 1, "valuable_ratio": 1}]
+    credibility = rows(engine, queries["incident_credibility"].sql)
+    assert [(r["kind"], r["incidents"]) for r in credibility] == [("theft", 1)]
+    response = rows(engine, queries["alert_response_times"].sql)
+    assert [(r["commune_code"], r["severity"], r["acked"], r["p50_seconds"]) for r in response] == [
+        (26680, "P1", 1, 90)]
