@@ -58,3 +58,4 @@ bench: setup
 	$(BIN)/binhyen up
 	$(BIN)/python bench/broker_latency.py
 	$(BIN)/python bench/alert_latency.py --seconds 60
+	$(BIN)/python bench/throughput.py --days 3
