@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -23,21 +22,6 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-def free_port_block(size: int) -> int:
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        try:
-            for port in range(base, base + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
 
 
 def rss_mib(pid: int) -> float:
@@ -74,6 +58,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
     args = parser.parse_args()
+    from streams.stack import free_port_block
+
     base = free_port_block(4)
     state = tempfile.mkdtemp(prefix="binhyen-bench-")
     os.environ.update(BINHYEN_STATE_DIR=state, BINHYEN_KAFKA_PORT=str(base), BINHYEN_CLICKHOUSE_PORT=str(base + 1),

@@ -175,9 +175,6 @@ class IncidentClusterer:
         if len(self._texts) > TEXT_CACHE_LIMIT:  # derived data: recomputed when needed again
             self._texts.clear()
 
-    def open_incidents(self, commune_code: int) -> list[dict[str, Any]]:
-        return list((self.communes.get(str(commune_code)) or {}).get("open", []))
-
     # -- placement --------------------------------------------------------------------------
     def _place(self, state: dict[str, Any], commune_code: int, member: dict[str, Any]) -> dict[str, Any]:
         best, best_score = None, 0.0

@@ -8,11 +8,12 @@ ReplacingMergeTree on the event id, so a re-sent row never counts twice.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from clickhouse_driver import Client
 
@@ -21,17 +22,6 @@ from streams.config import INFRA_DIR, Settings
 
 MIGRATIONS_DIR = INFRA_DIR / "clickhouse" / "migrations"
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
-
-T_contra = TypeVar("T_contra", contravariant=True)
-
-
-class Sink(Protocol[T_contra]):
-    """What every sink offers: buffer with `add`, write with `flush` (returns rows written)."""
-
-    def add(self, item: T_contra) -> None: ...
-
-    def flush(self) -> int: ...
-
 
 def connect(settings: Settings, database: str | None = None, user: str | None = None,
             password: str | None = None, **client_settings: Any) -> Client:
@@ -84,16 +74,11 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
             client.execute(statement)
         client.execute(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",
-            [(version, name, hashlib.sha256(sql.encode()).hexdigest(), _now())],
+            [(version, name, hashlib.sha256(sql.encode()).hexdigest(), datetime.now().replace(microsecond=0))],
         )
         done.append(path.name)
     return done
 
-
-def _now() -> Any:
-    from datetime import datetime
-
-    return datetime.now().replace(microsecond=0)
 
 
 EVENT_COLUMNS = (

@@ -167,7 +167,7 @@ def make_app(settings: Settings) -> faust.App:
 
     async def drain(stream: faust.StreamT, output_sinks: Sinks, process: bool) -> None:
         batched = {name: BatchedTable(table, lambda: stream.current_event, stream._set_current_event)
-                   for name, table in tables.items()}
+                   for name, table in tables.items()} if process else {}
         # Ticks come from the timer per commune: a global event-time tick would write the state
         # of other communes outside their partition.
         processor = EventProcessor(ProcessorState(**batched), credibility, alerting,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from streams.stack import WorkerProcess
+from streams.stack import WorkerProcess, free_port_block
 
 REPO = Path(__file__).resolve().parent.parent
 # A copy of ../shared/contracts (checked against it by tests/unit/test_contract_copy.py).
@@ -53,27 +52,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
         time.sleep(every)
 
 
-def _free_port_block(size: int) -> int:
-    """A base port with `size` consecutive free loopback ports."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size >= 65535:
-            continue
-        ok = True
-        for port in range(base, base + size):
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no block of free loopback ports")
-
-
 def run_cli(*args: str, input: str | None = None, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [BINHYEN, *args], input=input, capture_output=True, text=True, timeout=timeout, check=check,
@@ -87,7 +65,7 @@ def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
 
     Whatever a test starts under it, `binhyen down` stops on the way out.
     """
-    base = _free_port_block(4)
+    base = free_port_block(4)
     env = {
         "BINHYEN_STATE_DIR": str(state_dir),
         "BINHYEN_KAFKA_PORT": str(base),

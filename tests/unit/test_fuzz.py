@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.pseudonym import pseudonymise
-from processors.validation import InvalidEvent, parse_contract, parse_json_line
+from processors.validation import InvalidEvent, parse_contract
 from schemas import CODEC, DecodeError
 from streams.topics import TIPS
 from streams.worker import Accepted, triage

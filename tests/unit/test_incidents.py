@@ -138,7 +138,7 @@ def test_state_is_bounded_by_the_window_not_by_history() -> None:
     for n in range(3000):  # one tip every 20 minutes for ~42 days in one commune
         minutes = n * 20
         event = {"type": "tip", "event_id": f"h{n}", "commune_code": 26680, "channel": "sms",
-                 "occurred_at": f"2025-09-01T00:00:00+07:00", "text": f"Sự việc số {n} ở khu phố {n % 7} ấp {n}"}
+                 "occurred_at": "2025-09-01T00:00:00+07:00", "text": f"Sự việc số {n} ở khu phố {n % 7} ấp {n}"}
         _, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
         record["occurred_at_ms"] += minutes * 60_000
         clusterer.handle("tip", record)
