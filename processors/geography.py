@@ -42,6 +42,13 @@ def communes() -> dict[int, Commune]:
     }
 
 
+@cache
+def commune_kinds() -> dict[int, str]:
+    """Commune code -> its kind as written in Vietnamese: xã, phường or đặc khu."""
+    names = {"XA": "xã", "PHUONG": "phường", "DAC_KHU": "đặc khu"}
+    return {int(w.code): names.get(w.division_type.name, w.division_type.name.lower()) for w in Ward.iter_all()}
+
+
 def commune(code: int) -> Commune | None:
     return communes().get(code)
 

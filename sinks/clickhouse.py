@@ -55,9 +55,9 @@ def pending_migrations(applied: set[int], directory: Path = MIGRATIONS_DIR) -> l
     return found
 
 
-def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR, database: str | None = None) -> list[str]:
     """Apply the migrations not yet recorded in `schema_migrations`; returns their names."""
-    database = settings.clickhouse_database
+    database = database or settings.clickhouse_database
     admin = connect(settings)
     admin.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
     client = connect(settings, database)
@@ -77,7 +77,59 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
             [(version, name, hashlib.sha256(sql.encode()).hexdigest(), datetime.now().replace(microsecond=0))],
         )
         done.append(path.name)
+    seed_communes(client)
     return done
+
+
+# Every table rebuilt from the Kafka log by `binhyen replay` (the typed tables through the
+# materialized views from `events`).
+PROJECTION_TABLES = ("events", "tips", "device_signals", "feedback", "model_changes", "incidents",
+                     "incident_members", "alerts")
+_MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+)")
+
+
+def materialized_views(directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """Name -> CREATE statement of every materialized view the migrations define."""
+    views = {}
+    for path in sorted(directory.glob("*.sql")):
+        for statement in _statements(path.read_text(encoding="utf-8")):
+            match = _MATERIALIZED_VIEW.match(statement)
+            if match:
+                views[match["name"]] = statement
+    return views
+
+
+def swap_projections(client: Client, live: str, fresh: str) -> None:
+    """Put `fresh`'s projection tables in place of `live`'s; the old ones move into `fresh`.
+
+    `client` must be connected to the `live` database.
+    Materialized views are dropped on both sides and re-created on the live tables: a view
+    follows a renamed source table by name on 18.16 and by UUID on current releases, so only
+    re-creating it behaves the same on both. Events inserted into `live` while its views are
+    away miss the typed tables; the caller replays the log's tail again after the swap.
+    """
+    views = materialized_views()
+    for database in (fresh, live):
+        for name in views:
+            client.execute(f"DROP TABLE IF EXISTS {database}.{name}")
+    pairs = [f"{live}.{table} TO {fresh}.{table}__old, {fresh}.{table} TO {live}.{table}" for table in PROJECTION_TABLES]
+    client.execute("RENAME TABLE " + ", ".join(pairs))
+    for statement in views.values():
+        client.execute(statement)  # unqualified names: the client's database, `live`
+
+
+def seed_communes(client: Client) -> None:
+    """Fill the communes dimension from the packaged geography when it differs (idempotent)."""
+    places = geography.communes()
+    kinds = geography.commune_kinds()
+    legacy = geography.legacy_to_2025()
+    if client.execute("SELECT uniqExact(commune_code) FROM communes")[0][0] != len(places):
+        client.execute(
+            "INSERT INTO communes (commune_code, name, kind, province_code, province_name) VALUES",
+            [(c.code, c.name, kinds[c.code], c.province_code, c.province_name) for c in places.values()],
+        )
+    if client.execute("SELECT uniqExact(legacy_code) FROM legacy_communes")[0][0] != len(legacy):
+        client.execute("INSERT INTO legacy_communes (legacy_code, commune_code) VALUES", list(legacy.items()))
 
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from streams.config import INFRA_DIR, ConfigError
@@ -24,12 +25,20 @@ _VALID = {
 }
 
 
+def _is_date(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
     type: str
     doc: str
-    default: str
+    default: str | None  # None until its `-- param NAME` literal is found
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class CatalogQuery:
             if match and match["name"] in values:
                 param = self.params[match["name"]]
                 value = values[param.name]
-                if not _VALID[param.type].match(value):
+                if not _VALID[param.type].match(value) or (param.type == "Date" and not _is_date(value)):
                     raise ConfigError(f"--param {param.name}={value!r} is not a {param.type} "
                                       f"({'YYYY-MM-DD' if param.type == 'Date' else 'a whole number' if param.type == 'Int' else 'text without quotes'})")
                 literal = value if param.type == "Int" else f"'{value}'"
@@ -71,7 +80,7 @@ def load(path: Path) -> CatalogQuery:
     for line in header:
         doc = _PARAM_DOC.match(line)
         if doc:
-            params[doc["name"]] = Param(doc["name"], doc["type"], doc["doc"].strip(), "")
+            params[doc["name"]] = Param(doc["name"], doc["type"], doc["doc"].strip(), None)
         elif not _PARAM_LINE.match(line):
             docs.append(line.lstrip("-").strip())
     for line in text.splitlines():
@@ -79,7 +88,7 @@ def load(path: Path) -> CatalogQuery:
         if match and match["name"] in params:
             param = params[match["name"]]
             params[param.name] = Param(param.name, param.type, param.doc, match["literal"].strip("'"))
-    missing = [name for name, param in params.items() if not param.default]
+    missing = [name for name, param in params.items() if param.default is None]
     if missing:
         raise ConfigError(f"{path}: parameter {missing[0]} is documented but has no `-- param {missing[0]}` literal")
     return CatalogQuery(path.stem, docs[0], " ".join(d for d in docs[1:] if d), params, text)

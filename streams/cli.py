@@ -190,6 +190,7 @@ def query(
     """Run a query from the analysts' catalog as the read-only analyst user."""
     import csv
     import datetime as dt
+    import math
 
     from rich.table import Table
 
@@ -216,6 +217,8 @@ def query(
     headers = [column for column, _ in columns]
 
     def cell(value: object) -> object:
+        if isinstance(value, float) and math.isnan(value):
+            return None  # e.g. a quantile of no acked alerts; JSON has no NaN
         return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
     if output is OutputFormat.json:  # one JSON object per line
@@ -233,6 +236,32 @@ def query(
             table.add_row(*(str(cell(v)) for v in row))
         out.print(table)
         err.print(f"{len(rows)} rows")
+
+
+@app.command()
+def replay(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
+) -> None:
+    """Rebuild every ClickHouse projection from the Kafka log into fresh tables and swap them in."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams.replay import replay as rebuild
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True, disable=quiet) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(f"{phase} from the log", total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        report = rebuild(_settings(), progress)
+    rows = ", ".join(f"{table} {count}" for table, count in sorted(report.rows.items()))
+    rate = report.records / report.seconds if report.seconds else 0.0
+    out.print(f"replayed {report.records} log records ({report.skipped} skipped as invalid, as the workers "
+              f"dead-letter them) and {report.tail_records} written meanwhile, in {report.seconds:.1f} s "
+              f"({rate:,.0f} records/s); rows written: {rows or 'none'}; projections swapped in")
 
 
 class AlertAction(str, Enum):
@@ -320,6 +349,7 @@ def schemas_check(
 def main() -> None:
     """Entry point: one clear line instead of a traceback for the errors users can fix."""
     from clickhouse_driver.errors import Error as ClickHouseError
+    from clickhouse_driver.errors import ServerException
     from kafka.errors import KafkaError
 
     try:
@@ -333,7 +363,9 @@ def main() -> None:
     except ClickHouseError as exc:
         lines = str(exc).splitlines() or [type(exc).__name__]
         reason = next((line.split("DB::Exception:")[-1].strip() for line in lines if "DB::Exception" in line), lines[0])
-        err.print(f"binhyen: ClickHouse error: {reason} (is it up? `binhyen status`)", markup=False)
+        hint = ("check the query or the migrations (`binhyen migrate`)" if isinstance(exc, ServerException)
+                else "is it up? `binhyen status`")
+        err.print(f"binhyen: ClickHouse error: {reason.split(' Stack trace:')[0]} ({hint})", markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("binhyen: interrupted")

@@ -16,7 +16,8 @@ from sinks.clickhouse import (
     ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS, MEMBER_COLUMNS, MIGRATIONS_DIR, _statements, alert_row, event_row,
     incident_rows,
 )
-from streams.catalog import catalog
+from processors import geography
+from streams.catalog import QUERY_DIR, catalog
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +78,45 @@ def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any)
     response = rows(engine, queries["alert_response_times"].sql)
     assert [(r["commune_code"], r["severity"], r["acked"], r["p50_seconds"]) for r in response] == [
         (26680, "P1", 1, 90)]
+
+
+def test_typed_tables_views_and_model_queries_work_on_current_clickhouse(engine: Any) -> None:
+    """Continues the rows above: a panic press in the incident, a model launched and copied."""
+    press = {"event_id": "b1", "occurred_at_ms": 1_756_904_430_000, "commune_code": 26680, "device_id": "bell-1",
+             "device_kind": "alarm_bell", "signal": "panic_pressed", "site_kind": "bank", "site_name": None}
+    launch = {"event_id": "m1", "occurred_at_ms": 1_756_659_600_000, "commune_code": 26680, "model_id": "zalo-a",
+              "model_kind": "zalo_group", "change": "launched", "name": "Kết nối", "members_delta": 500,
+              "teams_delta": 10, "replicated_from": None}
+    copy = {**launch, "event_id": "m2", "commune_code": 26659, "model_id": "zalo-b", "change": "replicated",
+            "replicated_from": "zalo-a", "members_delta": 200}
+    insert(engine, "events", EVENT_COLUMNS, [event_row("device_signal", press, "binhyen.device-signals.v1", 0, 3, 1),
+                                             event_row("model_change", launch, "binhyen.model-changes.v1", 0, 1, 1),
+                                             event_row("model_change", copy, "binhyen.model-changes.v1", 0, 2, 1)])
+    places = [c for c in geography.communes_of_province(79)]
+    insert(engine, "communes", ("commune_code", "name", "kind", "province_code", "province_name"),
+           [(c.code, c.name, "xã", c.province_code, c.province_name) for c in places])
+
+    assert rows(engine, "SELECT event_id, channel, anonymous FROM tips") == [
+        {"event_id": "t1", "channel": "zalo", "anonymous": 0}]
+    assert rows(engine, "SELECT model_id, members, teams, status, replicated_from FROM community_models "
+                        "ORDER BY model_id") == [
+        {"model_id": "zalo-a", "members": 500, "teams": 10, "status": "active", "replicated_from": ""},
+        {"model_id": "zalo-b", "members": 200, "teams": 10, "status": "active", "replicated_from": "zalo-a"}]
+    queries = catalog()
+    health = rows(engine, queries["device_health"].sql)
+    assert [(r["device_id"], r["alarm_incidents"], r["false_alarms"], r["offline_now"]) for r in health] == [
+        ("bell-1", 1, 0, 0)]
+    coverage = rows(engine, queries["model_coverage"].sql)
+    assert [(r["model_kind"], r["communes_with_model"], r["communes_total"]) for r in coverage] == [
+        ("zalo_group", 2, len(places))]
+    tree = rows(engine, queries["model_replication"].sql)
+    assert [(r["model_id"], r["replicated_from"], r["parent_commune_code"]) for r in tree] == [
+        ("zalo-b", "zalo-a", 26680)]
+    before_after = rows(engine, queries["model_before_after"].sql)
+    assert [(r["model_id"], r["tips_before"], r["tips_after"], r["valuable_after"]) for r in before_after] == [
+        ("zalo-b", 0, 0, 0), ("zalo-a", 0, 1, 1)]  # ordered by commune
+    groups = rows(engine, queries["source_groups"].sql)
+    assert [(r["channel"], r["verdicts"], r["valuable"]) for r in groups] == [("zalo", 1, 1)]
+    for view in ("tips_per_day", "valuable_ratio_by_source", "credibility_distribution", "alert_response"):
+        assert rows(engine, f"SELECT * FROM {view}"), view
+    assert set(queries) == {path.stem for path in QUERY_DIR.glob("*.sql")}

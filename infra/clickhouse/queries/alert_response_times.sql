@@ -12,18 +12,7 @@ SELECT
     countIf(acked_ms > 0) AS acked,
     round(quantileIf(0.5)((acked_ms - raised_ms) / 1000, acked_ms > 0)) AS p50_seconds,
     round(quantileIf(0.9)((acked_ms - raised_ms) / 1000, acked_ms > 0)) AS p90_seconds
-FROM
-(
-    SELECT
-        alert_id,
-        any(commune_code) AS commune_code,
-        argMin(severity, at_ms) AS severity,
-        minIf(at_ms, state = 'raised') AS raised_ms,
-        if(countIf(state = 'acked') > 0, minIf(at_ms, state = 'acked'), 0) AS acked_ms
-    FROM alerts FINAL
-    GROUP BY alert_id
-    HAVING countIf(state = 'raised') > 0
-)
+FROM alert_lifecycle
 WHERE toDate(toDateTime(intDiv(raised_ms, 1000), 'Asia/Ho_Chi_Minh')) BETWEEN day_from AND day_to
 GROUP BY commune_code, severity
 ORDER BY commune_code, severity

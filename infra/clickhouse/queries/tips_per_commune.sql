@@ -5,12 +5,8 @@
 WITH
     toDate('2025-01-01') AS day_from,  -- param day_from
     toDate('2030-12-31') AS day_to  -- param day_to
-SELECT
-    toDate(occurred_at) AS day,
-    commune_code,
-    visitParamExtractString(payload, 'channel') AS channel,
-    count() AS tips
-FROM events FINAL
-WHERE event_type = 'tip' AND toDate(occurred_at) BETWEEN day_from AND day_to
+SELECT day, commune_code, channel, sum(tips) AS tips
+FROM tips_per_day
+WHERE day BETWEEN day_from AND day_to
 GROUP BY day, commune_code, channel
 ORDER BY day, commune_code, channel

@@ -2,19 +2,15 @@
 -- Of the tips officers gave a verdict on, how many proved valuable (verdicts dated in the range).
 -- param day_from Date: first day of verdicts counted
 -- param day_to Date: last day of verdicts counted
+WITH
+    toDate('2025-01-01') AS day_from,  -- param day_from
+    toDate('2030-12-31') AS day_to  -- param day_to
 SELECT
     commune_code,
     count() AS verdicts,
     countIf(verdict = 'valuable') AS valuable,
     round(valuable / verdicts, 3) AS valuable_ratio
-FROM
-(
-    WITH
-        toDate('2025-01-01') AS day_from,  -- param day_from
-        toDate('2030-12-31') AS day_to  -- param day_to
-    SELECT commune_code, visitParamExtractString(payload, 'verdict') AS verdict
-    FROM events FINAL
-    WHERE event_type = 'feedback' AND commune_code != 0 AND toDate(occurred_at) BETWEEN day_from AND day_to
-)
+FROM feedback FINAL
+WHERE commune_code != 0 AND toDate(occurred_at) BETWEEN day_from AND day_to
 GROUP BY commune_code
 ORDER BY commune_code
