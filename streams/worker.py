@@ -40,6 +40,7 @@ from sinks.clickhouse import TableSink, alert_row, alert_sink, connect, event_ro
 from sinks.notifiers import DeliveryError, LogNotifier, WebhookNotifier
 from streams.config import Settings
 from streams.state import BatchedTable
+from streams.supervision import broker_lost_its_data, quiet_kafka_client_logs, restart_with_fresh_state, wait_for_servers
 from streams.topics import (
     ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS,
     TOPIC_OF_TYPE,
@@ -351,8 +352,19 @@ def bound_fetch_wait(max_wait_ms: int) -> None:
 
 
 def run(settings: Settings, loglevel: str = "INFO") -> None:
-    """Run one worker until SIGINT/SIGTERM."""
+    """Run one worker until SIGINT/SIGTERM (see streams.supervision for outages)."""
+    logging.basicConfig(level=loglevel, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    # The driver logs every failed connection with a traceback; flush_until_done says it in a line.
+    logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
+    wait_for_servers(settings)
     bound_fetch_wait(settings.fetch_max_wait_ms)
+    quiet_kafka_client_logs(settings)
     app = make_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    started = time.monotonic()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if broker_lost_its_data(app, worker):
+            restart_with_fresh_state(settings, time.monotonic() - started)
+        raise
