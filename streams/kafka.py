@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -9,7 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError
 
 from streams.config import ConfigError, Settings
-from streams.topics import partition_counts
+from streams.topics import REBUILDABLE, partition_counts
 
 CLIENT_ID = "binhyen"
 
@@ -27,32 +29,70 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create the design's topics that are missing; returns the ones created.
+    """Create the design's topics that are missing; returns the ones created (or re-created).
 
     An existing topic with another partition count is an error, not something to patch:
-    commune-keyed topics must share one count for the joins to be right.
+    commune-keyed topics must share one count for the joins to be right. The one exception is
+    an *empty* topic, which a client's metadata request can auto-create with the broker's
+    default count in the moment between a broker (re)start and this call: it is re-created, as
+    is an internal topic whose records can be derived again.
     """
     wanted = partition_counts(settings)
     client = admin(settings)
     try:
         existing = set(client.list_topics())
-        missing = [NewTopic(name, count, 1) for name, count in wanted.items() if name not in existing]
-        if missing:
-            client.create_topics(missing)
+        missing = [name for name in wanted if name not in existing]
+        wrong = {name: count for name, count in _partition_counts(settings, wanted).items()
+                 if name in existing and count != wanted[name]}
+        for name, count in wrong.items():
+            records = 0 if name in REBUILDABLE else _records_in(settings, name)
+            if records:
+                raise ConfigError(
+                    f"topic {name} has {count} partitions and {records} records, binhyen expects {wanted[name]} "
+                    "partitions; recreate it (local: `binhyen down && binhyen up`)"
+                )
+        if wrong:
+            client.delete_topics(list(wrong))
+            _wait_until(lambda: not set(wrong) & set(client.list_topics()))
+        created = missing + list(wrong)
+        if created:
+            client.create_topics([NewTopic(name, wanted[name], 1) for name in created])
     finally:
         client.close()
+    counts = _partition_counts(settings, wanted)
+    for name, count in wanted.items():
+        if counts.get(name) != count:
+            raise ConfigError(f"topic {name} has {counts.get(name, 0)} partitions, binhyen expects {count}; "
+                              "recreate it (local: `binhyen down && binhyen up`)")
+    return created
+
+
+def _partition_counts(settings: Settings, topics: dict[str, int]) -> dict[str, int]:
     probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID)
     try:
-        for name, count in wanted.items():
-            found = probe.partitions_for_topic(name) or set()
-            if len(found) != count:
-                raise ConfigError(
-                    f"topic {name} has {len(found)} partitions, binhyen expects {count}; "
-                    "recreate it (local: `binhyen down && binhyen up`)"
-                )
+        return {name: len(probe.partitions_for_topic(name) or ()) for name in topics}
     finally:
         probe.close()
-    return [topic.name for topic in missing]
+
+
+def _records_in(settings: Settings, topic: str) -> int:
+    """0 for an empty topic (end offsets may be too low on the local broker, never 0 when not empty)."""
+    from kafka import TopicPartition
+
+    probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID)
+    try:
+        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+        return sum(probe.end_offsets(partitions).values()) if partitions else 0
+    finally:
+        probe.close()
+
+
+def _wait_until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise ConfigError("Kafka did not finish deleting topics in time; run the command again")
+        time.sleep(0.1)
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

@@ -16,6 +16,10 @@ DEAD_LETTER = "binhyen.dead-letter.v1"
 # they reach the worker that owns that commune's alert state.
 COMMUNE_CONTROL = "binhyen.commune-control.v1"
 
+# Topics whose records can be re-derived (ticks and re-keyed actions): a wrongly auto-created
+# one may be re-created even when not empty.
+REBUILDABLE = (COMMUNE_CONTROL,)
+
 TOPIC_OF_TYPE = {
     "tip": TIPS,
     "device_signal": DEVICE_SIGNALS,

@@ -31,6 +31,7 @@ from typing import Any
 
 import faust
 from clickhouse_driver.errors import Error as ClickHouseError
+from faust.exceptions import PartitionsMismatch
 
 from processors.alerts import commune_of_alert
 from processors.pipeline import EventProcessor, ProcessorState
@@ -39,6 +40,7 @@ from schemas import CODEC, DecodeError
 from sinks.clickhouse import TableSink, alert_row, alert_sink, connect, event_row, event_sink, incident_rows, incident_sinks
 from sinks.notifiers import DeliveryError, LogNotifier, WebhookNotifier
 from streams.config import Settings
+from streams.kafka import ensure_topics
 from streams.state import BatchedTable
 from streams.supervision import broker_lost_its_data, quiet_kafka_client_logs, restart_with_fresh_state, wait_for_servers
 from streams.topics import (
@@ -165,6 +167,7 @@ def make_app(settings: Settings) -> faust.App:
         "alerts": app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
     }
     credibility, alerting = settings.credibility_config(), settings.alert_config()
+    started = time.monotonic()
 
     async def drain(stream: faust.StreamT, output_sinks: Sinks, process: bool) -> None:
         batched = {name: BatchedTable(table, lambda: stream.current_event, stream._set_current_event)
@@ -257,7 +260,11 @@ def make_app(settings: Settings) -> faust.App:
     async def commune_events(stream: faust.StreamT) -> None:
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
-        await drain(stream, Sinks(event_sink(client), incidents, members, alert_sink(client)), process=True)
+        try:
+            await drain(stream, Sinks(event_sink(client), incidents, members, alert_sink(client)), process=True)
+        except PartitionsMismatch as exc:  # topics re-created under us (a broker that lost its data)
+            log.error("%s", " ".join(str(exc).split()))
+            restart_with_fresh_state(settings, time.monotonic() - started)
 
     @app.timer(interval=TICK_EVERY_S)
     async def tick_due_communes() -> None:
@@ -357,6 +364,9 @@ def run(settings: Settings, loglevel: str = "INFO") -> None:
     # The driver logs every failed connection with a traceback; flush_until_done says it in a line.
     logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     wait_for_servers(settings)
+    created = ensure_topics(settings)
+    if created:
+        log.warning("created topics %s", ", ".join(created))
     bound_fetch_wait(settings.fetch_max_wait_ms)
     quiet_kafka_client_logs(settings)
     app = make_app(settings)

@@ -115,3 +115,45 @@ def test_clickhouse_down_for_30_s_mid_stream_loses_nothing(worker: WorkerProcess
     during = worker.log_since(0)[log_mark:]
     assert "ClickHouse insert of" in during and "retrying in" in during  # it said what it was doing
     assert worker.alive()
+
+
+def test_broker_restarted_without_its_data_worker_recovers_without_a_crash_loop(tmp_path: Any) -> None:
+    """The local broker loses everything on restart: the worker says what happens, keeps its log
+    readable, rebuilds its state once and processes new events; it never loops."""
+    from sinks.clickhouse import connect
+    from streams.config import Settings
+    from tests.conftest import jsonl, run_cli, stack_environment
+
+    with stack_environment(tmp_path / "state"):
+        assert run_cli("up").returncode == 0
+        settings = Settings.from_env()
+        client = connect(settings, settings.clickhouse_database)
+        broker = next(part for part in stack.parts(settings) if part.name == "broker")
+        worker = WorkerProcess(tmp_path / "worker.log")
+        worker.start()
+        try:
+            before = stream_events("brk-before", 300, presses_every=50)
+            assert run_cli("publish", "-q", "-", input=jsonl(before)).returncode == 0
+            wait_for(lambda: distinct(client, "brk-before") == 300, 60, "events before the restart")
+
+            mark = len(worker.log_since(0))
+            assert stack.stop(broker).startswith("stopped")
+            time.sleep(10)
+            outage = worker.log_since(0)[mark:]
+            assert "Kafka at 127.0.0.1:" in outage and "is not reachable; retrying" in outage
+            assert len(outage.splitlines()) < 60, "the client's repeated errors are collapsed"
+
+            restarted = run_cli("up")
+            assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+            assert "worker state    cleared" in restarted.stdout
+            after = stream_events("brk-after", 300, presses_every=50)
+            assert run_cli("publish", "-q", "-", input=jsonl(after)).returncode == 0
+            wait_for(lambda: distinct(client, "brk-after") == 300, 120, "events after the restart")
+            assert verify_delivery(client, "it-brk-after-", [e["event_id"] for e in after]) == "ALL-RECORDS-DELIVERED"
+            log = worker.log_since(0)
+            # its local state named changelog offsets the new broker lacks: cleared once, said once
+            assert log.count("the broker lost its data") == 1
+            assert log.count("restarting to rebuild it from the broker") == 1
+            assert worker.alive()
+        finally:
+            worker.stop()
