@@ -35,6 +35,8 @@ def connect(settings: Settings, database: str | None = None, user: str | None = 
         connect_timeout=3,
         send_receive_timeout=30,
         settings=client_settings or None,
+        secure=settings.clickhouse_secure,
+        ca_certs=str(settings.clickhouse_ca_file) if settings.clickhouse_ca_file else None,
     )
 
 

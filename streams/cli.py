@@ -239,6 +239,40 @@ def query(
 
 
 @app.command()
+def verify(
+    file: Annotated[str, typer.Argument(help="JSONL file of the contract events that were published, or -.")],
+    wait: Annotated[float, typer.Option(help="Seconds to keep checking until every event is there.")] = 0.0,
+) -> None:
+    """Check that every event of FILE is in ClickHouse exactly once (exit 1 if not)."""
+    import time
+
+    from sinks.clickhouse import connect
+    from streams.verify import verify_delivery
+
+    events, unchecked = [], 0
+    with _open_input(file) as lines:
+        for line in lines:
+            try:
+                event = json.loads(line)
+                events.append((str(event["event_id"]), str(event["type"])))
+            except (ValueError, KeyError, TypeError):
+                unchecked += line.strip() != ""
+    settings = _settings()
+    client = connect(settings, settings.clickhouse_database)
+    deadline = time.monotonic() + wait
+    while True:
+        report = verify_delivery(client, events)
+        if report.ok or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    out.print(report.line(), markup=False)
+    if unchecked:
+        err.print(f"{unchecked} lines without an event_id or type were not checked", markup=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def replay(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
 ) -> None:

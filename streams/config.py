@@ -51,6 +51,85 @@ def _routes(spec: str) -> dict[str, str]:
         raise ConfigError(f"BINHYEN_WEBHOOK_URLS: {exc}; e.g. commune-post=http://127.0.0.1:8080/hook") from None
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _existing_file(variable: str) -> Path | None:
+    raw = os.environ.get(variable)
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigError(f"{variable}={raw}: no such file")
+    return path
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How clients authenticate to Kafka: plaintext locally, SASL and/or TLS in production."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str | None = None
+    password: str | None = None
+    cafile: Path | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> "KafkaSecurity":
+        protocol = (os.environ.get("BINHYEN_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+        if protocol not in KAFKA_PROTOCOLS:
+            raise ConfigError(f"BINHYEN_KAFKA_SECURITY_PROTOCOL={protocol!r} is not one of {', '.join(KAFKA_PROTOCOLS)}")
+        mechanism = (os.environ.get("BINHYEN_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512").upper()
+        if mechanism not in SASL_MECHANISMS:
+            raise ConfigError(f"BINHYEN_KAFKA_SASL_MECHANISM={mechanism!r} is not one of {', '.join(SASL_MECHANISMS)}")
+        username = os.environ.get("BINHYEN_KAFKA_SASL_USERNAME") or None
+        password = os.environ.get("BINHYEN_KAFKA_SASL_PASSWORD") or None
+        if protocol.startswith("SASL") and not (username and password):
+            raise ConfigError(f"BINHYEN_KAFKA_SECURITY_PROTOCOL={protocol} needs BINHYEN_KAFKA_SASL_USERNAME "
+                              "and BINHYEN_KAFKA_SASL_PASSWORD")
+        certfile, keyfile = _existing_file("BINHYEN_KAFKA_SSL_CERTFILE"), _existing_file("BINHYEN_KAFKA_SSL_KEYFILE")
+        if bool(certfile) != bool(keyfile):
+            raise ConfigError("BINHYEN_KAFKA_SSL_CERTFILE and BINHYEN_KAFKA_SSL_KEYFILE go together (client certificate)")
+        return cls(protocol, mechanism, username, password, _existing_file("BINHYEN_KAFKA_SSL_CAFILE"), certfile, keyfile)
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def client_options(self) -> dict[str, Any]:
+        """kafka-python keyword arguments (producer, consumer, admin)."""
+        options: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                           sasl_plain_password=self.password)
+        if self.tls:
+            options.update(ssl_cafile=str(self.cafile) if self.cafile else None,
+                           ssl_certfile=str(self.certfile) if self.certfile else None,
+                           ssl_keyfile=str(self.keyfile) if self.keyfile else None)
+        return options
+
+    def faust_credentials(self) -> Any:
+        """Faust's `broker_credentials`, or None for plaintext."""
+        if self.protocol == "PLAINTEXT":
+            return None
+        import ssl
+
+        import faust
+
+        context = None
+        if self.tls:
+            context = ssl.create_default_context(cafile=str(self.cafile) if self.cafile else None)
+            if self.certfile and self.keyfile:
+                context.load_cert_chain(str(self.certfile), str(self.keyfile))
+        if self.protocol.startswith("SASL"):
+            return faust.SASLCredentials(username=self.username, password=self.password, ssl_context=context,
+                                         mechanism=self.sasl_mechanism)
+        return faust.SSLCredentials(context)
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -72,6 +151,9 @@ class Settings:
     fetch_max_wait_ms: int
     webhook_urls: dict[str, str]
     webhook_secret: bytes | None
+    kafka_security: KafkaSecurity
+    clickhouse_secure: bool
+    clickhouse_ca_file: Path | None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -104,6 +186,9 @@ class Settings:
             fetch_max_wait_ms=_int("BINHYEN_FETCH_MAX_WAIT_MS", 100),
             webhook_urls=_routes(os.environ.get("BINHYEN_WEBHOOK_URLS") or ""),
             webhook_secret=(os.environ.get("BINHYEN_WEBHOOK_SECRET") or "").encode() or None,
+            kafka_security=KafkaSecurity.from_env(),
+            clickhouse_secure=_int("BINHYEN_CLICKHOUSE_SECURE", 0) == 1,
+            clickhouse_ca_file=_existing_file("BINHYEN_CLICKHOUSE_CA_FILE"),
         )
 
     def credibility_config(self) -> "CredibilityConfig":

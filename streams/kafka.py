@@ -19,7 +19,8 @@ CLIENT_ID = "binhyen"
 def admin(settings: Settings) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID, request_timeout_ms=10_000
+            bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID, request_timeout_ms=10_000,
+            **settings.kafka_security.client_options(),
         )
     except KafkaError as exc:
         raise ConfigError(
@@ -68,7 +69,7 @@ def ensure_topics(settings: Settings) -> list[str]:
 
 
 def _partition_counts(settings: Settings, topics: dict[str, int]) -> dict[str, int]:
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID)
+    probe = consumer(settings)
     try:
         return {name: len(probe.partitions_for_topic(name) or ()) for name in topics}
     finally:
@@ -79,7 +80,7 @@ def _records_in(settings: Settings, topic: str) -> int:
     """0 for an empty topic (end offsets may be too low on the local broker, never 0 when not empty)."""
     from kafka import TopicPartition
 
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID)
+    probe = consumer(settings)
     try:
         partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
         return sum(probe.end_offsets(partitions).values()) if partitions else 0
@@ -95,6 +96,18 @@ def _wait_until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
         time.sleep(0.1)
 
 
+def consumer(settings: Settings, **options: Any) -> KafkaConsumer:
+    """A kafka-python consumer with the configured security; no group unless one is given."""
+    try:
+        return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID,
+                             **settings.kafka_security.client_options(), **options)
+    except KafkaError as exc:
+        raise ConfigError(
+            f"Kafka at {settings.kafka_bootstrap} is not reachable ({type(exc).__name__}); "
+            "start it with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP"
+        ) from None
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotent, all-acks producer: a retry never duplicates or reorders a partition."""
     options: dict[str, Any] = dict(
@@ -104,6 +117,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         enable_idempotence=True,
         linger_ms=5,
         compression_type=None,
+        **settings.kafka_security.client_options(),
     )
     options.update(overrides)
     try:
@@ -123,19 +137,17 @@ def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> lis
     """
     from kafka import TopicPartition
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID, enable_auto_commit=False
-    )
+    reader = consumer(settings, enable_auto_commit=False)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+        partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
+        reader.assign(partitions)
+        reader.seek_to_beginning(*partitions)
         records: list[Any] = []
         while True:
-            batch = consumer.poll(timeout_ms=int(idle_seconds * 1000))
+            batch = reader.poll(timeout_ms=int(idle_seconds * 1000))
             if not batch:
                 return records
             for part_records in batch.values():
                 records.extend(part_records)
     finally:
-        consumer.close()
+        reader.close()

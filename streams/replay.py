@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import (
@@ -30,6 +30,7 @@ from sinks.clickhouse import (
     swap_projections,
 )
 from streams.config import ConfigError, Settings
+from streams.kafka import consumer
 from streams.topics import ALERT_ACTIONS, ALERTS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS
 from streams.worker import Accepted, triage
 
@@ -90,10 +91,8 @@ class LogReader:
     """Reads the log topics from the beginning, partition by partition, up to their ends."""
 
     def __init__(self, settings: Settings, topics: tuple[str, ...] = LOG_TOPICS) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, client_id="binhyen-replay", group_id=None,
-            enable_auto_commit=False, max_poll_records=POLL_RECORDS, fetch_max_wait_ms=100,
-        )
+        self.consumer = consumer(settings, enable_auto_commit=False, max_poll_records=POLL_RECORDS,
+                                 fetch_max_wait_ms=100)
         self.partitions = [TopicPartition(topic, p) for topic in topics
                            for p in sorted(self.consumer.partitions_for_topic(topic) or ())]
         missing = [t for t in topics if not any(tp.topic == t for tp in self.partitions)]

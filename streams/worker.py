@@ -150,6 +150,7 @@ def make_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_max_batch_size=settings.producer_max_batch_bytes,
+        broker_credentials=settings.kafka_security.faust_credentials(),
     )
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     commune_topics = app.topic(TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, **raw)

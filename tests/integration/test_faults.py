@@ -16,21 +16,16 @@ from streams import stack
 from streams.kafka import producer
 from streams.publisher import Publisher
 from streams.stack import WorkerProcess
+from streams.verify import verify_delivery
 from tests.conftest import WebhookReceiver, wait_for
 
 pytestmark = pytest.mark.integration
 COMMUNES = [18352, 25813, 26680, 26659, 31951, 31885]
 
 
-def verify_delivery(clickhouse: Any, prefix: str, ids: list[str]) -> str:
-    """ALL-RECORDS-DELIVERED, or what was lost and what was counted twice (ids share `prefix`)."""
-    rows = dict(clickhouse.execute("SELECT event_id, count() FROM events FINAL WHERE event_id LIKE %(p)s "
-                                   "GROUP BY event_id", {"p": prefix + "%"}))
-    lost = [event_id for event_id in ids if event_id not in rows]
-    doubled = [event_id for event_id, n in rows.items() if n > 1]
-    if not lost and not doubled:
-        return "ALL-RECORDS-DELIVERED"
-    return f"LOST {len(lost)} (e.g. {lost[:3]}), DUPLICATED {len(doubled)} (e.g. {doubled[:3]})"
+def delivered(clickhouse: Any, events: list[dict[str, Any]]) -> str:
+    """The verifier's line for these events (ALL-RECORDS-DELIVERED: … when nothing is amiss)."""
+    return verify_delivery(clickhouse, [(e["event_id"], e["type"]) for e in events]).line()
 
 
 def stream_events(tag: str, total: int, presses_every: int) -> list[dict[str, Any]]:
@@ -64,20 +59,21 @@ def distinct(clickhouse: Any, tag: str) -> int:
                               {"p": f"it-{tag}-%"})[0][0]
 
 
-def test_kill_9_twice_mid_stream_loses_nothing_and_pages_once(
+def test_kill_9_three_times_during_50000_events_loses_nothing_and_pages_once(
     worker: WorkerProcess, clickhouse: Any, settings: Any, webhook: WebhookReceiver
 ) -> None:
-    total, presses_every = 20_000, 500
+    total, presses_every = 50_000, 500
     events = stream_events("kill9", total, presses_every)
-    feeder = publish_in_background(settings, events, chunk=1000, pause=0.3)
-    for threshold in (4_000, 10_000):
-        wait_for(lambda t=threshold: distinct(clickhouse, "kill9") >= t, 120, f"{threshold} events before the kill")
+    feeder = publish_in_background(settings, events, chunk=2000, pause=0.3)
+    for threshold in (8_000, 20_000, 35_000):
+        wait_for(lambda t=threshold: distinct(clickhouse, "kill9") >= t, 180, f"{threshold} events before the kill")
         assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
         worker.start()
     feeder.join()
-    ids = [e["event_id"] for e in events]
-    wait_for(lambda: distinct(clickhouse, "kill9") == total, 180, f"all {total} events after two kills")
-    assert verify_delivery(clickhouse, "it-kill9-", ids) == "ALL-RECORDS-DELIVERED"
+    wait_for(lambda: distinct(clickhouse, "kill9") == total, 300, f"all {total} events after three kills")
+    line = delivered(clickhouse, events)
+    print(line)
+    assert line.startswith("ALL-RECORDS-DELIVERED: 50000 events, each once")
 
     presses = [e["event_id"] for e in events if e["signal"] == "panic_pressed"]
     raised = clickhouse.execute(
@@ -111,7 +107,7 @@ def test_clickhouse_down_for_30_s_mid_stream_loses_nothing(worker: WorkerProcess
     feeder.join()
     clickhouse.disconnect()
     wait_for(lambda: distinct(clickhouse, "chdown") == total, 120, f"all {total} events after the outage")
-    assert verify_delivery(clickhouse, "it-chdown-", [e["event_id"] for e in events]) == "ALL-RECORDS-DELIVERED"
+    assert delivered(clickhouse, events).startswith("ALL-RECORDS-DELIVERED: 6000 events")
     during = worker.log_since(0)[log_mark:]
     assert "ClickHouse insert of" in during and "retrying in" in during  # it said what it was doing
     assert worker.alive()
@@ -149,7 +145,7 @@ def test_broker_restarted_without_its_data_worker_recovers_without_a_crash_loop(
             after = stream_events("brk-after", 300, presses_every=50)
             assert run_cli("publish", "-q", "-", input=jsonl(after)).returncode == 0
             wait_for(lambda: distinct(client, "brk-after") == 300, 120, "events after the restart")
-            assert verify_delivery(client, "it-brk-after-", [e["event_id"] for e in after]) == "ALL-RECORDS-DELIVERED"
+            assert delivered(client, after).startswith("ALL-RECORDS-DELIVERED: 300 events")
             log = worker.log_since(0)
             # its local state named changelog offsets the new broker lacks: cleared once, said once
             assert log.count("the broker lost its data") == 1
@@ -157,3 +153,24 @@ def test_broker_restarted_without_its_data_worker_recovers_without_a_crash_loop(
             assert worker.alive()
         finally:
             worker.stop()
+
+
+def test_verify_command_says_all_delivered_or_what_is_missing(worker: WorkerProcess, tmp_path: Any) -> None:
+    from tests.conftest import jsonl, run_cli
+
+    events = stream_events("verify", 20, presses_every=10**9)
+    published = tmp_path / "published.jsonl"
+    published.write_text(jsonl(events), encoding="utf-8")
+    assert run_cli("publish", "-q", str(published)).returncode == 0
+    ok = run_cli("verify", "--wait", "60", str(published))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("ALL-RECORDS-DELIVERED: 20 events, each once")
+
+    never = {**events[0], "event_id": "it-verify-never-published"}
+    claimed = tmp_path / "claimed.jsonl"
+    claimed.write_text(jsonl([*events, never]) + "not json\n", encoding="utf-8")
+    missing = run_cli("verify", str(claimed))
+    assert missing.returncode == 1
+    assert missing.stdout.startswith("NOT ALL DELIVERED of 21 events: LOST 1 ['it-verify-never-published']")
+    assert "missing from device_signals: 1" in missing.stdout
+    assert missing.stderr.strip() == "1 lines without an event_id or type were not checked"
