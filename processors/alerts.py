@@ -63,6 +63,12 @@ def alert_id_for(commune_code: int, incident_id: str) -> str:
     return f"al-{commune_code}-{incident_id.removeprefix('inc-')}"
 
 
+def unacked_p1_since(commune_state: dict[str, Any] | None) -> list[int]:
+    """When each P1 of a commune's alert state that nobody has acknowledged was raised (ms)."""
+    alerts = (commune_state or {}).get("alerts") or {}
+    return [a["raised"] for a in alerts.values() if a["severity"] == "P1" and a["state"] in ("raised", "escalated")]
+
+
 def commune_of_alert(alert_id: str) -> int | None:
     parts = alert_id.split("-")
     return int(parts[1]) if len(parts) >= 3 and parts[0] == "al" and parts[1].isdigit() else None

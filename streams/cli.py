@@ -45,7 +45,7 @@ def _open_input(path: str) -> IO[str]:
 
 @app.command()
 def up() -> None:
-    """Start the local broker and ClickHouse, create topics, apply migrations."""
+    """Start the local broker, ClickHouse and Prometheus, create topics, apply migrations."""
     from streams import stack
 
     stack.bring_up(_settings(), lambda line: out.print(line, markup=False))

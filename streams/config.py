@@ -154,6 +154,9 @@ class Settings:
     kafka_security: KafkaSecurity
     clickhouse_secure: bool
     clickhouse_ca_file: Path | None
+    metrics_host: str
+    metrics_port: int
+    prometheus_port: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -189,6 +192,9 @@ class Settings:
             kafka_security=KafkaSecurity.from_env(),
             clickhouse_secure=_int("BINHYEN_CLICKHOUSE_SECURE", 0) == 1,
             clickhouse_ca_file=_existing_file("BINHYEN_CLICKHOUSE_CA_FILE"),
+            metrics_host=os.environ.get("BINHYEN_METRICS_HOST") or "127.0.0.1",
+            metrics_port=_int("BINHYEN_METRICS_PORT", 19100),
+            prometheus_port=_int("BINHYEN_PROMETHEUS_PORT", 19090),
         )
 
     def credibility_config(self) -> "CredibilityConfig":

@@ -1,4 +1,4 @@
-"""The local stack: the tansu broker and a ClickHouse server, started as our own children.
+"""The local stack: the tansu broker, a ClickHouse server and Prometheus, started as our own children.
 
 Each part has a pid file in the state folder; `down` stops only a PID from such a file,
 and only if that process still runs the binary we started (a reused PID is left alone).
@@ -99,6 +99,17 @@ def parts(settings: Settings) -> list[Part]:
             encoding="utf-8",
         )
 
+    prometheus_dir = state / "prometheus"
+    prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
+
+    def write_prometheus_config() -> None:
+        (prometheus_dir / "targets").mkdir(parents=True, exist_ok=True)
+        template = (INFRA_DIR / "prometheus" / "prometheus.yml.template").read_text(encoding="utf-8")
+        (prometheus_dir / "prometheus.yml").write_text(
+            template.format(rules_dir=INFRA_DIR / "prometheus" / "rules", targets_dir=prometheus_dir / "targets"),
+            encoding="utf-8",
+        )
+
     return [
         Part(
             name="broker",
@@ -126,6 +137,20 @@ def parts(settings: Settings) -> list[Part]:
             ),
             healthy=lambda: http_ok(f"http://127.0.0.1:{settings.clickhouse_http_port}/ping"),
             prepare=write_clickhouse_config,
+        ),
+        Part(
+            name="prometheus",
+            binary=prometheus,
+            command=[
+                prometheus, f"--config.file={prometheus_dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={prometheus_dir / 'data'}", "--storage.tsdb.retention.time=7d",
+                f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
+            ],
+            pid_file=state / "prometheus.pid",
+            log_file=state / "prometheus.log",
+            endpoint=f"http://127.0.0.1:{settings.prometheus_port}",
+            healthy=lambda: http_ok(f"http://127.0.0.1:{settings.prometheus_port}/-/ready"),
+            prepare=write_prometheus_config,
         ),
     ]
 

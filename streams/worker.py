@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,12 +34,13 @@ import faust
 from clickhouse_driver.errors import Error as ClickHouseError
 from faust.exceptions import PartitionsMismatch
 
-from processors.alerts import commune_of_alert
+from processors.alerts import commune_of_alert, unacked_p1_since
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.validation import InvalidEvent, check_rules
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import TableSink, alert_row, alert_sink, connect, event_row, event_sink, incident_rows, incident_sinks
 from sinks.notifiers import DeliveryError, LogNotifier, WebhookNotifier
+from streams import metrics
 from streams.config import Settings
 from streams.kafka import ensure_topics
 from streams.state import BatchedTable
@@ -53,6 +55,7 @@ MAX_BACKOFF_S = 10.0
 MAX_DEAD_LETTER_ORIGINAL = 65_536
 SWEEP_EVERY_S = 60.0
 TICK_EVERY_S = 2.0
+METRICS_EVERY_S = 5.0
 LIVE_HORIZON_MS = 24 * 3_600_000  # timer ticks act on what is due within a day of the clock, not on replays
 
 
@@ -182,9 +185,13 @@ def make_app(settings: Settings) -> faust.App:
         async for events in stream.noack_take(settings.worker_batch_size, within=settings.worker_batch_seconds):
             out = BatchOutput(sinks=output_sinks)
             now = time.time()
+            consumed: Counter[tuple[str, str]] = Counter()
+            device_communes: set[int] = set()
             for event in events:
                 message = event.message
                 verdict = triage(message.value, message.topic)
+                consumed[message.topic, verdict.event_type if isinstance(verdict, Accepted) else
+                         "tick" if isinstance(verdict, Tick) else "invalid"] += 1
                 if isinstance(verdict, Tick):
                     if processor is not None:
                         stream._set_current_event(event)
@@ -195,6 +202,7 @@ def make_app(settings: Settings) -> faust.App:
                     continue
                 if not isinstance(verdict, Accepted):
                     log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, verdict)
+                    metrics.DEAD_LETTERS.labels(metrics.reason_kind(verdict)).inc()
                     out.letters.append(dead_letter(verdict, message.topic, message.partition, message.offset,
                                                    message.value, int(now * 1000)))
                     continue
@@ -216,11 +224,15 @@ def make_app(settings: Settings) -> faust.App:
                         result = processor.handle(verdict.event_type, verdict.record)
                     except Exception as exc:  # a bug must not stop the stream: isolate the event
                         log.exception("processing %s[%d]@%d failed", message.topic, message.partition, message.offset)
+                        metrics.DEAD_LETTERS.labels("processing").inc()
                         out.letters.append(dead_letter(f"processing failed: {type(exc).__name__}: {exc}",
                                                        message.topic, message.partition, message.offset,
                                                        message.value, int(now * 1000)))
                         continue
                     watermark = max(watermark, verdict.record["occurred_at_ms"])
+                    metrics.EVENT_AGE.observe(max(0.0, now - verdict.record["occurred_at_ms"] / 1000))
+                    if verdict.event_type == "device_signal":
+                        device_communes.add(verdict.record["commune_code"])
                     for snapshot in result.incidents:
                         out.incidents[snapshot["incident_id"]] = snapshot
                     out.alerts += result.alerts
@@ -237,6 +249,11 @@ def make_app(settings: Settings) -> faust.App:
             await flush_until_done(out.sinks.all(), loop)
             for event in events:
                 await stream.ack(event)
+            for (topic, event_type), count in consumed.items():
+                metrics.CONSUMED.labels(topic, event_type).inc(count)
+            for commune in device_communes:
+                metrics.DEVICE_LAST_SEEN.labels(str(commune)).set(now)
+            metrics.BATCH_LATENCY.observe(time.time() - now)
 
     async def publish(out: BatchOutput) -> None:
         pending = [await dead_letters.send(value=letter) for letter in out.letters]
@@ -249,6 +266,7 @@ def make_app(settings: Settings) -> faust.App:
             pending.append(await incidents_topic.send(key=str(snapshot["commune_code"]).encode(),
                                                       value=CODEC.encode("incident", snapshot)))
         for alert in out.alerts:
+            metrics.ALERTS.labels(alert["severity"], alert["rule"], alert["state"]).inc()
             assert out.sinks.alerts is not None
             out.sinks.alerts.add(alert_row(alert))
             pending.append(await alerts_topic.send(key=alert["alert_id"].encode(), value=CODEC.encode("alert", alert)))
@@ -275,6 +293,28 @@ def make_app(settings: Settings) -> faust.App:
             due = (commune_state or {}).get("due")
             if due is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms:
                 await control_topic.send(key=str(key).encode(), value=tick_message(int(key), now_ms))
+
+    source_topics = {TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, MODEL_CHANGES, ALERT_ACTIONS, ALERTS}
+
+    @app.timer(interval=METRICS_EVERY_S)
+    async def observe_state() -> None:
+        """Lag per partition, open incidents, unacknowledged P1s and state sizes, for the gauges."""
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in source_topics:
+                continue
+            committed = consumer._committed_offset.get(tp) or 0  # faust's own record of the last commit
+            metrics.COMMITTED.labels(tp.topic, str(tp.partition)).set(committed)
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
+        now_ms = time.time() * 1000
+        metrics.OPEN_INCIDENTS.set(sum(len((state or {}).get("open", ())) for state in tables["communes"].values()))
+        raised = [at for state in tables["alerts"].values() for at in unacked_p1_since(state)]
+        metrics.UNACKED_P1.set(len(raised))
+        metrics.OLDEST_UNACKED_P1.set(max(0.0, (now_ms - min(raised)) / 1000) if raised else 0.0)
+        for name, table in tables.items():
+            metrics.STATE_KEYS.labels(name).set(len(table))
 
     notifiers: list[Any] = [LogNotifier()]
     if settings.webhook_urls:
@@ -310,14 +350,19 @@ async def flush_until_done(sinks: list[TableSink], loop: asyncio.AbstractEventLo
     for sink in sinks:
         backoff = 0.5
         while sink.batch:
+            started = time.monotonic()
             try:
                 written = await loop.run_in_executor(None, sink.flush)
             except (ClickHouseError, OSError, EOFError) as exc:
+                metrics.SINK_FAILURES.labels(sink.table).inc()
                 log.warning("ClickHouse insert of %d rows into %s failed (%s: %s); retrying in %.1fs",
                             len(sink.batch), sink.table, type(exc).__name__, (str(exc).splitlines() or [""])[0][:200], backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
+            metrics.SINK_SECONDS.labels(sink.table).observe(time.monotonic() - started)
+            metrics.SINK_BATCH.labels(sink.table).observe(written)
+            metrics.SINK_ROWS.labels(sink.table).inc(written)
             log.info("inserted %d rows into %s", written, sink.table)
 
 
@@ -326,9 +371,12 @@ async def deliver_until_done(notifiers: list[Any], loop: asyncio.AbstractEventLo
     for notifier in notifiers:
         backoff = 0.5
         while notifier.pending:
+            count = len(notifier.pending)
             try:
                 await loop.run_in_executor(None, notifier.flush)
+                metrics.DELIVERIES.labels(type(notifier).__name__, "delivered").inc(count)
             except DeliveryError as exc:
+                metrics.DELIVERIES.labels(type(notifier).__name__, "failed").inc()
                 log.warning("alert delivery failed (%s); %d alerts wait; retrying in %.1fs",
                             exc, len(notifier.pending), backoff)
                 await asyncio.sleep(backoff)
@@ -372,10 +420,12 @@ def run(settings: Settings, loglevel: str = "INFO") -> None:
     quiet_kafka_client_logs(settings)
     app = make_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    port = metrics.serve(settings)
     started = time.monotonic()
     try:
         worker.execute_from_commandline()
     except SystemExit:
         if broker_lost_its_data(app, worker):
-            restart_with_fresh_state(settings, time.monotonic() - started)
+            restart_with_fresh_state(settings, time.monotonic() - started)  # same port: the target stays
+        metrics.unregister_target(settings, port)
         raise

@@ -1,0 +1,106 @@
+"""The worker's Prometheus metrics and their HTTP endpoint.
+
+Labels are bounded and never carry event content: topics, event types, partitions, tables,
+severities, rules, dead-letter reason *kinds* (not the reason text) and commune codes (public
+administrative codes). A reporter's contact or pseudonym is never a label.
+
+Each worker registers its endpoint for the local Prometheus by writing a file_sd target file
+in `<state>/prometheus/targets/`, removed when it stops cleanly; a worker killed leaves its
+file behind, so Prometheus sees it down (`up == 0`) — which is what on-call must see.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from streams.config import ConfigError, Settings
+
+log = logging.getLogger("binhyen.worker")
+PORT_TRIES = 16  # without BINHYEN_METRICS_PORT, a second local worker takes the next free port
+
+REGISTRY = CollectorRegistry()
+CONSUMED = Counter("binhyen_events_consumed", "Messages consumed, by topic and event type "
+                   "(type 'invalid' for dead-lettered ones).", ["topic", "type"], registry=REGISTRY)
+DEAD_LETTERS = Counter("binhyen_dead_letters", "Messages dead-lettered, by kind of reason.", ["reason"],
+                       registry=REGISTRY)
+EVENT_AGE = Histogram("binhyen_event_age_seconds", "Event time to processed (includes upstream delay).",
+                      buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 86400), registry=REGISTRY)
+BATCH_LATENCY = Histogram("binhyen_batch_seconds", "Consumed to emitted: a batch from receipt until its "
+                          "outputs are in Kafka and ClickHouse and it is acknowledged.",
+                          buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=REGISTRY)
+COMMITTED = Gauge("binhyen_consumer_position", "Next offset to process per partition (acknowledged + 1).",
+                  ["topic", "partition"], registry=REGISTRY)
+LAG = Gauge("binhyen_consumer_lag", "Messages behind the partition's high watermark (from fetch responses, "
+            "not ListOffsets, which the local broker answers wrongly).", ["topic", "partition"], registry=REGISTRY)
+SINK_ROWS = Counter("binhyen_sink_rows", "Rows inserted into ClickHouse.", ["table"], registry=REGISTRY)
+SINK_BATCH = Histogram("binhyen_sink_batch_rows", "Rows per ClickHouse insert.", ["table"],
+                       buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000), registry=REGISTRY)
+SINK_SECONDS = Histogram("binhyen_sink_insert_seconds", "Duration of a successful ClickHouse insert.", ["table"],
+                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
+SINK_FAILURES = Counter("binhyen_sink_failures", "Failed ClickHouse inserts (each is retried).", ["table"],
+                        registry=REGISTRY)
+ALERTS = Counter("binhyen_alerts", "Alert lifecycle steps emitted.", ["severity", "rule", "state"],
+                 registry=REGISTRY)
+DELIVERIES = Counter("binhyen_alert_deliveries", "Alert notifications, by notifier and outcome.",
+                     ["notifier", "outcome"], registry=REGISTRY)
+OPEN_INCIDENTS = Gauge("binhyen_open_incidents", "Incidents still open in this worker's communes.",
+                       registry=REGISTRY)
+UNACKED_P1 = Gauge("binhyen_unacked_p1", "P1 alerts raised or escalated and not yet acknowledged.",
+                   registry=REGISTRY)
+OLDEST_UNACKED_P1 = Gauge("binhyen_oldest_unacked_p1_seconds", "Age of the oldest unacknowledged P1 "
+                          "(0 when none).", registry=REGISTRY)
+STATE_KEYS = Gauge("binhyen_state_keys", "Keys held in each state table by this worker.", ["table"],
+                   registry=REGISTRY)
+DEVICE_LAST_SEEN = Gauge("binhyen_devices_last_signal_timestamp_seconds", "Wall-clock time the worker last "
+                         "consumed a device signal of the commune.", ["commune"], registry=REGISTRY)
+
+
+def reason_kind(reason: str) -> str:
+    """A dead letter's reason as a bounded label: the text itself may quote the event."""
+    text = reason.lower()
+    for kind, signs in (("tombstone", ("tombstone",)), ("processing", ("processing failed",)),
+                        ("wrong_topic", ("; publish it to",)), ("tick", ("tick",)),
+                        ("decode", ("single-object", "corrupt", "trailing bytes", "fingerprint"))):
+        if any(sign in text for sign in signs):
+            return kind
+    return "contract"
+
+
+def serve(settings: Settings) -> int:
+    """Start the metrics endpoint; returns its port and registers it for the local Prometheus."""
+    explicit = os.environ.get("BINHYEN_METRICS_PORT")
+    ports = [settings.metrics_port] if explicit else range(settings.metrics_port, settings.metrics_port + PORT_TRIES)
+    for port in ports:
+        try:
+            start_http_server(port, addr=settings.metrics_host, registry=REGISTRY)
+        except OSError:
+            continue
+        register_target(settings, port)
+        log.info("metrics at http://%s:%d/metrics", settings.metrics_host, port)
+        return port
+    raise ConfigError(f"no free metrics port from {settings.metrics_port} on {settings.metrics_host}; "
+                      "set BINHYEN_METRICS_PORT")
+
+
+def target_file(settings: Settings, port: int) -> Path:
+    return settings.state_dir / "prometheus" / "targets" / f"worker-{port}.json"
+
+
+def register_target(settings: Settings, port: int) -> None:
+    path = target_file(settings, port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    host = "127.0.0.1" if settings.metrics_host in ("0.0.0.0", "") else settings.metrics_host
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps([{"targets": [f"{host}:{port}"],
+                                    "labels": {"worker": f"{socket.gethostname()}:{port}"}}]))
+    partial.replace(path)
+
+
+def unregister_target(settings: Settings, port: int) -> None:
+    target_file(settings, port).unlink(missing_ok=True)
