@@ -1,0 +1,126 @@
+"""Metrics, rules and dashboards against the real stack: Prometheus (started by `binhyen up`)
+scrapes the real worker; every PromQL expression of the rules and dashboards evaluates there,
+and every ClickHouse panel's SQL runs (macros expanded) as the grafana user."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import pytest
+import yaml
+
+from sinks.clickhouse import connect
+from streams.config import INFRA_DIR
+from streams.kafka import producer
+from streams.stack import WorkerProcess
+from streams.topics import TIPS
+from tests.conftest import jsonl, run_cli, wait_for
+from tests.unit.test_dashboards import load_dashboards
+
+pytestmark = pytest.mark.integration
+CONTACT = "+84912777888"
+# Panels whose series exist only after something went wrong (a failed insert, a firing rule).
+MAY_BE_EMPTY = {'ALERTS{alertstate="firing"}', "sum by (table) (increase(binhyen_sink_failures_total[5m]))"}
+
+
+def promql(settings: Any, expr: str) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{settings.prometheus_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
+
+
+def metrics_page(settings: Any) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=10) as response:  # noqa: S310
+        return response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def observed(worker: WorkerProcess, settings: Any, clickhouse: Any) -> Any:
+    """Events of every kind the panels show, a panic press that pages, and bad input."""
+    events = [
+        {"type": "tip", "event_id": f"obs-tip-{n}", "occurred_at": "2036-01-10T08:00:00+07:00", "commune_code": 31951,
+         "channel": "zalo", "source_ref": "zalo:grp-obs", "reporter_contact": CONTACT,
+         "text": f"Có nhóm thanh niên tụ tập đánh bạc ở quán cà phê số {n}", "category": "gambling"}
+        for n in range(3)
+    ] + [
+        {"type": "device_signal", "event_id": "obs-press-1", "occurred_at": "2036-01-10T08:01:00+07:00",
+         "commune_code": 31951, "device_id": "obs-bell", "device_kind": "alarm_bell", "signal": "panic_pressed",
+         "site_kind": "bank"},
+        {"type": "feedback", "event_id": "obs-verdict-1", "occurred_at": "2036-01-10T09:00:00+07:00",
+         "commune_code": 31951, "tip_event_id": "obs-tip-0", "verdict": "valuable"},
+    ]
+    assert run_cli("publish", "-q", "-", input=jsonl(events)).returncode == 0
+    garbage = producer(settings)
+    garbage.send(TIPS, key=b"31951", value=b"not an event at all")
+    garbage.flush()
+    garbage.close()
+    wait_for(lambda: clickhouse.execute("SELECT count() FROM events WHERE startsWith(event_id, 'obs-')")[0][0] == 5,
+             60, "the events in ClickHouse")
+    wait_for(lambda: promql(settings, "rate(binhyen_events_consumed_total[1m])")["data"]["result"], 90,
+             "two scrapes of the worker by Prometheus", every=1)
+    wait_for(lambda: promql(settings, 'sum(binhyen_alerts_total{state="raised"})')["data"]["result"], 30,
+             "the raised alert in Prometheus", every=1)
+    return events
+
+
+def dashboard_panels() -> list[Any]:
+    module = load_dashboards()
+    return [panel for _, panels in module.dashboards().values() for panel in panels]
+
+
+def test_prometheus_scrapes_the_worker(observed: Any, settings: Any) -> None:
+    up = promql(settings, 'up{job="binhyen-worker"}')["data"]["result"]
+    assert [sample["value"][1] for sample in up] == ["1"]
+    consumed = promql(settings, 'sum(binhyen_events_consumed_total{type="tip"})')["data"]["result"]
+    assert float(consumed[0]["value"][1]) >= 3
+    dead = promql(settings, 'sum(binhyen_dead_letters_total{reason="decode"})')["data"]["result"]
+    assert float(dead[0]["value"][1]) >= 1
+
+
+def test_every_dashboard_and_rule_expression_evaluates(observed: Any, settings: Any) -> None:
+    expressions = [target.expr for panel in dashboard_panels() for target in panel.widget.targets
+                   if getattr(target, "expr", None)]
+    rules = yaml.safe_load((INFRA_DIR / "prometheus" / "rules" / "binhyen.rules.yml").read_text())
+    rule_expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(expressions) >= 15 and len(rule_expressions) == 7
+    for expr in expressions + rule_expressions:
+        answer = promql(settings, expr)
+        assert answer["status"] == "success", (expr, answer)
+        if expr in expressions and expr not in MAY_BE_EMPTY:
+            assert answer["data"]["result"], f"no series for dashboard expression {expr}"
+
+
+def test_every_clickhouse_panel_query_returns_its_columns(observed: Any, settings: Any) -> None:
+    grafana = connect(settings, settings.clickhouse_database, user="grafana", password=settings.grafana_password)
+    macros = {r"\$__fromTime": "toDateTime(1577836800)", r"\$__toTime": "toDateTime(2208988800)",
+              r"\$\{province\}": "0"}
+    panels = [panel for panel in dashboard_panels() if panel.columns]
+    assert len(panels) == 7
+    for panel in panels:
+        sql = panel.widget.targets[0].rawSql
+        for macro, value in macros.items():
+            sql = re.sub(macro, value, sql)
+        assert "$" not in sql, sql
+        rows, columns = grafana.execute(sql, with_column_types=True)
+        names = [name for name, _ in columns]
+        assert set(panel.columns) <= set(names), (panel.widget.title, names)
+        if panel.widget.title in ("Tips per day, by channel", "Tips per commune", "Open alerts waiting for an acknowledgement"):
+            assert rows, panel.widget.title
+    variable = load_dashboards().province_variable()
+    assert (96,) in grafana.execute(variable.query)
+
+
+def test_no_contact_in_metric_labels(observed: Any, settings: Any) -> None:
+    from processors.pseudonym import pseudonymise
+
+    page = metrics_page(settings)
+    pseudonym = pseudonymise(settings.pseudonym_key(), CONTACT)
+    for secret in (CONTACT, CONTACT.lstrip("+"), pseudonym):
+        assert secret not in page
+    labels = set(re.findall(r'(\w+)="', page))
+    assert labels <= {"topic", "type", "reason", "partition", "table", "severity", "rule", "state", "notifier",
+                      "outcome", "commune", "le", "worker"}
