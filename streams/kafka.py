@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import ConfigError, Settings
 from streams.topics import REBUILDABLE, partition_counts
@@ -57,7 +57,10 @@ def ensure_topics(settings: Settings) -> list[str]:
             _wait_until(lambda: not set(wrong) & set(client.list_topics()))
         created = missing + list(wrong)
         if created:
-            client.create_topics([NewTopic(name, wanted[name], 1) for name in created])
+            try:
+                client.create_topics([NewTopic(name, wanted[name], 1) for name in created])
+            except TopicAlreadyExistsError:  # another process (a worker, `up`) was quicker; counts checked below
+                pass
     finally:
         client.close()
     counts = _partition_counts(settings, wanted)

@@ -61,12 +61,18 @@ DEVICE_LAST_SEEN = Gauge("binhyen_devices_last_signal_timestamp_seconds", "Wall-
                          "consumed a device signal of the commune.", ["commune"], registry=REGISTRY)
 
 
+_REASON_SIGNS = (("tombstone", ("tombstone",)), ("processing", ("processing failed",)),
+                 ("wrong_topic", ("; publish it to",)), ("tick", ("tick",)),
+                 ("decode", ("single-object", "corrupt", "trailing bytes", "fingerprint")))
+REASON_KINDS = (*(kind for kind, _ in _REASON_SIGNS), "contract")
+for _kind in REASON_KINDS:  # every series from 0, so the first dead letter of a kind shows in increase()
+    DEAD_LETTERS.labels(_kind)
+
+
 def reason_kind(reason: str) -> str:
     """A dead letter's reason as a bounded label: the text itself may quote the event."""
     text = reason.lower()
-    for kind, signs in (("tombstone", ("tombstone",)), ("processing", ("processing failed",)),
-                        ("wrong_topic", ("; publish it to",)), ("tick", ("tick",)),
-                        ("decode", ("single-object", "corrupt", "trailing bytes", "fingerprint"))):
+    for kind, signs in _REASON_SIGNS:
         if any(sign in text for sign in signs):
             return kind
     return "contract"

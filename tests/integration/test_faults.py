@@ -174,3 +174,35 @@ def test_verify_command_says_all_delivered_or_what_is_missing(worker: WorkerProc
     assert missing.stdout.startswith("NOT ALL DELIVERED of 21 events: LOST 1 ['it-verify-never-published']")
     assert "missing from device_signals: 1" in missing.stdout
     assert missing.stderr.strip() == "1 lines without an event_id or type were not checked"
+
+
+def test_worker_started_before_the_servers_waits_and_says_so(tmp_path: Any) -> None:
+    from streams.config import Settings
+    from tests.conftest import jsonl, run_cli, stack_environment
+
+    with stack_environment(tmp_path / "state"):
+        settings = Settings.from_env()
+        worker = WorkerProcess(tmp_path / "worker.log")
+        starting = threading.Thread(target=worker.start, kwargs={"timeout": 120})
+        starting.start()
+        try:
+            wait_for(lambda: "waiting for Kafka at 127.0.0.1:" in worker.log_since(0), 30, "the worker to say it waits")
+            broker = next(part for part in stack.parts(settings) if part.name == "broker")
+            assert stack.start(broker).startswith("started")
+            wait_for(lambda: "waiting for ClickHouse at 127.0.0.1:" in worker.log_since(0), 30,
+                     "the worker to wait for ClickHouse next")
+            assert "answers now; starting" in worker.log_since(0)
+            started = run_cli("up")
+            assert started.returncode == 0, started.stdout + started.stderr
+            starting.join()
+            assert worker.alive()
+            events = stream_events("late", 50, presses_every=10)
+            assert run_cli("publish", "-q", "-", input=jsonl(events)).returncode == 0
+            verified = run_cli("verify", "--wait", "60", "-", input=jsonl(events))
+            assert verified.stdout.startswith("ALL-RECORDS-DELIVERED: 50 events"), verified.stdout + verified.stderr
+            log = worker.log_since(0)
+            assert log.count("waiting for Kafka at") == 1  # said once, not once per attempt
+        finally:
+            starting.join()
+            if worker.alive():
+                worker.stop()

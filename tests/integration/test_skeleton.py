@@ -44,13 +44,13 @@ def device_signal(event_id: str, commune: int = 18352, second: int = 0) -> dict[
 def test_second_up_changes_nothing_and_status_reports_health(stack: dict[str, str]) -> None:
     again = run_cli("up")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 2
+    assert again.stdout.count("already running") == 3  # broker, ClickHouse, Prometheus
     assert "topics          all present" in again.stdout
     assert "migrations      up to date" in again.stdout
     status = run_cli("status", "--json")
     assert status.returncode == 0
     report = json.loads(status.stdout)
-    assert report["broker"]["healthy"] and report["clickhouse"]["healthy"]
+    assert report["broker"]["healthy"] and report["clickhouse"]["healthy"] and report["prometheus"]["healthy"]
     assert report["broker"]["endpoint"] == f"127.0.0.1:{stack['BINHYEN_KAFKA_PORT']}"
     key_file = Path(stack["BINHYEN_STATE_DIR"]) / "pseudonym.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -240,14 +240,14 @@ def test_down_stops_only_what_up_started(tmp_path: Path) -> None:
     """A second stack of its own: up, down, and status then reports it down."""
     with stack_environment(tmp_path):
         assert run_cli("up").returncode == 0
-        pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("broker", "clickhouse")]
+        pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("broker", "clickhouse", "prometheus")]
         stopped = run_cli("down")
         assert stopped.returncode == 0
-        assert [f"stopped (pid {pid})" in stopped.stdout for pid in pids] == [True, True]
+        assert [f"stopped (pid {pid})" in stopped.stdout for pid in pids] == [True, True, True]
         for pid in pids:
             wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or
                      "State:\tZ" in Path(f"/proc/{pid}/status").read_text(), 20, f"pid {pid} to exit")
         status = run_cli("status")
         assert status.returncode == 1
-        assert status.stdout.count("down") == 2
-        assert run_cli("down").stdout.count("not running") == 2
+        assert status.stdout.count("down") == 3
+        assert run_cli("down").stdout.count("not running") == 3
