@@ -7,7 +7,10 @@ produces every event (as the publisher encodes it) to the input topics, then:
 - baseline: an aiokafka consumer reads the same messages from the start and decodes them
   (Avro single-object, fastavro) — the floor any worker pays;
 - worker: one `binhyen worker` from start to the last event in ClickHouse (decode, validate,
-  dedup, cluster, score, alert, ClickHouse inserts, commits), sampling its RSS as it goes.
+  dedup, cluster, score, alert, ClickHouse inserts, commits), sampling its RSS as it goes;
+- replay: `binhyen replay` of the whole log into fresh tables, swapped in;
+- sink: the worker's ClickHouse sink against a bare clickhouse-driver insert of the same rows;
+- two workers (a consumer group of their own) on the same log from the start.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,26 +57,84 @@ async def baseline(bootstrap: str, topics: list[str], expected: int) -> float:
     return expected / elapsed
 
 
+def sink_rates(client: Any, rows: list[tuple[Any, ...]], batch: int = 2000) -> dict[str, float]:
+    """Rows/s of the worker's event sink against a bare clickhouse-driver insert of the same rows."""
+    from sinks.clickhouse import EVENT_COLUMNS, TableSink
+
+    client.execute("DROP TABLE IF EXISTS bench_events_plain")
+    client.execute("CREATE TABLE bench_events_plain AS events")  # same structure, no materialized views
+    insert = f"INSERT INTO bench_events_plain ({', '.join(EVENT_COLUMNS)}) VALUES"
+    rates = {}
+    began = time.perf_counter()
+    for start in range(0, len(rows), batch):
+        client.execute(insert, rows[start:start + batch])
+    rates["bare clickhouse-driver insert, plain table"] = len(rows) / (time.perf_counter() - began)
+    for label, table in (("TableSink, plain table", "bench_events_plain"),
+                         ("TableSink into `events` (4 materialized views)", "events")):
+        sink = TableSink(client, table, EVENT_COLUMNS)
+        began = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            for row in rows[start:start + batch]:
+                sink.add(row)
+            sink.flush()
+        rates[label] = len(rows) / (time.perf_counter() - began)
+    client.execute("DROP TABLE bench_events_plain")
+    return rates
+
+
+def run_workers(settings: Any, state: str, count: int, total: int, label: str) -> float:
+    """Start `count` workers on an empty `events` table; events/s until all `total` arrived."""
+    from sinks.clickhouse import connect
+    from streams import stack
+
+    client = connect(settings, settings.clickhouse_database)
+    workers = []
+    began = time.perf_counter()
+    for n in range(count):
+        env = {**os.environ, "BINHYEN_STATE_DIR": str(Path(state) / f"{label}-{n}"),
+               "BINHYEN_METRICS_PORT": str(settings.metrics_port + n)}
+        worker = stack.WorkerProcess(Path(state) / f"{label}-{n}.log", env=env)
+        worker.start()
+        workers.append(worker)
+    samples = []
+    while True:
+        arrived = client.execute("SELECT count() FROM events")[0][0]
+        samples.append((arrived, sum(rss_mib(w.process.pid) for w in workers if w.process)))
+        if arrived >= total:
+            break
+        time.sleep(1)
+    elapsed = time.perf_counter() - began
+    for worker in workers:
+        worker.stop()
+    rate = total / elapsed
+    print(f"{label}: RSS (MiB) as events arrived: "
+          + ", ".join(f"{n:,}: {rss:.0f}" for n, rss in samples[:: max(1, len(samples) // 8)]))
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--skip-two", action="store_true", help="Do not measure two workers.")
     args = parser.parse_args()
     from streams.stack import free_port_block
 
-    base = free_port_block(4)
+    base = free_port_block(8)
     state = tempfile.mkdtemp(prefix="binhyen-bench-")
     os.environ.update(BINHYEN_STATE_DIR=state, BINHYEN_KAFKA_PORT=str(base), BINHYEN_CLICKHOUSE_PORT=str(base + 1),
-                      BINHYEN_CLICKHOUSE_HTTP_PORT=str(base + 2))
+                      BINHYEN_CLICKHOUSE_HTTP_PORT=str(base + 2), BINHYEN_PROMETHEUS_PORT=str(base + 4),
+                      BINHYEN_METRICS_PORT=str(base + 5))  # workers take base + 5 and base + 6
     os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
 
     from processors.pseudonym import pseudonymise
     from processors.validation import parse_contract, partition_key
     from schemas import CODEC
-    from sinks.clickhouse import connect
+    from sinks.clickhouse import connect, event_row
     from streams import stack
     from streams.config import Settings
     from streams.kafka import producer
+    from streams.replay import replay
     from streams.simulator import VN, SimConfig, simulate
     from streams.topics import INPUT_TOPICS, TOPIC_OF_TYPE
 
@@ -82,10 +144,12 @@ def main() -> None:
         simulation = simulate(SimConfig(96, days=args.days, seed=99, scale=args.scale,
                                         start=datetime(2035, 1, 1, tzinfo=VN)))
         key = settings.pseudonym_key()
-        encoded = []
+        encoded, rows = [], []
         for event in simulation.events:
             event_type, record, _ = parse_contract(event, lambda c: pseudonymise(key, c))
-            encoded.append((TOPIC_OF_TYPE[event_type], partition_key(event_type, record), CODEC.encode(event_type, record)))
+            topic = TOPIC_OF_TYPE[event_type]
+            encoded.append((topic, partition_key(event_type, record), CODEC.encode(event_type, record)))
+            rows.append(event_row(event_type, record, topic, 0, len(rows), 0))
         kafka = producer(settings, linger_ms=20, batch_size=256 * 1024)
         for topic, partition_key_bytes, value in encoded:
             kafka.send(topic, key=partition_key_bytes, value=value)
@@ -98,24 +162,30 @@ def main() -> None:
         floor = asyncio.run(baseline(settings.kafka_bootstrap, list(INPUT_TOPICS), total))
         print(f"baseline  bare aiokafka consume + Avro decode: {floor:,.0f} events/s")
 
-        worker = stack.WorkerProcess(Path(state) / "worker.log")
         client = connect(settings, settings.clickhouse_database)
-        began = time.perf_counter()
-        worker.start()
-        assert worker.process is not None
-        samples = []
-        while True:
-            arrived = client.execute("SELECT count() FROM events")[0][0]
-            samples.append((arrived, rss_mib(worker.process.pid)))
-            if arrived >= total:
-                break
-            time.sleep(1)
-        elapsed = time.perf_counter() - began
-        worker.stop()
-        rate = total / elapsed
-        print(f"worker    end to end (join included): {rate:,.0f} events/s = {rate / floor:.2f} of the baseline")
-        print("worker RSS (MiB) as events arrived: "
-              + ", ".join(f"{n:,}: {rss:.0f}" for n, rss in samples[:: max(1, len(samples) // 8)]))
+        one = run_workers(settings, state, 1, total, "one worker")
+        print(f"one worker end to end (join included): {one:,.0f} events/s = {one / floor:.2f} of the baseline")
+
+        replayed = replay(settings, lambda phase, done, known: None)
+        replay_rate = replayed.records / replayed.seconds
+        print(f"replay    {replayed.records:,} log records in {replayed.seconds:.1f} s: {replay_rate:,.0f} records/s "
+              f"= {replay_rate / floor:.2f} of the baseline")
+
+        for table in ("events", "tips", "device_signals", "feedback", "model_changes"):
+            client.execute(f"TRUNCATE TABLE {table}")
+        rates = sink_rates(client, rows)
+        bare = rates["bare clickhouse-driver insert, plain table"]
+        for label, rate in rates.items():
+            print(f"sink      {label}: {rate:,.0f} rows/s = {rate / bare:.2f} of the bare insert")
+
+        if not args.skip_two:
+            # Two workers on the same log from the start: a fresh consumer group and empty tables.
+            for table in ("events", "tips", "device_signals", "feedback", "model_changes", "incidents",
+                          "incident_members", "alerts"):
+                client.execute(f"TRUNCATE TABLE {table}")
+            os.environ["BINHYEN_WORKER_GROUP"] = "binhyen-worker-bench-two"
+            two = run_workers(settings, state, 2, total, "two workers")
+            print(f"two workers end to end: {two:,.0f} events/s = {two / one:.2f}x one worker")
     finally:
         for part in reversed(stack.parts(settings)):
             stack.stop(part)

@@ -157,6 +157,7 @@ class Settings:
     metrics_host: str
     metrics_port: int
     prometheus_port: int
+    worker_group: str
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -195,6 +196,8 @@ class Settings:
             metrics_host=os.environ.get("BINHYEN_METRICS_HOST") or "127.0.0.1",
             metrics_port=_int("BINHYEN_METRICS_PORT", 19100),
             prometheus_port=_int("BINHYEN_PROMETHEUS_PORT", 19090),
+            # The consumer group and the prefix of the state changelog topics.
+            worker_group=os.environ.get("BINHYEN_WORKER_GROUP") or "binhyen-worker",
         )
 
     def credibility_config(self) -> "CredibilityConfig":

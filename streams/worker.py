@@ -140,7 +140,7 @@ class BatchOutput:
 
 def make_app(settings: Settings) -> faust.App:
     app = faust.App(
-        "binhyen-worker",
+        settings.worker_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         datadir=str(settings.state_dir / "faust"),
         store="rocksdb://",
