@@ -57,6 +57,13 @@ async def baseline(bootstrap: str, topics: list[str], expected: int) -> float:
     return expected / elapsed
 
 
+STALL_S = 60.0
+
+
+class Stalled(RuntimeError):
+    """The workers stopped making progress before every event arrived."""
+
+
 def sink_rates(client: Any, rows: list[tuple[Any, ...]], batch: int = 2000) -> dict[str, float]:
     """Rows/s of the worker's event sink against a bare clickhouse-driver insert of the same rows."""
     from sinks.clickhouse import EVENT_COLUMNS, TableSink
@@ -65,10 +72,12 @@ def sink_rates(client: Any, rows: list[tuple[Any, ...]], batch: int = 2000) -> d
     client.execute("CREATE TABLE bench_events_plain AS events")  # same structure, no materialized views
     insert = f"INSERT INTO bench_events_plain ({', '.join(EVENT_COLUMNS)}) VALUES"
     rates = {}
-    began = time.perf_counter()
-    for start in range(0, len(rows), batch):
-        client.execute(insert, rows[start:start + batch])
-    rates["bare clickhouse-driver insert, plain table"] = len(rows) / (time.perf_counter() - began)
+    for label in ("warm-up (not reported)", "bare clickhouse-driver insert, plain table"):
+        began = time.perf_counter()
+        for start in range(0, len(rows), batch):
+            client.execute(insert, rows[start:start + batch])
+        rates[label] = len(rows) / (time.perf_counter() - began)
+    del rates["warm-up (not reported)"]
     for label, table in (("TableSink, plain table", "bench_events_plain"),
                          ("TableSink into `events` (4 materialized views)", "events")):
         sink = TableSink(client, table, EVENT_COLUMNS)
@@ -96,12 +105,18 @@ def run_workers(settings: Any, state: str, count: int, total: int, label: str) -
         worker = stack.WorkerProcess(Path(state) / f"{label}-{n}.log", env=env)
         worker.start()
         workers.append(worker)
-    samples = []
+    samples, last_progress = [], time.monotonic()
     while True:
         arrived = client.execute("SELECT count() FROM events")[0][0]
+        if samples and arrived > samples[-1][0]:
+            last_progress = time.monotonic()
         samples.append((arrived, sum(rss_mib(w.process.pid) for w in workers if w.process)))
         if arrived >= total:
             break
+        if time.monotonic() - last_progress > STALL_S:
+            for worker in workers:
+                worker.stop()
+            raise Stalled(f"{label}: no progress for {STALL_S:.0f} s at {arrived:,} of {total:,} events")
         time.sleep(1)
     elapsed = time.perf_counter() - began
     for worker in workers:
@@ -137,6 +152,7 @@ def main() -> None:
     from streams.replay import replay
     from streams.simulator import VN, SimConfig, simulate
     from streams.topics import INPUT_TOPICS, TOPIC_OF_TYPE
+    from streams.verify import verify_delivery
 
     settings = Settings.from_env()
     stack.bring_up(settings, lambda line: None)
@@ -144,12 +160,13 @@ def main() -> None:
         simulation = simulate(SimConfig(96, days=args.days, seed=99, scale=args.scale,
                                         start=datetime(2035, 1, 1, tzinfo=VN)))
         key = settings.pseudonym_key()
-        encoded, rows = [], []
+        encoded, rows, ids = [], [], []
         for event in simulation.events:
             event_type, record, _ = parse_contract(event, lambda c: pseudonymise(key, c))
             topic = TOPIC_OF_TYPE[event_type]
             encoded.append((topic, partition_key(event_type, record), CODEC.encode(event_type, record)))
             rows.append(event_row(event_type, record, topic, 0, len(rows), 0))
+            ids.append((record["event_id"], event_type))
         kafka = producer(settings, linger_ms=20, batch_size=256 * 1024)
         for topic, partition_key_bytes, value in encoded:
             kafka.send(topic, key=partition_key_bytes, value=value)
@@ -184,8 +201,12 @@ def main() -> None:
                           "incident_members", "alerts"):
                 client.execute(f"TRUNCATE TABLE {table}")
             os.environ["BINHYEN_WORKER_GROUP"] = "binhyen-worker-bench-two"
-            two = run_workers(settings, state, 2, total, "two workers")
-            print(f"two workers end to end: {two:,.0f} events/s = {two / one:.2f}x one worker")
+            try:
+                two = run_workers(settings, state, 2, total, "two workers")
+                print(f"two workers end to end: {two:,.0f} events/s = {two / one:.2f}x one worker")
+            except Stalled as stalled:
+                print(f"two workers STALLED: {stalled}")
+                print(verify_delivery(client, ids).line())
     finally:
         for part in reversed(stack.parts(settings)):
             stack.stop(part)

@@ -300,6 +300,8 @@ def make_app(settings: Settings) -> faust.App:
     async def observe_state() -> None:
         """Lag per partition, open incidents, unacknowledged P1s and state sizes, for the gauges."""
         consumer = app.consumer
+        metrics.COMMITTED.clear()  # partitions revoked by a rebalance must not keep their last figures
+        metrics.LAG.clear()
         for tp in consumer.assignment():
             if tp.topic not in source_topics:
                 continue

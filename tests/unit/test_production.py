@@ -31,6 +31,10 @@ def test_every_worker_setting_in_compose_is_one_the_code_reads() -> None:
     assert worker_env["BINHYEN_METRICS_HOST"] == "0.0.0.0"
 
 
+def test_one_worker_until_rebalances_are_proven_safe() -> None:
+    assert COMPOSE["services"]["worker"]["deploy"]["replicas"] == 1
+
+
 def test_kafka_never_auto_creates_topics() -> None:
     assert COMPOSE["services"]["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 
