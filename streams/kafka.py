@@ -16,6 +16,11 @@ from streams.topics import REBUILDABLE, partition_counts
 CLIENT_ID = "binhyen"
 
 
+def _unreachable(settings: Settings, exc: Exception) -> ConfigError:
+    return ConfigError(f"Kafka at {settings.kafka_bootstrap} is not reachable ({type(exc).__name__}); "
+                       "start it with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP")
+
+
 def admin(settings: Settings) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(
@@ -23,10 +28,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
             **settings.kafka_security.client_options(),
         )
     except KafkaError as exc:
-        raise ConfigError(
-            f"Kafka at {settings.kafka_bootstrap} is not reachable ({type(exc).__name__}); "
-            "start it with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP"
-        ) from None
+        raise _unreachable(settings, exc) from None
 
 
 def ensure_topics(settings: Settings) -> list[str]:
@@ -39,14 +41,14 @@ def ensure_topics(settings: Settings) -> list[str]:
     is an internal topic whose records can be derived again.
     """
     wanted = partition_counts(settings)
-    client = admin(settings)
+    client, probe = admin(settings), consumer(settings)
     try:
         existing = set(client.list_topics())
         missing = [name for name in wanted if name not in existing]
-        wrong = {name: count for name, count in _partition_counts(settings, wanted).items()
+        wrong = {name: count for name, count in _partition_counts(probe, wanted).items()
                  if name in existing and count != wanted[name]}
         for name, count in wrong.items():
-            records = 0 if name in REBUILDABLE else _records_in(settings, name)
+            records = 0 if name in REBUILDABLE else _records_in(probe, name)
             if records:
                 raise ConfigError(
                     f"topic {name} has {count} partitions and {records} records, binhyen expects {wanted[name]} "
@@ -61,9 +63,12 @@ def ensure_topics(settings: Settings) -> list[str]:
                 client.create_topics([NewTopic(name, wanted[name], 1) for name in created])
             except TopicAlreadyExistsError:  # another process (a worker, `up`) was quicker; counts checked below
                 pass
+        probe.close()  # a fresh probe: the old one caches the deleted topics' metadata
+        probe = consumer(settings)
+        counts = _partition_counts(probe, wanted)
     finally:
         client.close()
-    counts = _partition_counts(settings, wanted)
+        probe.close()
     for name, count in wanted.items():
         if counts.get(name) != count:
             raise ConfigError(f"topic {name} has {counts.get(name, 0)} partitions, binhyen expects {count}; "
@@ -71,24 +76,16 @@ def ensure_topics(settings: Settings) -> list[str]:
     return created
 
 
-def _partition_counts(settings: Settings, topics: dict[str, int]) -> dict[str, int]:
-    probe = consumer(settings)
-    try:
-        return {name: len(probe.partitions_for_topic(name) or ()) for name in topics}
-    finally:
-        probe.close()
+def _partition_counts(probe: KafkaConsumer, topics: dict[str, int]) -> dict[str, int]:
+    return {name: len(probe.partitions_for_topic(name) or ()) for name in topics}
 
 
-def _records_in(settings: Settings, topic: str) -> int:
+def _records_in(probe: KafkaConsumer, topic: str) -> int:
     """0 for an empty topic (end offsets may be too low on the local broker, never 0 when not empty)."""
     from kafka import TopicPartition
 
-    probe = consumer(settings)
-    try:
-        partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
-        return sum(probe.end_offsets(partitions).values()) if partitions else 0
-    finally:
-        probe.close()
+    partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+    return sum(probe.end_offsets(partitions).values()) if partitions else 0
 
 
 def _wait_until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -105,10 +102,7 @@ def consumer(settings: Settings, **options: Any) -> KafkaConsumer:
         return KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id=CLIENT_ID,
                              **settings.kafka_security.client_options(), **options)
     except KafkaError as exc:
-        raise ConfigError(
-            f"Kafka at {settings.kafka_bootstrap} is not reachable ({type(exc).__name__}); "
-            "start it with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP"
-        ) from None
+        raise _unreachable(settings, exc) from None
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -126,10 +120,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     try:
         return KafkaProducer(**options)
     except KafkaError as exc:
-        raise ConfigError(
-            f"Kafka at {settings.kafka_bootstrap} is not reachable ({type(exc).__name__}); "
-            "start it with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP"
-        ) from None
+        raise _unreachable(settings, exc) from None
 
 
 def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> list[Any]:

@@ -26,6 +26,7 @@ from streams.config import ConfigError, Settings
 
 log = logging.getLogger("binhyen.worker")
 REPEAT_WINDOW_S = 30.0
+MAX_REMEMBERED = 1_000
 WAIT_REPORT_EVERY_S = 30.0
 MAX_STATE_RESETS = 3
 STEADY_AFTER_S = 300.0
@@ -52,6 +53,9 @@ class QuietRepeats(logging.Filter):
             self.outage_reported_at = now
             log.warning("Kafka at %s is not reachable; retrying. Nothing is lost: events wait in Kafka and "
                         "offsets are committed only after ClickHouse has the rows", self.kafka_bootstrap)
+        if len(self.last_shown) > MAX_REMEMBERED:  # messages vary (offsets, backoffs): forget the expired
+            self.last_shown = {t: at for t, at in self.last_shown.items() if now - at < REPEAT_WINDOW_S}
+            self.held = {t: n for t, n in self.held.items() if t in self.last_shown}
         shown = self.last_shown.get(text)
         if shown is not None and now - shown < REPEAT_WINDOW_S:
             self.held[text] = self.held.get(text, 0) + 1

@@ -15,8 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from streams.stack import WorkerProcess, free_port_block
+
+# Fuzz tests assert behaviour, not speed: no per-example deadline (a loaded CI machine
+# otherwise fails them with DeadlineExceeded).
+hypothesis_settings.register_profile("binhyen", deadline=None)
+hypothesis_settings.load_profile("binhyen")
 
 REPO = Path(__file__).resolve().parent.parent
 # A copy of ../shared/contracts (checked against it by tests/unit/test_contract_copy.py).
