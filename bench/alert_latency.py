@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from processors.incidents import incident_id_for  # noqa: E402
-from processors.pseudonym import pseudonymise  # noqa: E402
+from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract, partition_key  # noqa: E402
 from schemas import CODEC  # noqa: E402
 from streams import stack  # noqa: E402
@@ -37,7 +37,7 @@ COMMUNES = [25813, 26680, 26659, 31951, 18352, 31885, 32002, 31942]
 
 
 def encoded(event: dict) -> tuple[bytes, bytes]:
-    event_type, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
+    event_type, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
     return partition_key(event_type, record), CODEC.encode(event_type, record)
 
 

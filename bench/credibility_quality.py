@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from processors.credibility import CredibilityConfig  # noqa: E402
 from processors.pipeline import EventProcessor, ProcessorState  # noqa: E402
-from processors.pseudonym import pseudonymise  # noqa: E402
+from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
 from processors.alerts import AlertConfig  # noqa: E402
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
@@ -34,7 +34,7 @@ def predictions(days: int, seed: int, province: int = 96,
     before_verdict: dict[str, float] = {}
     members: dict[str, list[str]] = {}
     for event in simulation.events:
-        event_type, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
+        event_type, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
         result = processor.handle(event_type, record)
         if event_type in ("tip", "device_signal"):
             for snapshot in result.incidents:

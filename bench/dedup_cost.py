@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from processors.credibility import CredibilityConfig  # noqa: E402
 from processors.geography import communes_of_province  # noqa: E402
 from processors.pipeline import EventProcessor, ProcessorState  # noqa: E402
-from processors.pseudonym import pseudonymise  # noqa: E402
+from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
 from streams import sim_texts as T  # noqa: E402
 from processors.alerts import AlertConfig  # noqa: E402
@@ -55,14 +55,14 @@ def main() -> None:
         rng = random.Random(history)
         processor = EventProcessor(ProcessorState(), config, AlertConfig.load(DEFAULT_ALERT_CONFIG))
         for event in tips(history, 0, rng):
-            processor.handle(*parse_contract(event, lambda c: pseudonymise(key, c))[:2])
+            processor.handle(*parse_contract(event, Pseudonymiser(key))[:2])
         probe = tips(2_000, history, rng)
         began = time.perf_counter()
-        parsed = [parse_contract(e, lambda c: pseudonymise(key, c))[:2] for e in probe]
+        parsed = [parse_contract(e, Pseudonymiser(key))[:2] for e in probe]
         baseline = len(probe) / (time.perf_counter() - began)
         began = time.perf_counter()
         for event in probe:
-            processor.handle(*parse_contract(event, lambda c: pseudonymise(key, c))[:2])
+            processor.handle(*parse_contract(event, Pseudonymiser(key))[:2])
         rate = len(probe) / (time.perf_counter() - began)
         open_now = sum(len(s["open"]) for s in processor.state.communes.values())
         print(f"{history:>8,}  {rate:>8,.0f}  {baseline:>10,.0f}  {rate / baseline:>6.2f}  {open_now:>14,}")

@@ -18,7 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from processors.incidents import DedupConfig, IncidentClusterer  # noqa: E402
-from processors.pseudonym import pseudonymise  # noqa: E402
+from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "dedup_corpus.jsonl"
@@ -29,7 +29,7 @@ def cluster(events: list[dict[str, Any]], config: DedupConfig | None = None) -> 
     clusterer = IncidentClusterer({}, config)
     assigned = {}
     for event in events:
-        event_type, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
+        event_type, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
         outcome = clusterer.handle(event_type, record)
         if outcome.incident_id:
             assigned[record["event_id"]] = outcome.incident_id

@@ -142,7 +142,7 @@ def main() -> None:
                       BINHYEN_METRICS_PORT=str(base + 5))  # workers take base + 5 and base + 6
     os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
 
-    from processors.pseudonym import pseudonymise
+    from processors.pseudonym import Pseudonymiser
     from processors.validation import parse_contract, partition_key
     from schemas import CODEC
     from sinks.clickhouse import connect, event_row
@@ -162,7 +162,7 @@ def main() -> None:
         key = settings.pseudonym_key()
         encoded, rows, ids = [], [], []
         for event in simulation.events:
-            event_type, record, _ = parse_contract(event, lambda c: pseudonymise(key, c))
+            event_type, record, _ = parse_contract(event, Pseudonymiser(key))
             topic = TOPIC_OF_TYPE[event_type]
             encoded.append((topic, partition_key(event_type, record), CODEC.encode(event_type, record)))
             rows.append(event_row(event_type, record, topic, 0, len(rows), 0))

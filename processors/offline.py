@@ -9,7 +9,7 @@ its final state. No wall-clock value is written, so the same input gives the sam
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
 from processors.dedup import ExactDedup
 from processors.pipeline import EventProcessor, ProcessorState
+from processors.pseudonym import Pseudonymiser
 from processors.validation import InvalidEvent, claimed, parse_contract, parse_json_line
 
 SWEEP_EVERY = 10_000
@@ -27,7 +28,7 @@ VIETNAM = timezone(timedelta(hours=7))
 
 @dataclass
 class OfflineRun:
-    pseudonymise: Callable[[str], str]
+    pseudonyms: Pseudonymiser
     processor: EventProcessor
     counts: Counter[str] = field(default_factory=Counter)
     first_line: dict[str, int] = field(default_factory=dict)
@@ -36,12 +37,12 @@ class OfflineRun:
     alert_events: int = 0
 
     @classmethod
-    def create(cls, pseudonymise: Callable[[str], str], credibility: CredibilityConfig,
+    def create(cls, pseudonyms: Pseudonymiser, credibility: CredibilityConfig,
                alerting: AlertConfig) -> "OfflineRun":
         """A run with fresh state; repeats of any event id are reported as duplicates."""
-        return cls(pseudonymise, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup()))
+        return cls(pseudonyms, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup()))
 
-    def process(self, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    def process(self, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -61,12 +62,12 @@ class OfflineRun:
                 "scorer_version": snapshot["scorer_version"],
             }
 
-    def process_line(self, number: int, line: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def process_line(self, number: int, line: str | bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The event line, and the alert lifecycle events the event caused."""
         obj = None
         try:
             obj = parse_json_line(line)
-            event_type, record, _ = parse_contract(obj, self.pseudonymise)
+            event_type, record, _ = parse_contract(obj, self.pseudonyms)
         except InvalidEvent as exc:
             return {"kind": "event", "event_id": claimed(obj, "event_id"), "type": claimed(obj, "type"),
                     "status": "rejected", "line": number, "reason": str(exc)}, []

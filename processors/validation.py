@@ -13,12 +13,11 @@ import json
 import math
 import re
 import unicodedata
-import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from processors import geography
+from processors.pseudonym import PSEUDONYM_FORMAT, Pseudonymiser
 from schemas.codec import INPUT_TYPES
 
 CHANNELS = frozenset({"zalo", "facebook", "hotline", "sms", "vneid", "web", "in_person"})
@@ -49,6 +48,9 @@ ALERT_ACTIONS = frozenset({"ack", "resolve", "escalate"})
 MAX_TEXT = 4000
 MAX_ID = 200
 MAX_SHORT_TEXT = 1000
+MAX_CONTACT = 200
+# One JSONL line at most; a valid event is far smaller (text ≤ 4,000 characters).
+MAX_LINE_BYTES = 65_536
 # Mainland plus the Paracel and Spratly islands.
 LAT_RANGE = (6.0, 23.5)
 LON_RANGE = (102.0, 117.9)
@@ -57,7 +59,9 @@ MIN_EVENT_MS = 946_684_800_000  # 2000-01-01
 MAX_EVENT_MS = 4_102_444_800_000  # 2100-01-01
 COMMUNE_REQUIRED = frozenset({"tip", "device_signal", "model_change"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_EVENT_ID_NAMESPACE = uuid.UUID("6f1c3c1e-8a55-4d0e-9d3b-2f4d7a1b0c11")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Fields whose value is never repeated in an error: it may be somebody's phone number.
+_SECRET_FIELDS = frozenset({"reporter_contact", "reporter_pseudonym"})
 
 
 class InvalidEvent(ValueError):
@@ -86,26 +90,36 @@ _COMMON_FIELDS = frozenset({"type", "event_id", "occurred_at", "commune_code", "
 _FREE_TEXT = frozenset({"text", "location_text", "site_name", "name", "note", "source_ref"})
 
 
-def parse_json_line(line: str) -> Any:
-    """One JSONL line -> the JSON value, or InvalidEvent saying where the JSON broke."""
+def parse_json_line(line: str | bytes) -> Any:
+    """One JSONL line (text, or bytes as read) -> the JSON value, or InvalidEvent saying what is wrong."""
+    if len(line) > MAX_LINE_BYTES:
+        raise InvalidEvent(f"line longer than {MAX_LINE_BYTES:,} bytes; send one event of at most that size per line")
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidEvent(
+                f"not UTF-8 text (byte 0x{line[exc.start]:02x} at byte {exc.start + 1}); send UTF-8 encoded JSON"
+            ) from None
     try:
         return json.loads(line.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         raise InvalidEvent(
             f"not valid JSON ({exc.msg}, column {exc.colno}); send one JSON object per line"
         ) from None
+    except RecursionError:
+        raise InvalidEvent("JSON nested too deeply; an event is one flat object") from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise InvalidEvent("a number in the JSON is too long (over 4,300 digits); send real values") from None
 
 
 def claimed(obj: Any, name: str) -> str | None:
-    """A string field of a rejected object, for reporting what was rejected."""
+    """A string field of a rejected object, for reporting what was rejected (always printable)."""
     value = obj.get(name) if isinstance(obj, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def assigned_event_id(obj: dict[str, Any]) -> str:
-    """A deterministic id for an event sent without one: a retry of the same line gets the same id."""
-    canonical = repr(sorted((k, repr(v)) for k, v in obj.items()))
-    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, canonical))
+    if not isinstance(value, str):
+        return None
+    value = value[:MAX_ID]
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(value) else value
 
 
 def parse_occurred_at(value: Any) -> tuple[int, int]:
@@ -136,7 +150,16 @@ def _check_type(event_type: str, name: str, value: Any, expected: type | tuple[t
         wanted = {str: "a string", bool: "true or false", int: "an integer", list: "a list"}.get(
             expected if isinstance(expected, type) else float, "a number"
         )
-        raise InvalidEvent(f"{name}: expected {wanted} for a {event_type}, got {_json_type(value)} {_short(value)}")
+        shown = "" if name in _SECRET_FIELDS else " " + _short(value)
+        raise InvalidEvent(f"{name}: expected {wanted} for a {event_type}, got {_json_type(value)}{shown}")
+
+
+def _check_unicode(name: str, value: str) -> None:
+    """Lone surrogates (an emoji cut in half upstream) cannot be stored or encoded."""
+    if _SURROGATE.search(value):
+        raise InvalidEvent(
+            f"{name}: contains a lone UTF-16 surrogate (a character cut in half); send valid Unicode text"
+        )
 
 
 def _json_type(value: Any) -> str:
@@ -170,13 +193,11 @@ def _commune_from(obj: dict[str, Any], event_type: str) -> tuple[int | None, int
     return code, None
 
 
-def parse_contract(
-    obj: Any, pseudonymise: Callable[[str], str]
-) -> tuple[str, dict[str, Any], bool]:
+def parse_contract(obj: Any, pseudonyms: Pseudonymiser) -> tuple[str, dict[str, Any], bool]:
     """JSON contract object -> (type, wire record, whether the event_id was assigned here).
 
-    `reporter_contact` is replaced by `pseudonymise(contact)`, or dropped for anonymous tips,
-    so the raw contact never leaves this function.
+    `reporter_contact` is replaced by its keyed pseudonym, or dropped for anonymous tips, so
+    the raw contact never leaves this function; an id assigned here is keyed too.
     """
     if not isinstance(obj, dict):
         raise InvalidEvent(f"expected a JSON object per line, got a {_json_type(obj)}")
@@ -192,17 +213,17 @@ def parse_contract(
         )
     event_id = obj.get("event_id")
     assigned = event_id is None
-    if assigned:
-        event_id = assigned_event_id(obj)
-    elif not isinstance(event_id, str):
-        raise InvalidEvent(f"event_id: expected a string, got {_json_type(event_id)} {_short(event_id)}")
+    if not assigned:
+        if not isinstance(event_id, str):
+            raise InvalidEvent(f"event_id: expected a string, got {_json_type(event_id)} {_short(event_id)}")
+        _check_unicode("event_id", event_id)
     if "occurred_at" not in obj:
         raise InvalidEvent("occurred_at: required; send e.g. 2025-06-26T06:40:00+07:00")
     occurred_at_ms, offset_min = parse_occurred_at(obj["occurred_at"])
     commune_code, legacy_code = _commune_from(obj, event_type)
 
     record: dict[str, Any] = {
-        "event_id": event_id,
+        "event_id": None,  # assigned below when absent: the id is derived from the finished record
         "occurred_at_ms": occurred_at_ms,
         "utc_offset_min": offset_min,
         "commune_code": commune_code,
@@ -213,14 +234,18 @@ def parse_contract(
         if value is None:
             continue
         _check_type(event_type, name, value, expected)
+        if isinstance(value, str):
+            _check_unicode(name, value)
         if name in _FREE_TEXT:
             value = unicodedata.normalize("NFC", value)
         record[name] = value
 
     if event_type == "tip":
         contact = record.pop("reporter_contact", None)
+        if contact is not None and len(contact) > MAX_CONTACT:
+            raise InvalidEvent(f"reporter_contact: longer than {MAX_CONTACT} characters; send one phone number or chat id")
         anonymous = record.setdefault("anonymous", False)
-        record["reporter_pseudonym"] = pseudonymise(contact) if contact and not anonymous else None
+        record["reporter_pseudonym"] = pseudonyms.reporter(contact) if contact and not anonymous else None
         record["attachments"] = _parse_attachments(record.get("attachments") or [])
         for coordinate in ("lat", "lon"):
             if coordinate in record:
@@ -229,6 +254,7 @@ def parse_contract(
         for coordinate in ("lat", "lon"):
             if coordinate in record:
                 record[coordinate] = float(record[coordinate])
+    record["event_id"] = pseudonyms.event_id(event_type, record) if assigned else event_id
     check_rules(event_type, record)
     return event_type, record, assigned
 
@@ -307,8 +333,15 @@ def check_rules(event_type: str, record: dict[str, Any]) -> None:
         if len(text) > MAX_TEXT:
             raise InvalidEvent(f"text: {len(text)} characters; at most {MAX_TEXT} are allowed")
         _require_choice(record, "category", CATEGORIES, optional=True)
-        if record.get("anonymous") and record.get("reporter_pseudonym") is not None:
-            raise InvalidEvent("reporter_pseudonym: must be absent on an anonymous tip")
+        pseudonym = record.get("reporter_pseudonym")
+        if pseudonym is not None:
+            if record.get("anonymous"):
+                raise InvalidEvent("reporter_pseudonym: must be absent on an anonymous tip")
+            if not isinstance(pseudonym, str) or not PSEUDONYM_FORMAT.match(pseudonym):
+                raise InvalidEvent(  # the value is not repeated: it may be a raw contact
+                    "reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
+                    "publish through binhyen's publisher, which pseudonymises contacts"
+                )
         for index, attachment in enumerate(record.get("attachments") or []):
             if attachment.get("kind") not in ATTACHMENT_KINDS:
                 raise InvalidEvent(

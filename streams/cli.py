@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
+from collections.abc import Iterator
 from typing import IO, Annotated
 
 import typer
@@ -34,13 +35,26 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _open_input(path: str) -> IO[str]:
-    if path == "-":
-        return sys.stdin
+def _input_lines(path: str) -> Iterator[bytes]:
+    """The input's lines as bytes (opened now, so a missing file fails before anything else)."""
     try:
-        return open(path, encoding="utf-8")
+        source: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return _bounded_lines(source)
+
+
+def _bounded_lines(source: IO[bytes]) -> Iterator[bytes]:
+    """Each line cut to MAX_LINE_BYTES + 1 (the rest of an over-long line is read and dropped),
+    so one bad line — not UTF-8, or huge — is rejected alone and memory stays bounded."""
+    from processors.validation import MAX_LINE_BYTES
+
+    with source:
+        while line := source.readline(MAX_LINE_BYTES + 1):
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := source.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+            yield line
 
 
 @app.command()
@@ -108,10 +122,9 @@ def publish(
 
     settings = _settings()
     key = settings.pseudonym_key()
-    source = _open_input(file)
     publisher = Publisher(producer(settings, max_block_ms=15_000), key)
     summary = Summary()
-    for outcome in publisher.publish_lines(source):
+    for outcome in publisher.publish_lines(_input_lines(file)):
         summary.add(outcome)
         if outcome.status == "rejected":
             err.print(f"line {outcome.line}: rejected {outcome.event_id or '-'}: {outcome.reason}", markup=False)
@@ -143,7 +156,7 @@ def process(
     import secrets
 
     from processors.offline import OfflineRun
-    from processors.pseudonym import pseudonymise
+    from processors.pseudonym import Pseudonymiser
 
     settings = _settings()
     try:
@@ -151,10 +164,9 @@ def process(
     except ConfigError:
         # Offline output carries no pseudonyms; a per-run key keeps reporters apart within the run.
         key = secrets.token_bytes(32)
-    source = _open_input(input)
-    run = OfflineRun.create(lambda contact: pseudonymise(key, contact), settings.credibility_config(),
+    run = OfflineRun.create(Pseudonymiser(key), settings.credibility_config(),
                             settings.alert_config())
-    lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(source))
+    lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(_input_lines(input)))
     if output == "-":
         sys.stdout.writelines(lines)
     else:
@@ -250,13 +262,12 @@ def verify(
     from streams.verify import verify_delivery
 
     events, unchecked = [], 0
-    with _open_input(file) as lines:
-        for line in lines:
-            try:
-                event = json.loads(line)
-                events.append((str(event["event_id"]), str(event["type"])))
-            except (ValueError, KeyError, TypeError):
-                unchecked += line.strip() != ""
+    for line in _input_lines(file):
+        try:
+            event = json.loads(line)
+            events.append((str(event["event_id"]), str(event["type"])))
+        except (ValueError, KeyError, TypeError, RecursionError):
+            unchecked += line.strip() != b""
     settings = _settings()
     client = connect(settings, settings.clickhouse_database)
     deadline = time.monotonic() + wait

@@ -12,7 +12,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from processors.pseudonym import pseudonymise
+from processors.pseudonym import Pseudonymiser
 from processors.validation import InvalidEvent, claimed, parse_contract, parse_json_line, partition_key
 from schemas import CODEC
 from streams.topics import TOPIC_OF_TYPE
@@ -58,13 +58,13 @@ class Publisher:
 
     def __init__(self, producer: KafkaProducer, pseudonym_key: bytes) -> None:
         self.producer = producer
-        self.key = pseudonym_key
+        self.pseudonyms = Pseudonymiser(pseudonym_key)
         self._in_flight: list[tuple[int, Any]] = []  # (line, send future) until collected
         self._failures: list[tuple[int, str]] = []
 
     def encode(self, event: Any) -> tuple[str, bytes, bytes, str, bool]:
         """(topic, key, value, event_id, id_assigned) or raise InvalidEvent; nothing is sent."""
-        event_type, record, assigned = parse_contract(event, self._pseudonymise)
+        event_type, record, assigned = parse_contract(event, self.pseudonyms)
         value = CODEC.encode(event_type, record)
         return TOPIC_OF_TYPE[event_type], partition_key(event_type, record), value, record["event_id"], assigned
 
@@ -74,7 +74,7 @@ class Publisher:
         self.producer.send(topic, key=key, value=value)
         return topic, event_id
 
-    def publish_lines(self, lines: Iterable[str]) -> Iterator[Outcome]:
+    def publish_lines(self, lines: Iterable[str | bytes]) -> Iterator[Outcome]:
         """One outcome per non-blank line; a bad line never stops the others."""
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -106,6 +106,3 @@ class Publisher:
             if future.failed()
         )
         self._in_flight = []
-
-    def _pseudonymise(self, contact: str) -> str:
-        return pseudonymise(self.key, contact)

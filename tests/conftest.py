@@ -34,11 +34,11 @@ def offline_run() -> Any:
     """An offline run with the shipped credibility weights and a fixed pseudonym key."""
     from processors.credibility import CredibilityConfig
     from processors.offline import OfflineRun
-    from processors.pseudonym import pseudonymise
+    from processors.pseudonym import Pseudonymiser
     from processors.alerts import AlertConfig
     from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 
-    return OfflineRun.create(lambda c: pseudonymise(b"k" * 32, c), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
+    return OfflineRun.create(Pseudonymiser(b"k" * 32), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
                              AlertConfig.load(DEFAULT_ALERT_CONFIG))
 
 

@@ -116,10 +116,10 @@ def test_every_clickhouse_panel_query_returns_its_columns(observed: Any, setting
 
 
 def test_no_contact_in_metric_labels(observed: Any, settings: Any) -> None:
-    from processors.pseudonym import pseudonymise
+    from processors.pseudonym import Pseudonymiser
 
     page = metrics_page(settings)
-    pseudonym = pseudonymise(settings.pseudonym_key(), CONTACT)
+    pseudonym = Pseudonymiser(settings.pseudonym_key()).reporter(CONTACT)
     for secret in (CONTACT, CONTACT.lstrip("+"), pseudonym):
         assert secret not in page
     labels = set(re.findall(r'(\w+)="', page))

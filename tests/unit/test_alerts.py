@@ -7,7 +7,7 @@ from typing import Any
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
 from processors.pipeline import EventProcessor, ProcessorState
-from processors.pseudonym import pseudonymise
+from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 
@@ -40,7 +40,7 @@ def run(events: list[dict]) -> list[dict[str, Any]]:
     processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
     alerts = []
     for event in events:
-        event_type, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
+        event_type, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
         alerts += processor.handle(event_type, record).alerts
     return alerts
 
@@ -134,7 +134,7 @@ def test_a_silent_device_is_reported() -> None:
 def test_a_redelivered_press_emits_its_alert_again() -> None:
     """After a crash the state may be ahead of the sinks: the repeat re-emits, the sinks dedupe."""
     processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
-    _, record, _ = parse_contract(press("p1", at(21, 0)), lambda c: pseudonymise(b"k" * 32, c))
+    _, record, _ = parse_contract(press("p1", at(21, 0)), Pseudonymiser(b"k" * 32))
     first = processor.handle("device_signal", record)
     again = processor.handle("device_signal", record)
     assert again.status == "duplicate"

@@ -8,7 +8,7 @@ from typing import Any
 from bench.credibility_quality import brier, predictions, roc_auc
 from processors.credibility import CredibilityConfig
 from processors.pipeline import EventProcessor, ProcessorState
-from processors.pseudonym import pseudonymise
+from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from processors.alerts import AlertConfig
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
@@ -33,7 +33,7 @@ def run(events: list[dict[str, Any]], processor: EventProcessor | None = None) -
     processor = processor or EventProcessor(ProcessorState(), CONFIG, ALERTS)
     snapshot = None
     for item in events:
-        event_type, record, _ = parse_contract(item, lambda c: pseudonymise(b"k" * 32, c))
+        event_type, record, _ = parse_contract(item, Pseudonymiser(b"k" * 32))
         result = processor.handle(event_type, record)
         snapshot = result.incident() or snapshot
     assert snapshot is not None

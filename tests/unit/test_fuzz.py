@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.pseudonym import pseudonymise
+from processors.pseudonym import Pseudonymiser
 from processors.validation import InvalidEvent, parse_contract
 from schemas import CODEC, DecodeError
 from streams.topics import TIPS
@@ -31,8 +31,7 @@ BASE_TIP = {"type": "tip", "event_id": "f-1", "occurred_at": "2025-06-26T06:35:0
             "channel": "zalo", "text": "có đánh nhau"}
 
 
-def pseudonym(contact: str) -> str:
-    return pseudonymise(KEY, contact)
+pseudonym = Pseudonymiser(KEY)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])

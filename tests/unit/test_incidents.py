@@ -8,7 +8,7 @@ import pytest
 
 from bench.dedup_quality import cluster, corpus_quality, simulation_quality
 from processors.incidents import IncidentClusterer
-from processors.pseudonym import pseudonymise
+from processors.pseudonym import Pseudonymiser
 from processors.text import content_tokens, locators, normalise
 from processors.validation import parse_contract
 
@@ -139,7 +139,7 @@ def test_state_is_bounded_by_the_window_not_by_history() -> None:
         minutes = n * 20
         event = {"type": "tip", "event_id": f"h{n}", "commune_code": 26680, "channel": "sms",
                  "occurred_at": "2025-09-01T00:00:00+07:00", "text": f"Sự việc số {n} ở khu phố {n % 7} ấp {n}"}
-        _, record, _ = parse_contract(event, lambda c: pseudonymise(b"k" * 32, c))
+        _, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
         record["occurred_at_ms"] += minutes * 60_000
         clusterer.handle("tip", record)
     state = communes["26680"]

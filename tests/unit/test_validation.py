@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from processors import geography
-from processors.pseudonym import normalise_contact, pseudonymise
+from processors.pseudonym import Pseudonymiser, normalise_contact
 from processors.validation import InvalidEvent, check_rules, parse_contract, partition_key
 from tests.conftest import contract_lines
 
@@ -17,7 +17,7 @@ KEY = b"k" * 32
 
 
 def parse(obj: Any) -> tuple[str, dict[str, Any], bool]:
-    return parse_contract(obj, lambda contact: pseudonymise(KEY, contact))
+    return parse_contract(obj, Pseudonymiser(KEY))
 
 
 def tip(**fields: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def test_every_invalid_contract_line_is_rejected_with_its_reason() -> None:
 def test_contact_is_replaced_by_a_pseudonym_and_never_kept() -> None:
     _, record, _ = parse(tip(reporter_contact="+84 912 000 111"))
     assert "reporter_contact" not in record
-    assert record["reporter_pseudonym"] == pseudonymise(KEY, "0912000111")
+    assert record["reporter_pseudonym"] == Pseudonymiser(KEY).reporter("0912000111")
     assert "912" not in json.dumps(record)
 
 
@@ -175,10 +175,10 @@ def test_partition_keys_follow_the_design() -> None:
 def test_pseudonyms_are_stable_keyed_and_contact_free() -> None:
     forms = ["+84912000111", "0912000111", "+84 912-000-111", "84912000111"]
     assert {normalise_contact(form) for form in forms} == {"0912000111"}
-    assert len({pseudonymise(KEY, form) for form in forms}) == 1
-    assert pseudonymise(KEY, "zalo:5512093") == pseudonymise(KEY, "ZALO:5512093")
-    assert pseudonymise(KEY, "0912000111") != pseudonymise(b"z" * 32, "0912000111")
-    assert pseudonymise(KEY, "0912000111") != pseudonymise(KEY, "0912000112")
-    assert "0912000111" not in pseudonymise(KEY, "0912000111")
+    assert len({Pseudonymiser(KEY).reporter(form) for form in forms}) == 1
+    assert Pseudonymiser(KEY).reporter("zalo:5512093") == Pseudonymiser(KEY).reporter("ZALO:5512093")
+    assert Pseudonymiser(KEY).reporter("0912000111") != Pseudonymiser(b"z" * 32).reporter("0912000111")
+    assert Pseudonymiser(KEY).reporter("0912000111") != Pseudonymiser(KEY).reporter("0912000112")
+    assert "0912000111" not in Pseudonymiser(KEY).reporter("0912000111")
     with pytest.raises(ValueError, match="at least 16 bytes"):
-        pseudonymise(b"short", "0912000111")
+        Pseudonymiser(b"short").reporter("0912000111")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.pseudonym import pseudonymise
+from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from schemas import CODEC
 from streams.topics import DEVICE_SIGNALS, TIPS
@@ -15,7 +15,7 @@ TIP = {"type": "tip", "event_id": "t-1", "occurred_at": "2025-06-26T06:35:00+07:
 
 
 def wire(obj: dict) -> tuple[str, dict]:
-    event_type, record, _ = parse_contract(obj, lambda c: pseudonymise(b"k" * 32, c))
+    event_type, record, _ = parse_contract(obj, Pseudonymiser(b"k" * 32))
     return event_type, record
 
 
