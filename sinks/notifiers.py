@@ -1,10 +1,12 @@
 """Alert delivery: a log sink and a webhook sink, both with the sink interface (add/flush).
 
-The webhook posts each alert event as JSON with an HMAC-SHA256 signature header and an
-idempotency key (alert id, state, time), so a receiver can drop the repeats that
-at-least-once delivery brings. `flush()` sends in order and stops at the first failure,
-keeping the rest; the caller retries with backoff, so a failing endpoint delays alerts but
-never loses one.
+The webhook posts each alert event as JSON, signed with HMAC-SHA256 over the send time and
+the body (`X-Binhyen-Timestamp`, `X-Binhyen-Signature`), with an idempotency key (alert id,
+state, time): a receiver rejects forged and old pages and drops the repeats that
+at-least-once delivery brings (README, "Receiving pages"). Redirects are never followed: a
+3xx is a failed delivery. `flush()` sends in order and stops at the first failure, keeping
+the rest; the caller retries with backoff, so a failing endpoint delays alerts but never
+loses one. Errors and logs name the route, never its URL (which may carry a token).
 """
 
 from __future__ import annotations
@@ -14,11 +16,29 @@ import hmac
 import json
 import logging
 import urllib.error
+import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("binhyen.alerts")
 TIMEOUT_S = 5.0
+MIN_SECRET_BYTES = 32
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a bodyless GET that still looks delivered."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def signature(secret: bytes, timestamp: str, body: bytes) -> str:
+    """The `X-Binhyen-Signature` value: HMAC-SHA256 over "<timestamp>." + body."""
+    return "sha256=" + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
 class DeliveryError(RuntimeError):
@@ -50,10 +70,15 @@ class LogNotifier:
 class WebhookNotifier:
     """POST each alert to the URL of its route (digest deliveries go to the digest route)."""
 
-    def __init__(self, urls: dict[str, str], secret: bytes, digest_route: str) -> None:
+    def __init__(self, urls: dict[str, str], secret: bytes, digest_route: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        if len(secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the webhook secret must be at least {MIN_SECRET_BYTES} bytes (an empty or short "
+                             "one lets anybody forge pages)")
         self.urls = urls
         self.secret = secret
         self.digest_route = digest_route
+        self.clock = clock
         self.pending: list[dict[str, Any]] = []
 
     def add(self, alert: dict[str, Any]) -> None:
@@ -73,19 +98,24 @@ class WebhookNotifier:
         if url is None:
             return  # no endpoint for this route: the log sink has it
         body = json.dumps(alert, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        timestamp = str(int(self.clock()))
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json; charset=utf-8",
-            "X-Binhyen-Signature": "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest(),
+            "X-Binhyen-Timestamp": timestamp,
+            "X-Binhyen-Signature": signature(self.secret, timestamp, body),
             "Idempotency-Key": idempotency_key(alert),
         })
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - configured URL
+            with _OPENER.open(request, timeout=TIMEOUT_S) as response:
                 if not 200 <= response.status < 300:
-                    raise DeliveryError(f"{url} answered {response.status}")
+                    raise DeliveryError(f"route {route} answered {response.status}")
         except urllib.error.HTTPError as exc:
-            raise DeliveryError(f"{url} answered {exc.code}") from None
+            raise DeliveryError(f"route {route} answered {exc.code}"
+                                + (" (a redirect; binhyen does not follow them)" if 300 <= exc.code < 400 else "")
+                                ) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise DeliveryError(f"{url} unreachable: {getattr(exc, 'reason', exc)}") from None
+            reason = getattr(exc, "reason", exc)
+            raise DeliveryError(f"route {route} unreachable: {type(reason).__name__}") from None
 
 
 def parse_routes(spec: str) -> dict[str, str]:

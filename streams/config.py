@@ -51,6 +51,18 @@ def _routes(spec: str) -> dict[str, str]:
         raise ConfigError(f"BINHYEN_WEBHOOK_URLS: {exc}; e.g. commune-post=http://127.0.0.1:8080/hook") from None
 
 
+def _webhook_secret(required: bool) -> bytes | None:
+    from sinks.notifiers import MIN_SECRET_BYTES
+
+    secret = (os.environ.get("BINHYEN_WEBHOOK_SECRET") or "").encode("utf-8")
+    if required and len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"BINHYEN_WEBHOOK_SECRET is {'empty' if not secret else 'shorter than ' + str(MIN_SECRET_BYTES) + ' bytes'}"
+            f"; webhooks need it to sign pages (e.g. `openssl rand -hex 32`)"
+        )
+    return secret or None
+
+
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -188,8 +200,8 @@ class Settings:
             # on Apache Kafka set it to 16384.
             producer_max_batch_bytes=_int("BINHYEN_PRODUCER_MAX_BATCH_BYTES", 1),
             fetch_max_wait_ms=_int("BINHYEN_FETCH_MAX_WAIT_MS", 100),
-            webhook_urls=_routes(os.environ.get("BINHYEN_WEBHOOK_URLS") or ""),
-            webhook_secret=(os.environ.get("BINHYEN_WEBHOOK_SECRET") or "").encode() or None,
+            webhook_urls=(routes := _routes(os.environ.get("BINHYEN_WEBHOOK_URLS") or "")),
+            webhook_secret=_webhook_secret(required=bool(routes)),
             kafka_security=KafkaSecurity.from_env(),
             clickhouse_secure=_int("BINHYEN_CLICKHOUSE_SECURE", 0) == 1,
             clickhouse_ca_file=_existing_file("BINHYEN_CLICKHOUSE_CA_FILE"),

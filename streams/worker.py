@@ -330,8 +330,8 @@ def make_app(settings: Settings) -> faust.App:
 
     notifiers: list[Any] = [LogNotifier()]
     if settings.webhook_urls:
-        notifiers.append(WebhookNotifier(settings.webhook_urls, settings.webhook_secret or b"",
-                                         alerting.routes["digest"]))
+        assert settings.webhook_secret is not None  # Settings refuses webhook routes without one
+        notifiers.append(WebhookNotifier(settings.webhook_urls, settings.webhook_secret, alerting.routes["digest"]))
 
     @app.agent(alerts_topic, concurrency=1)
     async def deliver_alerts(stream: faust.StreamT) -> None:

@@ -128,7 +128,7 @@ class WebhookReceiver:
         return [json.loads(body) for _, body, status in self.requests if status == 200]
 
 
-WEBHOOK_SECRET = "test-webhook-secret"
+WEBHOOK_SECRET = "test-webhook-secret-of-32-bytes-at-least"
 # Alert rules for the suite: a P1 escalates 15 s (not 5 min) after it was raised unacknowledged.
 TEST_ALERT_OVERRIDES = {"p1_ack_minutes": 0.25}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -54,8 +55,10 @@ def test_panic_bell_is_paged_delivered_through_retries_and_acked(
     assert raised[0]["state"] == "raised" and raised[0]["rule"] == "panic_bell"
     assert [status for _, _, status in webhook.requests[:2]] == [503, 503]  # the endpoint failed first
     headers, body, _ = next(r for r in webhook.requests if json.loads(r[1])["alert_id"] == alert_id)
-    expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    signed = headers["X-Binhyen-Timestamp"].encode() + b"." + body
+    expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert headers["X-Binhyen-Signature"] == expected
+    assert abs(int(headers["X-Binhyen-Timestamp"]) - time.time()) < 600
     assert headers["Idempotency-Key"] == f"{alert_id}:raised:{raised[0]['at_ms']}"
 
     acked = run_cli("alert", "ack", alert_id, "--by", "ca-dat-do-truc-ban")
