@@ -64,12 +64,12 @@ class Stalled(RuntimeError):
     """The workers stopped making progress before every event arrived."""
 
 
-def sink_rates(client: Any, rows: list[tuple[Any, ...]], batch: int = 2000) -> dict[str, float]:
+def sink_rates(client: Any, events: str, rows: list[tuple[Any, ...]], batch: int = 2000) -> dict[str, float]:
     """Rows/s of the worker's event sink against a bare clickhouse-driver insert of the same rows."""
     from sinks.clickhouse import EVENT_COLUMNS, TableSink
 
     client.execute("DROP TABLE IF EXISTS bench_events_plain")
-    client.execute("CREATE TABLE bench_events_plain AS events")  # same structure, no materialized views
+    client.execute(f"CREATE TABLE bench_events_plain AS {events}")  # same structure, no materialized views
     insert = f"INSERT INTO bench_events_plain ({', '.join(EVENT_COLUMNS)}) VALUES"
     rates = {}
     for label in ("warm-up (not reported)", "bare clickhouse-driver insert, plain table"):
@@ -79,7 +79,7 @@ def sink_rates(client: Any, rows: list[tuple[Any, ...]], batch: int = 2000) -> d
         rates[label] = len(rows) / (time.perf_counter() - began)
     del rates["warm-up (not reported)"]
     for label, table in (("TableSink, plain table", "bench_events_plain"),
-                         ("TableSink into `events` (4 materialized views)", "events")):
+                         ("TableSink into `events` (4 materialized views)", events)):
         sink = TableSink(client, table, EVENT_COLUMNS)
         began = time.perf_counter()
         for start in range(0, len(rows), batch):
@@ -93,21 +93,23 @@ def sink_rates(client: Any, rows: list[tuple[Any, ...]], batch: int = 2000) -> d
 
 def run_workers(settings: Any, state: str, count: int, total: int, label: str) -> float:
     """Start `count` workers on an empty `events` table; events/s until all `total` arrived."""
-    from sinks.clickhouse import connect
+    from sinks.clickhouse import connect, events_table
     from streams import stack
 
     client = connect(settings, settings.clickhouse_database)
+    events = events_table(settings.clickhouse_database)
     workers = []
     began = time.perf_counter()
     for n in range(count):
         env = {**os.environ, "BINHYEN_STATE_DIR": str(Path(state) / f"{label}-{n}"),
+               "BINHYEN_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
                "BINHYEN_METRICS_PORT": str(settings.metrics_port + n)}
         worker = stack.WorkerProcess(Path(state) / f"{label}-{n}.log", env=env)
         worker.start()
         workers.append(worker)
     samples, last_progress = [], time.monotonic()
     while True:
-        arrived = client.execute("SELECT count() FROM events")[0][0]
+        arrived = client.execute(f"SELECT count() FROM {events}")[0][0]
         if samples and arrived > samples[-1][0]:
             last_progress = time.monotonic()
         samples.append((arrived, sum(rss_mib(w.process.pid) for w in workers if w.process)))
@@ -145,7 +147,7 @@ def main() -> None:
     from processors.pseudonym import Pseudonymiser
     from processors.validation import parse_contract, partition_key
     from schemas import CODEC
-    from sinks.clickhouse import connect, event_row
+    from sinks.clickhouse import connect, event_row, events_table
     from streams import stack
     from streams.config import Settings
     from streams.kafka import producer
@@ -188,16 +190,17 @@ def main() -> None:
         print(f"replay    {replayed.records:,} log records in {replayed.seconds:.1f} s: {replay_rate:,.0f} records/s "
               f"= {replay_rate / floor:.2f} of the baseline")
 
-        for table in ("events", "tips", "device_signals", "feedback", "model_changes"):
+        events = events_table(settings.clickhouse_database)
+        for table in (events, "tips", "device_signals", "feedback", "model_changes"):
             client.execute(f"TRUNCATE TABLE {table}")
-        rates = sink_rates(client, rows)
+        rates = sink_rates(client, events, rows)
         bare = rates["bare clickhouse-driver insert, plain table"]
         for label, rate in rates.items():
             print(f"sink      {label}: {rate:,.0f} rows/s = {rate / bare:.2f} of the bare insert")
 
         if not args.skip_two:
             # Two workers on the same log from the start: a fresh consumer group and empty tables.
-            for table in ("events", "tips", "device_signals", "feedback", "model_changes", "incidents",
+            for table in (events, "tips", "device_signals", "feedback", "model_changes", "incidents",
                           "incident_members", "alerts"):
                 client.execute(f"TRUNCATE TABLE {table}")
             os.environ["BINHYEN_WORKER_GROUP"] = "binhyen-worker-bench-two"
@@ -206,7 +209,7 @@ def main() -> None:
                 print(f"two workers end to end: {two:,.0f} events/s = {two / one:.2f}x one worker")
             except Stalled as stalled:
                 print(f"two workers STALLED: {stalled}")
-                print(verify_delivery(client, ids).line())
+                print(verify_delivery(client, settings.clickhouse_database, ids).line())
     finally:
         for part in reversed(stack.parts(settings)):
             stack.stop(part)

@@ -40,9 +40,20 @@ def connect(settings: Settings, database: str | None = None, user: str | None = 
     )
 
 
-def _statements(sql: str) -> list[str]:
-    """Split a migration file on `;` at line ends; comment lines are dropped."""
+def private_database(database: str) -> str:
+    """The writer-only database beside `database`: the raw event store, which no reader may see."""
+    return f"{database}_private"
+
+
+def events_table(database: str) -> str:
+    """`events` (every field as sent, tip text included), qualified: it is not in `database`."""
+    return f"{private_database(database)}.events"
+
+
+def _statements(sql: str, database: str) -> list[str]:
+    """Split a migration file on `;` at line ends; comment lines are dropped, `{private}` filled in."""
     body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    body = body.replace("{private}", private_database(database))
     return [part.strip() for part in re.split(r";\s*$", body, flags=re.MULTILINE) if part.strip()]
 
 
@@ -62,6 +73,7 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR, database: str 
     database = database or settings.clickhouse_database
     admin = connect(settings)
     admin.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    admin.execute(f"CREATE DATABASE IF NOT EXISTS {private_database(database)}")
     client = connect(settings, database)
     client.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -72,7 +84,7 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR, database: str 
     done = []
     for version, name, path in pending_migrations(applied, directory):
         sql = path.read_text(encoding="utf-8")
-        for statement in _statements(sql):
+        for statement in _statements(sql, database):
             client.execute(statement)
         client.execute(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",
@@ -84,17 +96,22 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR, database: str 
 
 
 # Every table rebuilt from the Kafka log by `binhyen replay` (the typed tables through the
-# materialized views from `events`).
-PROJECTION_TABLES = ("events", "tips", "device_signals", "feedback", "model_changes", "incidents",
-                     "incident_members", "alerts")
+# materialized views from `events`), as (database role, table): "private" tables live in
+# `private_database(db)`.
+PROJECTION_TABLES = (("private", "events"), ("", "tips"), ("", "device_signals"), ("", "feedback"),
+                     ("", "model_changes"), ("", "incidents"), ("", "incident_members"), ("", "alerts"))
+
+
+def projection_table(database: str, role: str, table: str) -> str:
+    return f"{private_database(database) if role == 'private' else database}.{table}"
 _MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+)")
 
 
-def materialized_views(directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
-    """Name -> CREATE statement of every materialized view the migrations define."""
+def materialized_views(database: str, directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """Name -> CREATE statement of every materialized view the migrations define for `database`."""
     views = {}
     for path in sorted(directory.glob("*.sql")):
-        for statement in _statements(path.read_text(encoding="utf-8")):
+        for statement in _statements(path.read_text(encoding="utf-8"), database):
             match = _MATERIALIZED_VIEW.match(statement)
             if match:
                 views[match["name"]] = statement
@@ -110,13 +127,15 @@ def swap_projections(client: Client, live: str, fresh: str) -> None:
     re-creating it behaves the same on both. Events inserted into `live` while its views are
     away miss the typed tables; the caller replays the log's tail again after the swap.
     """
-    views = materialized_views()
     for database in (fresh, live):
-        for name in views:
+        for name in materialized_views(database):
             client.execute(f"DROP TABLE IF EXISTS {database}.{name}")
-    pairs = [f"{live}.{table} TO {fresh}.{table}__old, {fresh}.{table} TO {live}.{table}" for table in PROJECTION_TABLES]
+    pairs = []
+    for role, table in PROJECTION_TABLES:
+        live_name, fresh_name = projection_table(live, role, table), projection_table(fresh, role, table)
+        pairs.append(f"{live_name} TO {fresh_name}__old, {fresh_name} TO {live_name}")
     client.execute("RENAME TABLE " + ", ".join(pairs))
-    for statement in views.values():
+    for statement in materialized_views(live).values():
         client.execute(statement)  # unqualified names: the client's database, `live`
 
 
@@ -227,8 +246,8 @@ def alert_sink(client: Client) -> TableSink:
     return TableSink(client, "alerts", ALERT_COLUMNS)
 
 
-def event_sink(client: Client) -> TableSink:
-    return TableSink(client, "events", EVENT_COLUMNS)
+def event_sink(client: Client, database: str) -> TableSink:
+    return TableSink(client, events_table(database), EVENT_COLUMNS)
 
 
 def incident_sinks(client: Client) -> tuple[TableSink, TableSink]:

@@ -8,6 +8,7 @@ unreachable server).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from enum import Enum
@@ -272,7 +273,7 @@ def verify(
     client = connect(settings, settings.clickhouse_database)
     deadline = time.monotonic() + wait
     while True:
-        report = verify_delivery(client, events)
+        report = verify_delivery(client, settings.clickhouse_database, events)
         if report.ok or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
@@ -397,6 +398,9 @@ def main() -> None:
     from clickhouse_driver.errors import ServerException
     from kafka.errors import KafkaError
 
+    # What binhyen writes (keys, passwords, state, our servers' data and logs, outputs with tip
+    # text) is readable by its owner only.
+    os.umask(0o077)
     try:
         app()
     except ConfigError as exc:

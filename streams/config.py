@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v1.json"
 DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v1.json"
+WRITER_PASSWORD_FILE = "clickhouse-writer.password"
 
 
 class ConfigError(RuntimeError):
@@ -152,7 +153,6 @@ class Settings:
     clickhouse_http_port: int
     clickhouse_database: str
     clickhouse_user: str
-    clickhouse_password: str
     analyst_password: str
     grafana_password: str
     commune_partitions: int
@@ -185,7 +185,6 @@ class Settings:
             clickhouse_http_port=_int("BINHYEN_CLICKHOUSE_HTTP_PORT", 18123),
             clickhouse_database=os.environ.get("BINHYEN_CLICKHOUSE_DATABASE") or "binhyen",
             clickhouse_user=os.environ.get("BINHYEN_CLICKHOUSE_USER") or "default",
-            clickhouse_password=os.environ.get("BINHYEN_CLICKHOUSE_PASSWORD") or "",
             # Local defaults; production sets its own (and its own users.xml).
             analyst_password=os.environ.get("BINHYEN_ANALYST_PASSWORD") or "analyst-local",
             grafana_password=os.environ.get("BINHYEN_GRAFANA_PASSWORD") or "grafana-local",
@@ -245,12 +244,39 @@ class Settings:
             raise ConfigError(f"{self.key_file} holds fewer than 16 bytes; delete it and run `binhyen up`")
         return key
 
+    @property
+    def writer_password_file(self) -> Path:
+        return self.state_dir / WRITER_PASSWORD_FILE
+
+    @property
+    def clickhouse_password(self) -> str:
+        """The writer's password: BINHYEN_CLICKHOUSE_PASSWORD, else the file `binhyen up` created
+        (read when needed, so a password created after these settings were read is found)."""
+        return os.environ.get("BINHYEN_CLICKHOUSE_PASSWORD") or _read_secret(self.writer_password_file)
+
     def ensure_key_file(self) -> bool:
         """Create the key file (mode 0600) unless it exists; True when created now."""
-        if self.key_file.exists():
-            return False
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-        return True
+        return _create_secret(self.key_file)
+
+    def ensure_writer_password(self) -> bool:
+        """Create the local ClickHouse writer's password file (mode 0600) unless the environment
+        sets a password or the file exists; True when created now."""
+        return not os.environ.get("BINHYEN_CLICKHOUSE_PASSWORD") and _create_secret(self.writer_password_file)
+
+
+def _create_secret(path: Path) -> bool:
+    """32 random bytes in hex into a new file of mode 0600; False when it exists already."""
+    if path.exists():
+        return False
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return True
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return ""

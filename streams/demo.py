@@ -20,7 +20,7 @@ from rich.table import Table
 from processors import geography
 from processors.geography import provinces
 from schemas import CODEC
-from sinks.clickhouse import connect
+from sinks.clickhouse import connect, events_table
 from streams import stack
 from streams.config import ConfigError, Settings
 from streams.kafka import producer, read_topic
@@ -62,7 +62,8 @@ def wait_for_clickhouse(settings: Settings, prefix: str, expected: int, console:
     deadline = time.monotonic() + timeout
     with console.status("waiting for the worker to write ClickHouse…") as status:
         while True:
-            arrived = client.execute("SELECT uniqExact(event_id) FROM events WHERE event_id LIKE %(p)s",
+            arrived = client.execute(f"SELECT uniqExact(event_id) FROM {events_table(settings.clickhouse_database)} "
+                                     "WHERE event_id LIKE %(p)s",
                                      {"p": prefix + "%"})[0][0]
             status.update(f"waiting for the worker to write ClickHouse… {arrived:,}/{expected:,} events")
             if arrived >= expected:
@@ -83,9 +84,10 @@ def _table(title: str, *columns: str) -> Table:
 def print_summary(settings: Settings, report: DemoReport, prefix: str, console: Console) -> None:
     client = connect(settings, settings.clickhouse_database)
     where = {"p": prefix + "%"}
-    by_type = _table("Events in ClickHouse (binhyen.events FINAL)", "type", "events", "communes")
+    events = events_table(settings.clickhouse_database)
+    by_type = _table(f"Events in ClickHouse ({events} FINAL)", "type", "events", "communes")
     for event_type, count, communes in client.execute(
-        "SELECT event_type, count(), uniqExact(commune_code) FROM events FINAL WHERE event_id LIKE %(p)s "
+        f"SELECT event_type, count(), uniqExact(commune_code) FROM {events} FINAL WHERE event_id LIKE %(p)s "
         "GROUP BY event_type ORDER BY count() DESC", where):
         by_type.add_row(event_type, f"{count:,}", str(communes))
     console.print(by_type)
@@ -128,7 +130,7 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
     rows = client.execute(
         "SELECT commune_code, countIf(event_type = 'tip') AS tips, countIf(event_type = 'feedback') AS verdicts, "
         "countIf(event_type = 'feedback' AND visitParamExtractString(payload, 'verdict') = 'valuable') AS valuable "
-        "FROM events FINAL WHERE event_id LIKE %(p)s AND event_type IN ('tip', 'feedback') "
+        f"FROM {events} FINAL WHERE event_id LIKE %(p)s AND event_type IN ('tip', 'feedback') "
         "GROUP BY commune_code ORDER BY tips DESC, commune_code LIMIT 10", where)
     for code, tips, verdicts, valuable in rows:
         place = geography.commune(code)
@@ -139,7 +141,7 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
     signals = _table("Device signals", "type", "signals", "devices")
     for signal_name, count, devices in client.execute(
         "SELECT visitParamExtractString(payload, 'signal') AS signal, count(), "
-        "uniqExact(visitParamExtractString(payload, 'device_id')) FROM events FINAL "
+        f"uniqExact(visitParamExtractString(payload, 'device_id')) FROM {events} FINAL "
         "WHERE event_id LIKE %(p)s AND event_type = 'device_signal' GROUP BY signal ORDER BY count() DESC", where):
         signals.add_row(signal_name, f"{count:,}", str(devices))
     console.print(signals)
@@ -159,12 +161,12 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
 
     console.print(
         "\n[bold]Where to look next[/]\n"
-        f"  ClickHouse:  clickhouse-client --port {settings.clickhouse_port} -d {settings.clickhouse_database}\n"
-        "    SELECT event_type, count() FROM events FINAL GROUP BY event_type;\n"
-        "    SELECT commune_code, count() AS tips FROM events FINAL WHERE event_type = 'tip' "
-        "GROUP BY commune_code ORDER BY tips DESC LIMIT 10;\n"
-        "    SELECT toStartOfHour(occurred_at) AS hour, count() FROM events FINAL "
-        "WHERE event_type = 'tip' GROUP BY hour ORDER BY hour;\n"
+        "  Analysts:    .venv/bin/binhyen query   (lists the catalog; queries run as the read-only analyst user)\n"
+        f"  ClickHouse:  clickhouse-client --port {settings.clickhouse_port} --user analyst "
+        f"--password \"$BINHYEN_ANALYST_PASSWORD\" -d {settings.clickhouse_database}   (local default: analyst-local)\n"
+        "    SELECT channel, count() FROM tips FINAL GROUP BY channel;\n"
+        "    SELECT commune_code, count() AS tips FROM tips FINAL GROUP BY commune_code ORDER BY tips DESC LIMIT 10;\n"
+        "    SELECT toStartOfHour(occurred_at) AS hour, count() FROM tips FINAL GROUP BY hour ORDER BY hour;\n"
         f"  Kafka:       {settings.kafka_bootstrap} (topics binhyen.*)\n"
         f"  Ground truth of the simulation: {report.truth_path}\n"
         f"  Logs:        {settings.state_dir}/*.log\n"

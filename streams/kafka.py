@@ -123,11 +123,15 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         raise _unreachable(settings, exc) from None
 
 
-def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> list[Any]:
-    """Every record of a topic from the beginning, read until it has been quiet `idle_seconds`.
+READ_STALL_S = 30.0
 
-    Reading to "the end" by end offsets is avoided on purpose: the local broker reports
-    them wrong (../shared/stack-notes.md).
+
+def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> list[Any]:
+    """Every record of a topic from the beginning, up to each partition's high watermark.
+
+    End offsets from ListOffsets are avoided on purpose: the local broker reports them wrong
+    (../shared/stack-notes.md); the high watermark of fetch responses is right. A partition
+    whose watermark is still unknown after `idle_seconds` without records ends the read.
     """
     from kafka import TopicPartition
 
@@ -137,11 +141,17 @@ def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> lis
         reader.assign(partitions)
         reader.seek_to_beginning(*partitions)
         records: list[Any] = []
+        quiet_since = time.monotonic()
         while True:
             batch = reader.poll(timeout_ms=int(idle_seconds * 1000))
-            if not batch:
-                return records
             for part_records in batch.values():
                 records.extend(part_records)
+            ends = [reader.highwater(tp) for tp in partitions]
+            if all(end is not None and reader.position(tp) >= end for tp, end in zip(partitions, ends)):
+                return records
+            if batch:
+                quiet_since = time.monotonic()
+            elif None in ends or time.monotonic() - quiet_since > READ_STALL_S:
+                return records  # an unknown end, or a broker that stopped answering
     finally:
         reader.close()

@@ -5,12 +5,12 @@ the typed tables); the incidents and alerts topics are the processors' own outpu
 give `incidents`, `incident_members` and `alerts`. Rows are made by the same functions the
 workers use, so a rebuilt table equals the live one (apart from `ingested_at`).
 
-Steps: (1) a fresh database `<db>_replay` gets every migration; (2) the log is read from the
+Steps: (1) a fresh database `<db>_replay` (and its `_private` beside it) gets every migration; (2) the log is read from the
 beginning up to each partition's high watermark (taken from fetch responses, not from
 ListOffsets, which the local broker answers wrongly) into it; (3) the fresh tables are
 renamed into place; (4) the log's tail written meanwhile is read into the live tables, so
-events the running workers wrote during the swap are not missed; (5) the fresh database,
-now holding the old tables, is dropped. Running workers may keep running: every table is
+events the running workers wrote during the swap are not missed; (5) the fresh databases,
+now holding the old tables, are dropped. Running workers may keep running: every table is
 ReplacingMergeTree on the event's key, so rows written twice collapse.
 """
 
@@ -27,7 +27,7 @@ from kafka import TopicPartition
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import (
     TableSink, alert_row, alert_sink, connect, event_row, event_sink, incident_rows, incident_sinks, migrate,
-    swap_projections,
+    private_database, swap_projections,
 )
 from streams.config import ConfigError, Settings
 from streams.kafka import consumer
@@ -51,10 +51,10 @@ class ReplayReport:
 class ProjectionRows:
     """Turns log records into projection rows with the workers' row functions."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, database: str) -> None:
         incidents, members = incident_sinks(client)
         self.sinks: dict[str, TableSink] = {
-            "events": event_sink(client), "incidents": incidents, "incident_members": members,
+            "events": event_sink(client, database), "incidents": incidents, "incident_members": members,
             "alerts": alert_sink(client),
         }
         self.latest: dict[str, dict[str, Any]] = {}  # newest incident snapshot of the batch
@@ -141,12 +141,17 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
     started = time.monotonic()
     report = ReplayReport()
     admin = connect(settings)
-    admin.execute(f"DROP DATABASE IF EXISTS {fresh}")  # a replay that stopped half-way
+    def drop_fresh() -> None:
+        for database in (fresh, private_database(fresh)):
+            admin.execute(f"DROP DATABASE IF EXISTS {database}")
+
+    drop_fresh()  # a replay that stopped half-way
     migrate(settings, database=fresh)
     reader = LogReader(settings)
     try:
-        def into(client: Any, phase: str) -> int:
-            rows = ProjectionRows(client)
+        def into(database: str, phase: str) -> int:
+            client = connect(settings, database)
+            rows = ProjectionRows(client, database)
 
             def handle(records: list[Any]) -> None:
                 now_s = int(time.time())
@@ -157,12 +162,11 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
 
             return reader.read_to_end(handle, lambda done, total: progress(phase, done, total))
 
-        report.records = into(connect(settings, fresh), "rebuilding")
-        live_client = connect(settings, live)
-        swap_projections(live_client, live, fresh)
-        report.tail_records = into(live_client, "catching up")
+        report.records = into(fresh, "rebuilding")
+        swap_projections(connect(settings, live), live, fresh)
+        report.tail_records = into(live, "catching up")
     finally:
         reader.close()
-    admin.execute(f"DROP DATABASE IF EXISTS {fresh}")
+    drop_fresh()
     report.seconds = time.monotonic() - started
     return report

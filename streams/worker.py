@@ -280,7 +280,8 @@ def make_app(settings: Settings) -> faust.App:
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
         try:
-            await drain(stream, Sinks(event_sink(client), incidents, members, alert_sink(client)), process=True)
+            await drain(stream, Sinks(event_sink(client, settings.clickhouse_database), incidents, members,
+                                       alert_sink(client)), process=True)
         except PartitionsMismatch as exc:  # topics re-created under us (a broker that lost its data)
             log.error("%s", " ".join(str(exc).split()))
             restart_with_fresh_state(settings, time.monotonic() - started)
@@ -352,7 +353,8 @@ def make_app(settings: Settings) -> faust.App:
 
     @app.agent(registry_topics, concurrency=1)
     async def registry_events(stream: faust.StreamT) -> None:
-        await drain(stream, Sinks(event_sink(connect(settings, settings.clickhouse_database))), process=False)
+        await drain(stream, Sinks(event_sink(connect(settings, settings.clickhouse_database),
+                                                  settings.clickhouse_database)), process=False)
 
     return app
 

@@ -4,11 +4,13 @@ started by `binhyen up` on free loopback ports with their own state folder, and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 # A copy of ../shared/contracts (checked against it by tests/unit/test_contract_copy.py).
 CONTRACTS = REPO / "tests" / "data" / "contracts"
 BINHYEN = str(Path(sys.executable).parent / "binhyen")
+# The raw event store as the writer reads it (the suite's stacks use the default database).
+EVENTS = "binhyen_private.events"
 
 
 def offline_run() -> Any:
@@ -40,6 +44,23 @@ def offline_run() -> Any:
 
     return OfflineRun.create(Pseudonymiser(b"k" * 32), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
                              AlertConfig.load(DEFAULT_ALERT_CONFIG))
+
+
+# The event-id derivation the security review broke: uuid5 over every field, contact included.
+LEGACY_ID_NAMESPACE = uuid.UUID("6f1c3c1e-8a55-4d0e-9d3b-2f4d7a1b0c11")
+
+
+def legacy_event_id(obj: dict[str, Any]) -> str:
+    return str(uuid.uuid5(LEGACY_ID_NAMESPACE, repr(sorted((k, repr(v)) for k, v in obj.items()))))
+
+
+def unkeyed_hashes(value: str) -> set[str]:
+    """Every unkeyed digest an attacker would try for one guessed value, as stored text."""
+    data = value.encode()
+    digests = {hashlib.sha1(data).hexdigest(), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()}
+    for namespace in (LEGACY_ID_NAMESPACE, uuid.NAMESPACE_DNS, uuid.NAMESPACE_URL, uuid.NAMESPACE_OID):
+        digests.add(str(uuid.uuid5(namespace, value)))
+    return digests
 
 
 def contract_lines(name: str) -> list[str]:
@@ -146,7 +167,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
     from streams.config import DEFAULT_ALERT_CONFIG
 
     state = tmp_path_factory.mktemp("state")
-    alert_config = state / "alerts.test.json"
+    alert_config = tmp_path_factory.mktemp("config") / "alerts.test.json"
     alert_config.write_text(json.dumps({**json.loads(DEFAULT_ALERT_CONFIG.read_text()), **TEST_ALERT_OVERRIDES}))
     with stack_environment(state) as env:
         extra = {"BINHYEN_ALERT_CONFIG": str(alert_config), "BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,

@@ -17,7 +17,7 @@ from streams.kafka import producer
 from streams.publisher import Publisher
 from streams.stack import WorkerProcess
 from streams.verify import verify_delivery
-from tests.conftest import WebhookReceiver, wait_for
+from tests.conftest import EVENTS, WebhookReceiver, wait_for
 
 pytestmark = pytest.mark.integration
 COMMUNES = [18352, 25813, 26680, 26659, 31951, 31885]
@@ -25,7 +25,7 @@ COMMUNES = [18352, 25813, 26680, 26659, 31951, 31885]
 
 def delivered(clickhouse: Any, events: list[dict[str, Any]]) -> str:
     """The verifier's line for these events (ALL-RECORDS-DELIVERED: … when nothing is amiss)."""
-    return verify_delivery(clickhouse, [(e["event_id"], e["type"]) for e in events]).line()
+    return verify_delivery(clickhouse, "binhyen", [(e["event_id"], e["type"]) for e in events]).line()
 
 
 def stream_events(tag: str, total: int, presses_every: int) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def publish_in_background(settings: Any, events: list[dict[str, Any]], chunk: in
 
 
 def distinct(clickhouse: Any, tag: str) -> int:
-    return clickhouse.execute("SELECT uniqExact(event_id) FROM events WHERE event_id LIKE %(p)s",
+    return clickhouse.execute(f"SELECT uniqExact(event_id) FROM {EVENTS} WHERE event_id LIKE %(p)s",
                               {"p": f"it-{tag}-%"})[0][0]
 
 

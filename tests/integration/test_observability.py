@@ -18,7 +18,7 @@ from streams.config import INFRA_DIR
 from streams.kafka import producer
 from streams.stack import WorkerProcess
 from streams.topics import TIPS
-from tests.conftest import jsonl, run_cli, wait_for
+from tests.conftest import EVENTS, jsonl, run_cli, wait_for
 from tests.unit.test_dashboards import load_dashboards
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def observed(worker: WorkerProcess, settings: Any, clickhouse: Any) -> Any:
     garbage.send(TIPS, key=b"31951", value=b"not an event at all")
     garbage.flush()
     garbage.close()
-    wait_for(lambda: clickhouse.execute("SELECT count() FROM events WHERE startsWith(event_id, 'obs-')")[0][0] == 5,
+    wait_for(lambda: clickhouse.execute(f"SELECT count() FROM {EVENTS} WHERE startsWith(event_id, 'obs-')")[0][0] == 5,
              60, "the events in ClickHouse")
     # Two scrapes after the counters moved, so rates and increases have their two samples.
     for expr in ('sum(binhyen_events_consumed_total{type="tip"}) >= 3', "rate(binhyen_events_consumed_total[1m])",

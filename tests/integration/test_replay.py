@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sinks.clickhouse import PROJECTION_TABLES
+from sinks.clickhouse import PROJECTION_TABLES, private_database, projection_table
 from streams.simulator import VN, SimConfig, simulate
 from streams.stack import WorkerProcess
-from tests.conftest import jsonl, run_cli, wait_for
+from tests.conftest import EVENTS, jsonl, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,12 +20,13 @@ pytestmark = pytest.mark.integration
 def projections(clickhouse: Any, database: str) -> dict[str, list[tuple[Any, ...]]]:
     """Every projection table's rows (FINAL, sorted), without the wall-clock `ingested_at`."""
     snapshot = {}
-    for table in PROJECTION_TABLES:
+    for role, table in PROJECTION_TABLES:
+        qualified = projection_table(database, role, table)
         columns = [name for (name,) in clickhouse.execute(
             "SELECT name FROM system.columns WHERE database = %(db)s AND table = %(t)s AND name != 'ingested_at'",
-            {"db": database, "t": table})]
+            {"db": qualified.split(".")[0], "t": table})]
         assert columns, table
-        snapshot[table] = sorted(clickhouse.execute(f"SELECT {', '.join(columns)} FROM {table} FINAL"))
+        snapshot[table] = sorted(clickhouse.execute(f"SELECT {', '.join(columns)} FROM {qualified} FINAL"))
     return snapshot
 
 
@@ -45,7 +46,7 @@ def settled(clickhouse: Any, database: str) -> dict[str, list[tuple[Any, ...]]]:
 def test_replayed_projections_equal_the_live_ones(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
     events = simulate(SimConfig(11, days=1, seed=41, scale=0.3, start=datetime(2035, 2, 1, tzinfo=VN))).events
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
-    wait_for(lambda: clickhouse.execute("SELECT uniqExact(event_id) FROM events WHERE startsWith(event_id, 'sim41-p11-')")
+    wait_for(lambda: clickhouse.execute(f"SELECT uniqExact(event_id) FROM {EVENTS} WHERE startsWith(event_id, 'sim41-p11-')")
              [0][0] == len(events), 120, "the simulated day in ClickHouse")
     live = settled(clickhouse, settings.clickhouse_database)
     assert len(live["events"]) >= len(events) and live["tips"] and live["device_signals"] and live["incidents"]
@@ -55,10 +56,11 @@ def test_replayed_projections_equal_the_live_ones(worker: WorkerProcess, clickho
     assert "projections swapped in" in result.stdout and "replayed" in result.stdout
 
     replayed = projections(clickhouse, settings.clickhouse_database)
-    for table in PROJECTION_TABLES:
+    for _, table in PROJECTION_TABLES:
         assert replayed[table] == live[table], f"{table}: {len(replayed[table])} rows replayed, {len(live[table])} live"
     databases = {name for (name,) in clickhouse.execute("SHOW DATABASES")}
     assert f"{settings.clickhouse_database}_replay" not in databases
+    assert private_database(f"{settings.clickhouse_database}_replay") not in databases
 
     # The running worker writes into the swapped-in tables, and their views fill the typed ones.
     tip = {"type": "tip", "event_id": "replay-after-swap-1", "occurred_at": "2035-02-01T09:00:00+07:00",

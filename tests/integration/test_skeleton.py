@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import stat
 import threading
@@ -13,25 +14,25 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient
 
-from processors.pseudonym import normalise_contact
+from processors.pseudonym import Pseudonymiser, normalise_contact
 from processors.validation import parse_contract
 from schemas import CODEC
-from sinks.clickhouse import event_row, event_sink
+from sinks.clickhouse import event_row, event_sink, private_database
 from streams.kafka import producer, read_topic
 from streams.publisher import Publisher
 from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
 from streams.stack import WorkerProcess
-from tests.conftest import CONTRACTS, contract_lines, jsonl, run_cli, stack_environment, wait_for
+from tests.conftest import EVENTS, CONTRACTS, legacy_event_id, unkeyed_hashes, contract_lines, jsonl, run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def distinct_ids(clickhouse: Any, ids: list[str]) -> int:
-    return clickhouse.execute("SELECT uniqExact(event_id) FROM events WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
+    return clickhouse.execute(f"SELECT uniqExact(event_id) FROM {EVENTS} WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
 
 
 def final_count(clickhouse: Any, ids: list[str]) -> int:
-    return clickhouse.execute("SELECT count() FROM events FINAL WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
+    return clickhouse.execute(f"SELECT count() FROM {EVENTS} FINAL WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
 
 
 def device_signal(event_id: str, commune: int = 18352, second: int = 0) -> dict[str, Any]:
@@ -83,10 +84,10 @@ def test_contract_examples_become_12_distinct_events(worker: WorkerProcess, clic
     wait_for(lambda: distinct_ids(clickhouse, ids) == 12, 60, "12 example events in ClickHouse")
     assert final_count(clickhouse, ids) == 12
     rows = dict(clickhouse.execute(
-        "SELECT event_id, commune_code FROM events FINAL WHERE event_id IN ('dev-0003', 'tip-0004', 'aa-0001')"))
+        f"SELECT event_id, commune_code FROM {EVENTS} FINAL WHERE event_id IN ('dev-0003', 'tip-0004', 'aa-0001')"))
     assert rows["dev-0003"] == 31885  # legacy ward 31885 -> 2025 commune Xã Phong Hiệp
     assert rows["aa-0001"] == 0  # alert actions name no commune
-    payload = json.loads(clickhouse.execute("SELECT any(payload) FROM events WHERE event_id = 'tip-0004'")[0][0])
+    payload = json.loads(clickhouse.execute(f"SELECT any(payload) FROM {EVENTS} WHERE event_id = 'tip-0004'")[0][0])
     assert payload["anonymous"] is True and payload["reporter_pseudonym"] is None
 
 
@@ -113,7 +114,7 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     # A well-formed Avro tip on the wrong topic, and one that breaks the contract, both bypassing the publisher.
     _, tip, _ = parse_contract(
         {"type": "tip", "event_id": "it-misrouted", "occurred_at": "2025-06-26T06:35:00+07:00",
-         "commune_code": 25813, "channel": "sms", "text": "có cháy"}, lambda c: "rp_x")
+         "commune_code": 25813, "channel": "sms", "text": "có cháy"}, Pseudonymiser(b"k" * 32))
     raw.send("binhyen.device-signals.v1", key=b"25813", value=CODEC.encode("tip", tip))
     raw.send(TIPS, key=b"1", value=CODEC.encode("tip", dict(tip, event_id="it-bad-commune", commune_code=1)))
     oversize = b"it-oversize" + b"\xff" * 899_989  # 900,000 bytes of garbage, near the broker's limit
@@ -173,13 +174,13 @@ def test_worker_restart_mid_stream_leaves_exactly_10000_events(
     worker.start()
     wait_for(lambda: distinct_ids(clickhouse, ids) == total, 120, f"{total} distinct events after the restart")
     assert final_count(clickhouse, ids) == total
-    assert clickhouse.execute("SELECT min(event_id), max(event_id) FROM events WHERE event_id IN %(ids)s",
+    assert clickhouse.execute(f"SELECT min(event_id), max(event_id) FROM {EVENTS} WHERE event_id IN %(ids)s",
                               {"ids": tuple(ids)})[0] == ("it-stream-00000", "it-stream-09999")
 
 
 def test_sink_reinsert_of_a_batch_does_not_double_count(clickhouse: Any) -> None:
     record = {"event_id": "it-sink-replay", "occurred_at_ms": 1_750_895_100_000, "commune_code": 25813}
-    sink = event_sink(clickhouse)
+    sink = event_sink(clickhouse, "binhyen")
     for attempt in range(3):
         sink.add(event_row("feedback", record, "binhyen.feedback.v1", 0, 7, 1_800_000_000 + attempt))
         assert sink.flush() == 1
@@ -187,17 +188,27 @@ def test_sink_reinsert_of_a_batch_does_not_double_count(clickhouse: Any) -> None
 
 
 def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
-    contacts = ["+84 913 555 7171", "zalo:contact-canary-9917", "0988123456"]
+    """Neither the contact nor any unkeyed hash of it (ids assigned at the edge included)."""
+    contacts = ["+84 913 555 7171", "zalo:contact-canary-9917", "0988123456", "0084 977 123 456", "0966 321 789"]
     tips = [{"type": "tip", "event_id": f"it-secret-{n}", "occurred_at": "2025-06-26T06:35:00+07:00",
              "commune_code": 25813, "channel": "zalo", "reporter_contact": contact, "anonymous": n == 2,
-             "text": "Có nhóm thanh niên tụ tập đánh bạc ở bãi đất trống"} for n, contact in enumerate(contacts)]
-    assert run_cli("publish", "-q", "-", input=jsonl(tips)).returncode == 0
-    ids = [tip["event_id"] for tip in tips]
-    wait_for(lambda: distinct_ids(clickhouse, ids) == 3, 60, "the planted tips in ClickHouse")
+             "text": "Có nhóm thanh niên tụ tập đánh bạc ở bãi đất trống"} for n, contact in enumerate(contacts[:3])]
+    # sent without an id: the publisher assigns one, for a named and an anonymous reporter
+    unnamed = [{"type": "tip", "occurred_at": "2025-06-26T06:36:00+07:00", "commune_code": 25813, "channel": "sms",
+                "reporter_contact": contact, "anonymous": n == 1, "text": f"Có trộm chó ở xóm {n} (it-secret-unnamed)"}
+               for n, contact in enumerate(contacts[3:])]
+    published = run_cli("publish", "-", input=jsonl(tips + unnamed))
+    assert published.returncode == 0, published.stderr
+    assigned = re.findall(r"published tip (\S+) \(event_id assigned\)", published.stdout)
+    assert len(assigned) == 2
+    ids = [tip["event_id"] for tip in tips] + assigned
+    wait_for(lambda: distinct_ids(clickhouse, ids) == 5, 60, "the planted tips in ClickHouse")
     needles = set()
     for contact in contacts:
         digits = "".join(ch for ch in contact if ch.isdigit())
         needles |= {contact, normalise_contact(contact)} | ({digits, digits[-9:]} if len(digits) >= 9 else set())
+        needles |= unkeyed_hashes(contact) | unkeyed_hashes(normalise_contact(contact))
+    needles |= {legacy_event_id(tip) for tip in unnamed}  # the review's brute-forceable id
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
@@ -212,28 +223,35 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
             for needle in needles:
                 assert needle.encode() not in blob, f"{needle!r} found in {topic}"
     # the scan did read the planted tips themselves, their incidents and the worker's state changelog
-    assert planted_seen[TIPS] == 3
+    assert planted_seen[TIPS] == 5
     assert planted_seen["binhyen.incidents.v1"] >= 1
     assert planted_seen["binhyen-worker-communes-changelog"] >= 1
 
     for needle in needles:  # nor in the worker's log
         assert needle not in worker.log_since(0), f"{needle!r} found in the worker log"
 
+    databases = (settings.clickhouse_database, private_database(settings.clickhouse_database))
     columns = clickhouse.execute(
-        "SELECT table, name FROM system.columns WHERE database = %(db)s AND type LIKE '%%String%%'",
-        {"db": settings.clickhouse_database})
-    assert ("events", "payload") in columns
-    for table, column in columns:
-        for needle in needles:
-            hits = clickhouse.execute(f"SELECT count() FROM {table} WHERE position({column}, %(n)s) > 0", {"n": needle})
-            assert hits[0][0] == 0, f"{needle!r} found in {table}.{column}"
+        "SELECT database, table, name FROM system.columns WHERE database IN %(dbs)s AND type LIKE '%%String%%' "
+        "AND (database, table) IN (SELECT database, name FROM system.tables WHERE engine NOT LIKE '%%View')",
+        {"dbs": databases})  # every stored table; the views only read them
+    assert (private_database(settings.clickhouse_database), "events", "payload") in columns
+    assert ("binhyen", "incident_members", "event_id") in columns
+    ordered = sorted(needles)
+    params = {f"n{i}": needle for i, needle in enumerate(ordered)}
+    for database, table, column in columns:
+        anywhere = " OR ".join(f"position({column}, %(n{i})s) > 0" for i in range(len(ordered)))
+        hits = clickhouse.execute(f"SELECT {column} FROM {database}.{table} WHERE {anywhere} LIMIT 1", params)
+        assert hits == [], f"{[n for n in ordered if n in hits[0][0]]} found in {database}.{table}.{column}"
     pseudonyms = clickhouse.execute(
-        "SELECT event_id, visitParamExtractString(payload, 'reporter_pseudonym') FROM events FINAL "
-        "WHERE event_id IN %(ids)s ORDER BY event_id", {"ids": tuple(ids)})
-    assert [event_id for event_id, _ in pseudonyms] == ids
-    assert pseudonyms[0][1].startswith("rp_") and pseudonyms[1][1].startswith("rp_")
-    assert pseudonyms[0][1] != pseudonyms[1][1]
-    assert pseudonyms[2][1] == ""  # anonymous: no pseudonym at all
+        f"SELECT event_id, visitParamExtractString(payload, 'reporter_pseudonym') FROM {EVENTS} FINAL "
+        "WHERE event_id IN %(ids)s", {"ids": tuple(ids)})
+    by_id = dict(pseudonyms)
+    assert sorted(by_id) == sorted(ids)
+    assert by_id["it-secret-0"].startswith("rp_") and by_id["it-secret-1"].startswith("rp_")
+    assert by_id["it-secret-0"] != by_id["it-secret-1"]
+    assert by_id["it-secret-2"] == "" and by_id[assigned[1]] == ""  # anonymous: no pseudonym at all
+    assert by_id[assigned[0]].startswith("rp_")
 
 
 def test_down_stops_only_what_up_started(tmp_path: Path) -> None:

@@ -25,9 +25,10 @@ def engine() -> Iterator[Any]:
     with tempfile.TemporaryDirectory() as path:
         db = session.Session(path)
         db.query("CREATE DATABASE binhyen")
+        db.query("CREATE DATABASE binhyen_private")
         db.query("USE binhyen")
         for migration in sorted(MIGRATIONS_DIR.glob("*.sql")):
-            for statement in _statements(migration.read_text(encoding="utf-8")):
+            for statement in _statements(migration.read_text(encoding="utf-8"), "binhyen"):
                 db.query(statement)
         yield db
         db.close()
@@ -53,7 +54,7 @@ def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any)
            "channel": "zalo", "text": "Có trộm ở chợ"}
     verdict = {"event_id": "f1", "occurred_at_ms": 1_756_908_000_000, "commune_code": 26680,
                "tip_event_id": "t1", "verdict": "valuable"}
-    insert(engine, "events", EVENT_COLUMNS, [event_row("tip", tip, "binhyen.tips.v1", 0, 1, 1_756_904_401),
+    insert(engine, "binhyen_private.events", EVENT_COLUMNS, [event_row("tip", tip, "binhyen.tips.v1", 0, 1, 1_756_904_401),
                                              event_row("feedback", verdict, "binhyen.feedback.v1", 0, 2, 1_756_908_001)])
     snapshot = {"incident_id": "inc-1", "version": 2, "commune_code": 26680, "opened_at_ms": 1_756_904_400_000,
                 "updated_at_ms": 1_756_904_460_000, "category": "theft", "event_ids": ["t1", "b1"], "tips": 1,
@@ -89,7 +90,7 @@ def test_typed_tables_views_and_model_queries_work_on_current_clickhouse(engine:
               "teams_delta": 10, "replicated_from": None}
     copy = {**launch, "event_id": "m2", "commune_code": 26659, "model_id": "zalo-b", "change": "replicated",
             "replicated_from": "zalo-a", "members_delta": 200}
-    insert(engine, "events", EVENT_COLUMNS, [event_row("device_signal", press, "binhyen.device-signals.v1", 0, 3, 1),
+    insert(engine, "binhyen_private.events", EVENT_COLUMNS, [event_row("device_signal", press, "binhyen.device-signals.v1", 0, 3, 1),
                                              event_row("model_change", launch, "binhyen.model-changes.v1", 0, 1, 1),
                                              event_row("model_change", copy, "binhyen.model-changes.v1", 0, 2, 1)])
     places = [c for c in geography.communes_of_province(79)]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 import subprocess
 import tomllib
-from pathlib import Path
 
 import yaml
+import xml.etree.ElementTree as ET
 
+from sinks.clickhouse import MIGRATIONS_DIR, _statements
 from streams.config import INFRA_DIR, REPO_ROOT
 from tests.unit.test_prometheus_rules import PROMTOOL
 
@@ -64,9 +65,99 @@ def test_the_image_holds_every_package() -> None:
         assert f"COPY {package} {package}" in dockerfile
 
 
-def test_clickhouse_roles_match_the_local_ones() -> None:
-    users = (PRODUCTION / "clickhouse" / "users.xml").read_text()
+def analytics_relations() -> set[str]:
+    """Tables and views the migrations create in the analysts' database (not private, not internal)."""
+    names = set()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        for statement in _statements(path.read_text(encoding="utf-8"), "binhyen"):
+            created = re.match(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)\b", statement)
+            moved = re.match(r"RENAME TABLE (\w+) TO \w+\.", statement)  # out into the private database
+            if created:
+                names.add(created[2])
+            elif moved:
+                names.discard(moved[1])
+    return names
+
+
+def test_clickhouse_readers_get_explicit_grants_on_the_analytics_only() -> None:
+    users = ET.parse(PRODUCTION / "clickhouse" / "users.xml").getroot().find("users")
+    assert users is not None
+    relations = analytics_relations()
+    assert {"tips", "incidents", "alerts", "device_health"} <= relations and "events" not in relations
+    for role in ("analyst", "grafana"):
+        grants = [query.text for query in users.findall(f"{role}/grants/query")]
+        assert {re.fullmatch(r"GRANT SELECT ON binhyen\.(\w+)", grant)[1] for grant in grants} == relations, role
+        assert users.find(f"{role}/password") is None and users.find(f"{role}/password_sha256_hex") is not None
+    assert users.find("writer/password_sha256_hex") is not None
+    profiles = ET.parse(PRODUCTION / "clickhouse" / "users.xml").getroot().find("profiles")
+    assert profiles is not None
+    for role in ("analyst", "grafana"):
+        assert profiles.findtext(f"{role}/readonly") == "1", role  # no writes, no settings, no table functions
+    constraint = profiles.find("grafana/constraints/max_execution_time")
+    assert constraint is not None and constraint.findtext("max") == "60"
+    server = ET.parse(PRODUCTION / "clickhouse" / "config.xml").getroot()
+    assert server.findtext("access_control_improvements/select_from_system_db_requires_grant") == "true"
+    mounts = COMPOSE["services"]["clickhouse"]["volumes"]
+    assert "./clickhouse/config.xml:/etc/clickhouse-server/config.d/binhyen.xml:ro" in mounts
+    assert all("PASSWORD_SHA256" in name for name in COMPOSE["services"]["clickhouse"]["environment"])
+
+
+def test_local_readers_are_readonly_1_and_kept_to_the_analysts_database() -> None:
     local = (INFRA_DIR / "clickhouse" / "config.xml.template").read_text()
-    for role, readonly in (("analyst", 1), ("grafana", 2)):
-        assert re.search(rf"<{role}><readonly>{readonly}</readonly>", users), role
-        assert f"<readonly>{readonly}</readonly>" in local
+    assert "<readonly>2</readonly>" not in local and local.count("<readonly>1</readonly>") == 2
+    assert local.count("<allow_databases><database>{database}</database></allow_databases>") == 2
+    assert "<password>" not in local and local.count("<password_sha256_hex>") == 3
+
+
+def kafka_acls() -> list[tuple[str, str, str]]:
+    """(principal, operation, resource) of every ACL kafka/security.sh adds, loops unrolled."""
+    script = (PRODUCTION / "kafka" / "security.sh").read_text()
+    inputs = re.search(r'^INPUTS="(.*)"$', script, re.M)[1].replace("$T", "binhyen").split()
+    outputs = re.search(r'^OUTPUTS="(.*)"$', script, re.M)[1].replace("$T", "binhyen").split()
+    acls = []
+    for block in re.split(r"^(?=for |acl )", script, flags=re.M):
+        loop = re.match(r"for topic in \$(\w+); do\n(.*?)^done", block, re.S | re.M)
+        topics = {"INPUTS": inputs, "OUTPUTS": outputs}[loop[1]] if loop else [None]
+        for line in (loop[2] if loop else block).splitlines():
+            call = re.match(r"\s*acl (\w+) (\w+) (.*?)\s*(#.*)?$", line)
+            if not call:
+                continue
+            for topic in topics:
+                resource = call[3].replace('"$topic"', topic or "").replace("$T", "binhyen").replace('"', "")
+                acls.append((call[1], call[2], resource))
+    return acls
+
+
+def test_kafka_authenticates_every_client_and_denies_what_no_acl_allows() -> None:
+    kafka = COMPOSE["services"]["kafka"]["environment"]
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    listeners = dict(item.split(":", 1) for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert listeners["CLIENT"] == "SASL_PLAINTEXT" and kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    for listener in kafka["KAFKA_LISTENERS"].split(","):  # only the SASL one is reachable from other hosts
+        name, address = listener.split("://")
+        assert name == "CLIENT" or address.startswith("localhost:"), listener
+    worker = COMPOSE["services"]["worker"]["environment"]
+    assert worker["BINHYEN_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert worker["BINHYEN_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512" and worker["BINHYEN_KAFKA_SASL_USERNAME"] == "worker"
+
+
+def test_producers_write_only_inputs_and_only_workers_write_outputs_and_control() -> None:
+    acls = kafka_acls()
+    inputs = {f"--topic binhyen.{name}.v1" for name in ("tips", "device-signals", "model-changes", "feedback",
+                                                         "alert-actions")}
+    outputs = {f"--topic binhyen.{name}.v1" for name in ("incidents", "alerts", "dead-letter", "commune-control")}
+    writes = {(principal, resource) for principal, operation, resource in acls if operation in ("Write", "All")}
+    assert {resource for principal, resource in writes if principal == "publisher"} == inputs
+    assert {principal for principal, resource in writes if resource in outputs} == {"worker"}
+    assert {resource for principal, resource in writes if principal == "worker"} == outputs | {
+        "--topic $GROUP --resource-pattern-type prefixed"}  # the consumer group's prefix
+    assert not {principal for principal, resource in writes} - {"publisher", "worker"}
+    assert {principal for principal, operation, resource in acls
+            if operation == "Read" and resource == "--topic binhyen.dead-letter.v1"} == {"dpo"}
+
+
+def test_the_worker_image_does_not_run_as_root() -> None:
+    dockerfile = (PRODUCTION / "Dockerfile").read_text()
+    user = re.findall(r"^USER (\S+)$", dockerfile, re.M)
+    assert user and not user[-1].startswith(("0", "root"))

@@ -9,7 +9,6 @@ attack is real) and find nothing in anything binhyen now stores.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import uuid
@@ -26,32 +25,18 @@ from streams.cli import _bounded_lines
 from streams.publisher import Publisher
 from streams.topics import TIPS
 from streams.worker import Accepted, triage
+from tests.conftest import legacy_event_id, unkeyed_hashes
 
 KEY = b"k" * 32
 PSEUDONYMS = Pseudonymiser(KEY)
-# The id derivation the review broke: uuid5 over every field, the raw contact included.
-LEGACY_NAMESPACE = uuid.UUID("6f1c3c1e-8a55-4d0e-9d3b-2f4d7a1b0c11")
 KEYSPACE = [f"0912345{n:03d}" for n in range(1000)]
 SECRET = "0912345678"
-
-
-def legacy_event_id(obj: dict[str, Any]) -> str:
-    return str(uuid.uuid5(LEGACY_NAMESPACE, repr(sorted((k, repr(v)) for k, v in obj.items()))))
 
 
 def tip_without_id(contact: str, anonymous: bool = False) -> dict[str, Any]:
     return {"type": "tip", "occurred_at": "2025-06-26T06:35:00+07:00", "commune_code": 25813,
             "channel": "zalo", "reporter_contact": contact, "anonymous": anonymous,
             "text": "Có người lạ mặt bán ma tuý ở hẻm 12"}
-
-
-def unkeyed_hashes(value: str) -> set[str]:
-    """Every unkeyed digest an attacker would try for one guess, as stored text."""
-    data = value.encode()
-    digests = {hashlib.sha1(data).hexdigest(), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()}
-    for namespace in (LEGACY_NAMESPACE, uuid.NAMESPACE_DNS, uuid.NAMESPACE_URL, uuid.NAMESPACE_OID):
-        digests.add(str(uuid.uuid5(namespace, value)))
-    return digests
 
 
 def stored_strings(record: dict[str, Any]) -> set[str]:

@@ -1,5 +1,6 @@
 -- Typed tables per event type, filled by materialized views from `events` as rows arrive, so
--- the workers write one table and analysts get real columns. ReplacingMergeTree on event_id:
+-- the workers write one table and analysts get real columns (the views are in 0006, which
+-- moved `events` into the writer-only database). ReplacingMergeTree on event_id:
 -- a re-delivered event's second copy collapses exactly as in `events` (read with FINAL).
 -- The payload is compact JSON with sorted keys, so visitParamExtract* reads top-level fields;
 -- a null or absent field reads as '' or 0.
@@ -22,19 +23,6 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (commune_code, event_id);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS tips_from_events TO tips AS
-SELECT
-    event_id, occurred_at, occurred_at_ms, commune_code, province_code,
-    visitParamExtractString(payload, 'channel') AS channel,
-    visitParamExtractString(payload, 'source_ref') AS source_ref,
-    visitParamExtractString(payload, 'reporter_pseudonym') AS reporter_pseudonym,
-    visitParamExtractBool(payload, 'anonymous') AS anonymous,
-    visitParamExtractString(payload, 'category') AS category,
-    toUInt8(visitParamExtractString(payload, 'location_text') != '' OR visitParamExtractFloat(payload, 'lat') != 0) AS has_location,
-    toUInt32(lengthUTF8(visitParamExtractString(payload, 'text'))) AS text_length
-FROM events
-WHERE event_type = 'tip';
-
 CREATE TABLE IF NOT EXISTS device_signals
 (
     event_id String,
@@ -52,17 +40,6 @@ ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (commune_code, device_id, event_id);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS device_signals_from_events TO device_signals AS
-SELECT
-    event_id, occurred_at, occurred_at_ms, commune_code, province_code,
-    visitParamExtractString(payload, 'device_id') AS device_id,
-    visitParamExtractString(payload, 'device_kind') AS device_kind,
-    visitParamExtractString(payload, 'signal') AS signal,
-    visitParamExtractString(payload, 'site_kind') AS site_kind,
-    visitParamExtractString(payload, 'site_name') AS site_name
-FROM events
-WHERE event_type = 'device_signal';
-
 CREATE TABLE IF NOT EXISTS feedback
 (
     event_id String,
@@ -76,15 +53,6 @@ CREATE TABLE IF NOT EXISTS feedback
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY event_id;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS feedback_from_events TO feedback AS
-SELECT
-    event_id, occurred_at, occurred_at_ms, commune_code,
-    visitParamExtractString(payload, 'tip_event_id') AS tip_event_id,
-    visitParamExtractString(payload, 'incident_id') AS incident_id,
-    visitParamExtractString(payload, 'verdict') AS verdict
-FROM events
-WHERE event_type = 'feedback';
 
 CREATE TABLE IF NOT EXISTS model_changes
 (
@@ -104,19 +72,6 @@ CREATE TABLE IF NOT EXISTS model_changes
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (model_id, event_id);
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS model_changes_from_events TO model_changes AS
-SELECT
-    event_id, occurred_at, occurred_at_ms, commune_code, province_code,
-    visitParamExtractString(payload, 'model_id') AS model_id,
-    visitParamExtractString(payload, 'model_kind') AS model_kind,
-    visitParamExtractString(payload, 'change') AS change,
-    visitParamExtractString(payload, 'name') AS name,
-    toInt32(visitParamExtractInt(payload, 'members_delta')) AS members_delta,
-    toInt32(visitParamExtractInt(payload, 'teams_delta')) AS teams_delta,
-    visitParamExtractString(payload, 'replicated_from') AS replicated_from
-FROM events
-WHERE event_type = 'model_change';
 
 -- The communes dimension: the 2025 communes and the pre-2025 ward codes mapped to them.
 -- `binhyen migrate` fills both from vietnam-provinces / vietnamadminunits.
