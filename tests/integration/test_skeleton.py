@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import signal
 import stat
 import threading
@@ -22,7 +24,7 @@ from streams.kafka import producer, read_topic
 from streams.publisher import Publisher
 from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
 from streams.stack import WorkerProcess
-from tests.conftest import EVENTS, CONTRACTS, legacy_event_id, unkeyed_hashes, contract_lines, jsonl, run_cli, stack_environment, wait_for
+from tests.conftest import BINHYEN, EVENTS, CONTRACTS, legacy_event_id, unkeyed_hashes, contract_lines, jsonl, run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +119,9 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
          "commune_code": 25813, "channel": "sms", "text": "có cháy"}, Pseudonymiser(b"k" * 32))
     raw.send("binhyen.device-signals.v1", key=b"25813", value=CODEC.encode("tip", tip))
     raw.send(TIPS, key=b"1", value=CODEC.encode("tip", dict(tip, event_id="it-bad-commune", commune_code=1)))
+    # a "pseudonym" that is a raw phone number, from a producer that bypassed the publisher
+    raw.send(TIPS, key=b"25813", value=CODEC.encode("tip", dict(tip, event_id="it-forged-pseudonym",
+                                                                  reporter_pseudonym="+84 912 345 678")))
     oversize = b"it-oversize" + b"\xff" * 899_989  # 900,000 bytes of garbage, near the broker's limit
     raw.send(TIPS, key=b"big", value=oversize)
     raw.flush()
@@ -128,9 +133,10 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     def letters() -> list[dict[str, Any]]:
         decoded = [CODEC.decode(record.value)[1] for record in read_topic(settings, DEAD_LETTER, idle_seconds=1)]
         return [d for d in decoded if d["original"] in garbage.values() or d["original"].startswith(b"it-oversize")
-                or b"it-misrouted" in d["original"] or b"it-bad-commune" in d["original"]]
+                or b"it-misrouted" in d["original"] or b"it-bad-commune" in d["original"]
+                or b"it-forged-pseudonym" in d["original"]]
 
-    found = wait_for(lambda: (lambda got: got if len(got) == 8 else None)(letters()), 30, "8 dead letters")
+    found = wait_for(lambda: (lambda got: got if len(got) == 9 else None)(letters()), 30, "9 dead letters")
     big = [letter for letter in found if letter["original"].startswith(b"it-oversize")]
     assert len(big) == 1 and big[0]["original_size"] == 900_000 and len(big[0]["original"]) == 65_536
     found = [letter for letter in found if letter not in big]
@@ -143,8 +149,31 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     reasons = sorted(letter["reason"] for letter in found if letter["original"] not in garbage.values())
     assert reasons[0].startswith("a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1")
     assert reasons[1].startswith("commune_code: 1 is not a 2025 commune code")
-    assert distinct_ids(clickhouse, ["it-misrouted", "it-bad-commune"]) == 0
+    assert reasons[2] == ("reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
+                          "publish through binhyen's publisher, which pseudonymises contacts")
+    assert distinct_ids(clickhouse, ["it-misrouted", "it-bad-commune", "it-forged-pseudonym"]) == 0
     assert worker.alive()
+
+
+def test_publish_rejects_hostile_lines_one_by_one_and_publishes_the_rest(worker: WorkerProcess, clickhouse: Any) -> None:
+    good = [json.dumps(device_signal(f"it-hostile-ok-{n}", second=n)).encode() for n in range(3)]
+    hostile = [b'{"type": "tip", "text": "\xff\xfe not UTF-8"}',
+               b'{"type": "tip", "event_id": "it-hostile-surrogate", "occurred_at": "2025-06-26T06:35:00+07:00", '
+               b'"commune_code": 25813, "channel": "zalo", "text": "ch\\ud83d"}',
+               b'{"type": "tip", "commune_code": ' + b"9" * 5000 + b"}",
+               b'{"type": "tip", "text": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
+               b'{"type": "tip", "text": "' + b"x" * 200_000 + b'"}']
+    lines = [good[0], *hostile[:3], good[1], *hostile[3:], good[2]]
+    result = subprocess.run([BINHYEN, "publish", "-q", "-"], input=b"\n".join(lines) + b"\n", capture_output=True,
+                            timeout=120, env=os.environ.copy())
+    assert result.returncode == 1
+    rejected = [line for line in result.stderr.decode().splitlines() if ": rejected " in line]
+    assert [line.split(":")[0] for line in rejected] == ["line 2", "line 3", "line 4", "line 6", "line 7"]
+    assert "not UTF-8 text (byte 0xff" in rejected[0] and "lone UTF-16 surrogate" in rejected[1]
+    assert "too long (over 4,300 digits)" in rejected[2] and "nested too deeply" in rejected[3]
+    assert "line longer than 65,536 bytes" in rejected[4]
+    assert "published 3 (device_signal 3), rejected 5" in result.stderr.decode()
+    wait_for(lambda: distinct_ids(clickhouse, [f"it-hostile-ok-{n}" for n in range(3)]) == 3, 60, "the good lines")
 
 
 def test_worker_restart_mid_stream_leaves_exactly_10000_events(
