@@ -27,9 +27,9 @@ from processors.incidents import incident_id_for  # noqa: E402
 from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract, partition_key  # noqa: E402
 from schemas import CODEC  # noqa: E402
-from streams import stack  # noqa: E402
+from streams.ops import stack  # noqa: E402
 from streams.config import Settings  # noqa: E402
-from streams.kafka import producer  # noqa: E402
+from streams.edge.kafka import producer  # noqa: E402
 from streams.topics import ALERTS, DEVICE_SIGNALS  # noqa: E402
 
 VIETNAM = timezone(timedelta(hours=7))

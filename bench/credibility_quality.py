@@ -21,7 +21,7 @@ from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
 from processors.alerts import AlertConfig  # noqa: E402
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
-from streams.simulator import SimConfig, simulate  # noqa: E402
+from streams.sim.simulator import SimConfig, simulate  # noqa: E402
 
 
 def predictions(days: int, seed: int, province: int = 96,

@@ -21,7 +21,7 @@ from processors.geography import communes_of_province  # noqa: E402
 from processors.pipeline import EventProcessor, ProcessorState  # noqa: E402
 from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
-from streams import sim_texts as T  # noqa: E402
+from streams.sim import texts as T  # noqa: E402
 from processors.alerts import AlertConfig  # noqa: E402
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
 

@@ -63,7 +63,7 @@ def corpus_quality(config: DedupConfig | None = None) -> dict[str, float]:
 
 def simulation_quality(province: int = 96, days: int = 2, seed: int = 1,
                        config: DedupConfig | None = None) -> dict[str, float]:
-    from streams.simulator import SimConfig, simulate
+    from streams.sim.simulator import SimConfig, simulate
 
     simulation = simulate(SimConfig(province, days=days, seed=seed))
     kinds = {row["event_id"]: row for row in simulation.truth}

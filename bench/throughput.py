@@ -94,7 +94,7 @@ def sink_rates(client: Any, events: str, rows: list[tuple[Any, ...]], batch: int
 def run_workers(settings: Any, state: str, count: int, total: int, label: str) -> float:
     """Start `count` workers on an empty `events` table; events/s until all `total` arrived."""
     from sinks.clickhouse import connect, events_table
-    from streams import stack
+    from streams.ops import stack
 
     client = connect(settings, settings.clickhouse_database)
     events = events_table(settings.clickhouse_database)
@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--skip-two", action="store_true", help="Do not measure two workers.")
     args = parser.parse_args()
-    from streams.stack import free_port_block
+    from streams.ops.stack import free_port_block
 
     base = free_port_block(8)
     state = tempfile.mkdtemp(prefix="binhyen-bench-")
@@ -148,13 +148,13 @@ def main() -> None:
     from processors.validation import parse_contract, partition_key
     from schemas import CODEC
     from sinks.clickhouse import connect, event_row, events_table
-    from streams import stack
+    from streams.ops import stack
     from streams.config import Settings
-    from streams.kafka import producer
-    from streams.replay import replay
-    from streams.simulator import VN, SimConfig, simulate
+    from streams.edge.kafka import producer
+    from streams.ops.replay import replay
+    from streams.sim.simulator import VN, SimConfig, simulate
     from streams.topics import INPUT_TOPICS, TOPIC_OF_TYPE
-    from streams.verify import verify_delivery
+    from streams.ops.verify import verify_delivery
 
     settings = Settings.from_env()
     stack.bring_up(settings, lambda line: None)

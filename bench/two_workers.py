@@ -39,7 +39,7 @@ def ranges(values: list[int]) -> list[tuple[int, int]]:
 
 
 def run(batching: str, days: int, scale: float, worker_count: int) -> int:
-    from streams.stack import free_port_block
+    from streams.ops.stack import free_port_block
 
     base = free_port_block(6 + worker_count)
     state = tempfile.mkdtemp(prefix=f"binhyen-two-{batching}-")
@@ -52,10 +52,10 @@ def run(batching: str, days: int, scale: float, worker_count: int) -> int:
     from processors.validation import parse_contract, partition_key
     from schemas import CODEC
     from sinks.clickhouse import connect, events_table
-    from streams import stack
+    from streams.ops import stack
     from streams.config import Settings
-    from streams.kafka import producer
-    from streams.simulator import VN, SimConfig, simulate
+    from streams.edge.kafka import producer
+    from streams.sim.simulator import VN, SimConfig, simulate
     from streams.topics import TOPIC_OF_TYPE
 
     settings = Settings.from_env()

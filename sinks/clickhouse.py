@@ -1,6 +1,6 @@
-"""ClickHouse at the edge: connections, versioned migrations, and the batched event sink.
+"""ClickHouse at the edge: connections, versioned migrations, and the table sinks.
 
-The sink keeps its batch until an insert succeeds, so a caller that retries `flush()`
+A table sink keeps its rows until an insert succeeds, so a caller that retries `flush()`
 re-sends exactly the same rows (deterministic batch boundaries); the tables are
 ReplacingMergeTree on the event id, so a re-sent row never counts twice.
 """
@@ -13,17 +13,33 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import Error as ClickHouseError
 
 from processors import geography
-from streams.config import INFRA_DIR, Settings
+from sinks.base import SinkError
 
-MIGRATIONS_DIR = INFRA_DIR / "clickhouse" / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "infra" / "clickhouse" / "migrations"
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
-def connect(settings: Settings, database: str | None = None, user: str | None = None,
+
+class ClickHouseSettings(Protocol):
+    """Where ClickHouse is and who writes (streams.config.Settings has these)."""
+
+    clickhouse_host: str
+    clickhouse_port: int
+    clickhouse_user: str
+    clickhouse_database: str
+    clickhouse_secure: bool
+    clickhouse_ca_file: Path | None
+
+    @property
+    def clickhouse_password(self) -> str: ...
+
+
+def connect(settings: ClickHouseSettings, database: str | None = None, user: str | None = None,
             password: str | None = None, **client_settings: Any) -> Client:
     """A client for the writer (default) or another user (the analysts' read-only one)."""
     return Client(
@@ -68,7 +84,7 @@ def pending_migrations(applied: set[int], directory: Path = MIGRATIONS_DIR) -> l
     return found
 
 
-def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR, database: str | None = None) -> list[str]:
+def migrate(settings: ClickHouseSettings, directory: Path = MIGRATIONS_DIR, database: str | None = None) -> list[str]:
     """Apply the migrations not yet recorded in `schema_migrations`; returns their names."""
     database = database or settings.clickhouse_database
     admin = connect(settings)
@@ -208,22 +224,30 @@ class TableSink:
 
     def __init__(self, client: Client, table: str, columns: Sequence[str]) -> None:
         self.client = client
-        self.table = table
+        self.name = table
         self.columns = tuple(columns)
-        self.batch: list[tuple[Any, ...]] = []
+        self.rows: list[tuple[Any, ...]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self.rows)
 
     def add(self, item: tuple[Any, ...]) -> None:
-        self.batch.append(item)
+        self.rows.append(item)
 
     def flush(self) -> int:
-        """Insert the whole batch; on failure the batch stays for the caller's retry."""
-        if not self.batch:
+        """Insert every pending row in one insert; on failure they stay for the caller's retry."""
+        if not self.rows:
             return 0
-        self.client.execute(
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES", self.batch, types_check=False
-        )
-        written = len(self.batch)
-        self.batch = []
+        try:
+            self.client.execute(
+                f"INSERT INTO {self.name} ({', '.join(self.columns)}) VALUES", self.rows, types_check=False
+            )
+        except (ClickHouseError, OSError, EOFError) as exc:
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            raise SinkError(f"insert of {len(self.rows)} rows into {self.name} failed "
+                            f"({type(exc).__name__}: {first_line})") from None
+        written, self.rows = len(self.rows), []
         return written
 
 

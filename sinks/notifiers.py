@@ -1,4 +1,4 @@
-"""Alert delivery: a log sink and a webhook sink, both with the sink interface (add/flush).
+"""Alert delivery: a log sink and a webhook sink, both honouring the sink contract (sinks.base).
 
 The webhook posts each alert event as JSON, signed with HMAC-SHA256 over the send time and
 the body (`X-Binhyen-Timestamp`, `X-Binhyen-Signature`), with an idempotency key (alert id,
@@ -21,6 +21,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from sinks.base import SinkError
+
 log = logging.getLogger("binhyen.alerts")
 TIMEOUT_S = 5.0
 MIN_SECRET_BYTES = 32
@@ -41,7 +43,7 @@ def signature(secret: bytes, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(SinkError):
     """An endpoint did not take an alert; the alert stays queued."""
 
 
@@ -49,46 +51,58 @@ def idempotency_key(alert: dict[str, Any]) -> str:
     return f"{alert['alert_id']}:{alert['state']}:{alert['at_ms']}"
 
 
-class LogNotifier:
-    """One structured log line per alert event (no reporter data is ever in an alert)."""
+class _AlertQueue:
+    """The queue half of the sink contract, shared by the notifiers."""
+
+    name = "alerts"
 
     def __init__(self) -> None:
-        self.pending: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self.alerts)
 
     def add(self, alert: dict[str, Any]) -> None:
-        self.pending.append(alert)
+        self.alerts.append(alert)
+
+
+class LogNotifier(_AlertQueue):
+    """One structured log line per alert event (no reporter data is ever in an alert)."""
+
+    name = "log"
 
     def flush(self) -> int:
-        for alert in self.pending:
+        for alert in self.alerts:
             log.warning("ALERT %s %s %s commune=%s rule=%s route=%s delivery=%s: %s", alert["severity"],
                         alert["state"], alert["alert_id"], alert["commune_code"], alert["rule"], alert["route"],
                         alert["delivery"], alert["summary"])
-        sent, self.pending = len(self.pending), []
+        sent, self.alerts = len(self.alerts), []
         return sent
 
 
-class WebhookNotifier:
+class WebhookNotifier(_AlertQueue):
     """POST each alert to the URL of its route (digest deliveries go to the digest route)."""
+
+    name = "webhook"
 
     def __init__(self, urls: dict[str, str], secret: bytes, digest_route: str,
                  clock: Callable[[], float] = time.time) -> None:
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the webhook secret must be at least {MIN_SECRET_BYTES} bytes (an empty or short "
                              "one lets anybody forge pages)")
+        super().__init__()
         self.urls = urls
         self.secret = secret
         self.digest_route = digest_route
         self.clock = clock
-        self.pending: list[dict[str, Any]] = []
-
-    def add(self, alert: dict[str, Any]) -> None:
-        self.pending.append(alert)
 
     def flush(self) -> int:
+        """Post in order; the first failure stops the flush and keeps it and the rest queued."""
         sent = 0
-        while self.pending:
-            self._post(self.pending[0])
-            self.pending.pop(0)
+        while self.alerts:
+            self._post(self.alerts[0])
+            self.alerts.pop(0)
             sent += 1
         return sent
 

@@ -61,7 +61,7 @@ def _bounded_lines(source: IO[bytes]) -> Iterator[bytes]:
 @app.command()
 def up() -> None:
     """Start the local broker, ClickHouse and Prometheus, create topics, apply migrations."""
-    from streams import stack
+    from streams.ops import stack
 
     stack.bring_up(_settings(), lambda line: out.print(line, markup=False))
 
@@ -69,7 +69,7 @@ def up() -> None:
 @app.command()
 def down() -> None:
     """Stop what `binhyen up` started (by the PIDs in its pid files, nothing else)."""
-    from streams import stack
+    from streams.ops import stack
 
     for part in reversed(stack.parts(_settings())):
         out.print(f"{part.name:<15} {stack.stop(part)}")
@@ -78,7 +78,7 @@ def down() -> None:
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Endpoints of the local stack and whether each answers; exit 1 if a part is down."""
-    from streams import stack
+    from streams.ops import stack
 
     settings = _settings()
     report = {
@@ -107,7 +107,7 @@ def migrate() -> None:
 @app.command()
 def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
     """Run a stream worker: decode, validate, dead-letter, write ClickHouse."""
-    from streams.worker import run
+    from streams.runtime.app import run
 
     run(_settings(), loglevel)
 
@@ -118,8 +118,8 @@ def publish(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only rejected lines and the summary.")] = False,
 ) -> None:
     """Validate, pseudonymise and publish contract events; exit 1 if any line was rejected."""
-    from streams.kafka import producer
-    from streams.publisher import Publisher, Summary
+    from streams.edge.kafka import producer
+    from streams.edge.publisher import Publisher, Summary
 
     settings = _settings()
     key = settings.pseudonym_key()
@@ -208,7 +208,7 @@ def query(
     from rich.table import Table
 
     from sinks.clickhouse import connect
-    from streams.catalog import catalog
+    from streams.ops.catalog import catalog
 
     queries = catalog()
     if name is None:
@@ -260,7 +260,7 @@ def verify(
     import time
 
     from sinks.clickhouse import connect
-    from streams.verify import verify_delivery
+    from streams.ops.verify import verify_delivery
 
     events, unchecked = [], 0
     for line in _input_lines(file):
@@ -291,7 +291,7 @@ def replay(
     """Rebuild every ClickHouse projection from the Kafka log into fresh tables and swap them in."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streams.replay import replay as rebuild
+    from streams.ops.replay import replay as rebuild
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=quiet) as bar:
@@ -325,8 +325,8 @@ def alert(
     """Act on an alert as on-call staff (publishes an alert_action event)."""
     from datetime import datetime, timedelta, timezone
 
-    from streams.kafka import producer
-    from streams.publisher import Publisher
+    from streams.edge.kafka import producer
+    from streams.edge.publisher import Publisher
 
     settings = _settings()
     publisher = Publisher(producer(settings, max_block_ms=15_000), settings.pseudonym_key())
@@ -351,7 +351,7 @@ def simulate(
     truth: Annotated[Path | None, typer.Option(help="Ground-truth JSONL (default: beside the output).")] = None,
 ) -> None:
     """Simulate a province: tips, device signals, models, verdicts, with ground truth."""
-    from streams.simulation_io import run_simulation
+    from streams.sim.runner import run_simulation
 
     if (output is None) == (not publish):
         raise ConfigError("give exactly one of --output FILE or --publish")
@@ -368,8 +368,8 @@ def demo(
 ) -> None:
     """Start the stack and a worker, feed a simulated province (and bad input), print what happened."""
     from streams.config import REPO_ROOT
-    from streams.demo import contract_invalid_lines, run_demo
-    from streams.simulation_io import sim_config
+    from streams.sim.demo import contract_invalid_lines, run_demo
+    from streams.sim.runner import sim_config
 
     config = sim_config(province, days, seed, scale, "2025-09-01")
     run_demo(_settings(), config, pace, contract_invalid_lines(REPO_ROOT / "tests" / "data" / "contracts"), out)

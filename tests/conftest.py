@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from streams.stack import WorkerProcess, free_port_block
+from streams.ops.stack import WorkerProcess, free_port_block
 
 # Fuzz tests assert behaviour, not speed: no per-example deadline (a loaded CI machine
 # otherwise fails them with DeadlineExceeded).

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from schemas import CODEC
-from streams.kafka import read_topic
-from streams.stack import WorkerProcess
+from streams.edge.kafka import read_topic
+from streams.ops.stack import WorkerProcess
 from streams.topics import ALERTS
 from tests.conftest import REPO, WEBHOOK_SECRET, WebhookReceiver, jsonl, run_cli, wait_for
 

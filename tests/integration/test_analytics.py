@@ -12,9 +12,9 @@ import pytest
 from clickhouse_driver.errors import ServerException
 
 from sinks.clickhouse import connect
-from streams.catalog import catalog
-from streams.simulator import SimConfig, simulate
-from streams.stack import WorkerProcess
+from streams.ops.catalog import catalog
+from streams.sim.simulator import SimConfig, simulate
+from streams.ops.stack import WorkerProcess
 from tests.conftest import EVENTS, jsonl, offline_run, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ START, END = "2033-03-01", "2033-03-02"
 def simulated(worker: WorkerProcess, clickhouse: Any) -> list[dict[str, Any]]:
     from datetime import datetime
 
-    from streams.simulator import VN
+    from streams.sim.simulator import VN
 
     config = SimConfig(96, days=2, seed=21, scale=0.4, start=datetime(2033, 3, 1, tzinfo=VN))
     events = [e for e in simulate(config).events if e["type"] in ("tip", "feedback", "device_signal")
@@ -112,7 +112,7 @@ PROVINCE = 12
 def province(worker: WorkerProcess, clickhouse: Any) -> list[dict[str, Any]]:
     from datetime import datetime
 
-    from streams.simulator import VN
+    from streams.sim.simulator import VN
 
     events = simulate(SimConfig(PROVINCE, days=2, seed=31, scale=0.3, start=datetime(2034, 5, 1, tzinfo=VN))).events
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from streams import stack
-from streams.kafka import producer
-from streams.publisher import Publisher
-from streams.stack import WorkerProcess
-from streams.verify import verify_delivery
+from streams.ops import stack
+from streams.edge.kafka import producer
+from streams.edge.publisher import Publisher
+from streams.ops.stack import WorkerProcess
+from streams.ops.verify import verify_delivery
 from tests.conftest import EVENTS, WebhookReceiver, wait_for
 
 pytestmark = pytest.mark.integration

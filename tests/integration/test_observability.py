@@ -15,8 +15,8 @@ import yaml
 
 from sinks.clickhouse import connect
 from streams.config import INFRA_DIR
-from streams.kafka import producer
-from streams.stack import WorkerProcess
+from streams.edge.kafka import producer
+from streams.ops.stack import WorkerProcess
 from streams.topics import TIPS
 from tests.conftest import EVENTS, jsonl, run_cli, wait_for
 from tests.unit.test_dashboards import load_dashboards

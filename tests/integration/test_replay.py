@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from sinks.clickhouse import PROJECTION_TABLES, private_database, projection_table
-from streams.simulator import VN, SimConfig, simulate
-from streams.stack import WorkerProcess
+from streams.sim.simulator import VN, SimConfig, simulate
+from streams.ops.stack import WorkerProcess
 from tests.conftest import EVENTS, jsonl, run_cli, wait_for
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from processors.pseudonym import Pseudonymiser, normalise_contact
 from processors.validation import parse_contract
 from schemas import CODEC
 from sinks.clickhouse import event_row, event_sink, private_database
-from streams.kafka import producer, read_topic
-from streams.publisher import Publisher
+from streams.edge.kafka import producer, read_topic
+from streams.edge.publisher import Publisher
 from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
-from streams.stack import WorkerProcess
+from streams.ops.stack import WorkerProcess
 from tests.conftest import BINHYEN, EVENTS, CONTRACTS, legacy_event_id, unkeyed_hashes, contract_lines, jsonl, run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from sinks.clickhouse import (
     incident_rows,
 )
 from processors import geography
-from streams.catalog import QUERY_DIR, catalog
+from streams.ops.catalog import QUERY_DIR, catalog
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from processors.pseudonym import Pseudonymiser
 from processors.validation import InvalidEvent, parse_contract
 from schemas import CODEC, DecodeError
 from streams.topics import TIPS
-from streams.worker import Accepted, triage
+from streams.runtime.batch import REJECTION_KINDS, Accepted, Rejected, triage
 from tests.conftest import offline_run
 
 KEY = b"k" * 32
@@ -59,9 +59,9 @@ def test_mutated_tips_are_parsed_or_rejected(changes: dict[str, Any]) -> None:
 @given(st.binary(max_size=300))
 def test_any_bytes_on_a_topic_are_accepted_or_dead_lettered_with_a_reason(value: bytes) -> None:
     verdict = triage(value, TIPS)
-    assert isinstance(verdict, (Accepted, str))
-    if isinstance(verdict, str):
-        assert verdict and "\n" not in verdict
+    assert isinstance(verdict, (Accepted, Rejected))
+    if isinstance(verdict, Rejected):
+        assert verdict.kind in REJECTION_KINDS and verdict.reason and "\n" not in verdict.reason
 
 
 @settings(max_examples=300)

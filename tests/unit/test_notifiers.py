@@ -81,7 +81,7 @@ def test_a_redirect_is_a_failed_delivery_and_the_alert_stays_queued(endpoint: En
         sink.flush()
     assert str(caught.value) == (f"route commune-post answered {endpoint.status} "
                                  "(a redirect; binhyen does not follow them)")
-    assert sink.pending == [ALERT]
+    assert sink.alerts == [ALERT] and sink.pending == 1
     assert [(method, path.split("?")[0]) for method, path, _, _ in endpoint.requests] == [("POST", "/hook")]
 
 

@@ -20,7 +20,7 @@ COMPOSE = yaml.safe_load((PRODUCTION / "compose.yaml").read_text(encoding="utf-8
 
 def settings_read_by_the_code() -> set[str]:
     names: set[str] = set()
-    for path in (REPO_ROOT / "streams").glob("*.py"):
+    for path in (REPO_ROOT / "streams").rglob("*.py"):
         names |= set(re.findall(r'"(BINHYEN_[A-Z_]+)"', path.read_text(encoding="utf-8")))
     return names
 
@@ -59,9 +59,9 @@ def test_production_prometheus_scrapes_the_workers_metrics_port() -> None:
 
 
 def test_the_image_holds_every_package() -> None:
-    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    included = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
     dockerfile = (PRODUCTION / "Dockerfile").read_text()
-    for package in packages:
+    for package in (pattern.rstrip("*") for pattern in included["include"]):
         assert f"COPY {package} {package}" in dockerfile
 
 

@@ -22,9 +22,9 @@ from processors.pseudonym import Pseudonymiser, normalise_contact
 from processors.validation import MAX_LINE_BYTES, InvalidEvent, check_rules, parse_contract
 from schemas import CODEC
 from streams.cli import _bounded_lines
-from streams.publisher import Publisher
+from streams.edge.publisher import Publisher
 from streams.topics import TIPS
-from streams.worker import Accepted, triage
+from streams.runtime.batch import Accepted, Rejected, triage
 from tests.conftest import legacy_event_id, unkeyed_hashes
 
 KEY = b"k" * 32
@@ -113,8 +113,8 @@ def test_the_worker_dead_letters_a_tip_whose_pseudonym_is_not_one(forged: str) -
     _, record, _ = parse_contract({**tip_without_id(SECRET), "event_id": "forged-1"}, PSEUDONYMS)
     # a producer that bypasses the publisher writes its own "pseudonym"
     verdict = triage(CODEC.encode("tip", dict(record, reporter_pseudonym=forged)), TIPS)
-    assert verdict == ("reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
-                       "publish through binhyen's publisher, which pseudonymises contacts")
+    assert verdict == Rejected("contract", "reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
+                                           "publish through binhyen's publisher, which pseudonymises contacts")
     assert isinstance(triage(CODEC.encode("tip", record), TIPS), Accepted)
     with pytest.raises(InvalidEvent):
         check_rules("tip", dict(record, reporter_pseudonym=forged))

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from processors.geography import communes_of_province
 from streams.cli import app
-from streams.sim_texts import add_noise, strip_diacritics
-from streams.simulator import SimConfig, Simulation, simulate
+from streams.sim.texts import add_noise, strip_diacritics
+from streams.sim.simulator import SimConfig, Simulation, simulate
 from tests.conftest import offline_run
 
 CA_MAU = 96

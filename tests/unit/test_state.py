@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.state import BatchedTable
+from streams.runtime.state import BatchedTable, EventCursor
 
 
 class FakeTable(dict):
@@ -21,20 +21,19 @@ class FakeTable(dict):
         super().__setitem__(key, value)
 
 
-def batched() -> tuple[FakeTable, BatchedTable, list[Any]]:
-    table, current = FakeTable(), [None]
+def batched() -> tuple[FakeTable, BatchedTable, EventCursor]:
+    table, cursor = FakeTable(), EventCursor()
 
     def set_current(event: Any) -> None:
-        current[0] = event
         table.current = event
 
-    return table, BatchedTable(table, lambda: current[0], set_current), current
+    return table, BatchedTable(table, cursor, set_current), cursor
 
 
 def test_each_changed_key_is_written_once_under_its_last_event() -> None:
-    table, state, current = batched()
+    table, state, cursor = batched()
     for n in range(100):  # a batch of heartbeats in two communes
-        current[0] = f"event-{n}"
+        cursor.current = f"event-{n}"
         key = str(n % 2)
         value = state.get(key) or {"seen": 0}
         value["seen"] += 1
@@ -46,9 +45,9 @@ def test_each_changed_key_is_written_once_under_its_last_event() -> None:
 
 
 def test_reads_see_the_table_and_deletes_of_missing_keys_are_harmless() -> None:
-    table, state, current = batched()
+    table, state, cursor = batched()
     table.update({"a": 1})
-    current[0] = "e"
+    cursor.current = "e"
     assert state["a"] == 1 and state.get("b") is None
     del state["a"]
     del state["never-there"]

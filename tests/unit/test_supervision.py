@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.config import ConfigError, Settings
-from streams.supervision import MAX_STATE_RESETS, STEADY_AFTER_S, QuietRepeats, restart_with_fresh_state, wait_for_servers
+from streams.runtime.supervision import MAX_STATE_RESETS, STEADY_AFTER_S, QuietRepeats, restart_with_fresh_state, wait_for_servers
 
 
 def record(text: str) -> logging.LogRecord:

@@ -8,7 +8,7 @@ from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from schemas import CODEC
 from streams.topics import DEVICE_SIGNALS, TIPS
-from streams.worker import Accepted, dead_letter, triage
+from streams.runtime.batch import Accepted, Message, Rejected, dead_letter, triage
 
 TIP = {"type": "tip", "event_id": "t-1", "occurred_at": "2025-06-26T06:35:00+07:00",
        "commune_code": 25813, "channel": "zalo", "text": "có đánh nhau", "reporter_contact": "0912000111"}
@@ -40,13 +40,14 @@ def test_a_valid_event_is_accepted() -> None:
 )
 def test_undecodable_values_get_a_reason(value: bytes | None, reason: str) -> None:
     verdict = triage(value, TIPS)
-    assert isinstance(verdict, str) and verdict.startswith(reason)
+    assert isinstance(verdict, Rejected) and verdict.reason.startswith(reason)
+    assert verdict.kind == ("tombstone" if value is None else "decode")
 
 
 def test_an_event_on_the_wrong_topic_is_dead_lettered() -> None:
     event_type, record = wire(TIP)
-    assert triage(CODEC.encode(event_type, record), DEVICE_SIGNALS) == (
-        "a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1"
+    assert triage(CODEC.encode(event_type, record), DEVICE_SIGNALS) == Rejected(
+        "wrong_topic", "a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1"
     )
 
 
@@ -54,11 +55,13 @@ def test_a_well_encoded_but_invalid_event_is_dead_lettered() -> None:
     """A producer that bypasses the publisher is still held to the contract."""
     event_type, record = wire(TIP)
     bad = dict(record, commune_code=99_999_999, text="   ")
-    assert triage(CODEC.encode(event_type, bad), TIPS).startswith("commune_code: 99999999 is not a 2025 commune code")
+    verdict = triage(CODEC.encode(event_type, bad), TIPS)
+    assert isinstance(verdict, Rejected) and verdict.kind == "contract"
+    assert verdict.reason.startswith("commune_code: 99999999 is not a 2025 commune code")
 
 
 def test_dead_letter_carries_reason_origin_and_original_bytes() -> None:
-    letter = dead_letter("why", TIPS, 3, 42, b"\x01\x02", 1_700_000_000_000)
+    letter = dead_letter(Rejected("contract", "why"), Message(TIPS, 3, 42, b"\x01\x02"), 1_700_000_000_000)
     event_type, record = CODEC.decode(letter)
     assert event_type == "dead_letter"
     assert record == {"reason": "why", "source_topic": TIPS, "source_partition": 3, "source_offset": 42,
@@ -67,8 +70,8 @@ def test_dead_letter_carries_reason_origin_and_original_bytes() -> None:
 
 def test_an_oversize_original_is_cut_but_its_size_kept() -> None:
     huge = b"\xff" * 900_000
-    assert triage(huge, TIPS) == "not Avro single-object encoded: missing the C3 01 marker"
-    letter = dead_letter("too big", TIPS, 0, 7, huge, 0)
+    assert triage(huge, TIPS) == Rejected("decode", "not Avro single-object encoded: missing the C3 01 marker")
+    letter = dead_letter(Rejected("decode", "too big"), Message(TIPS, 0, 7, huge), 0)
     assert len(letter) < 70_000
     record = CODEC.decode(letter)[1]
     assert record["original"] == huge[:65_536] and record["original_size"] == 900_000

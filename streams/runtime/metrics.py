@@ -15,11 +15,13 @@ import json
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from streams.config import ConfigError, Settings
+from streams.runtime.batch import REJECTION_KINDS, BatchOutput
 
 log = logging.getLogger("binhyen.worker")
 PORT_TRIES = 16  # without BINHYEN_METRICS_PORT, a second local worker takes the next free port
@@ -38,17 +40,17 @@ COMMITTED = Gauge("binhyen_consumer_position", "Next offset to process per parti
                   ["topic", "partition"], registry=REGISTRY)
 LAG = Gauge("binhyen_consumer_lag", "Messages behind the partition's high watermark (from fetch responses, "
             "not ListOffsets, which the local broker answers wrongly).", ["topic", "partition"], registry=REGISTRY)
-SINK_ROWS = Counter("binhyen_sink_rows", "Rows inserted into ClickHouse.", ["table"], registry=REGISTRY)
-SINK_BATCH = Histogram("binhyen_sink_batch_rows", "Rows per ClickHouse insert.", ["table"],
+# Sinks (sinks.base): the ClickHouse tables by table name, the alert notifiers as `log` and `webhook`.
+SINK_ROWS = Counter("binhyen_sink_rows", "Items a sink took: rows inserted into a ClickHouse table, alert "
+                    "notifications delivered.", ["table"], registry=REGISTRY)
+SINK_BATCH = Histogram("binhyen_sink_batch_rows", "Items per successful sink flush.", ["table"],
                        buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000), registry=REGISTRY)
-SINK_SECONDS = Histogram("binhyen_sink_insert_seconds", "Duration of a successful ClickHouse insert.", ["table"],
+SINK_SECONDS = Histogram("binhyen_sink_insert_seconds", "Duration of a successful sink flush.", ["table"],
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
-SINK_FAILURES = Counter("binhyen_sink_failures", "Failed ClickHouse inserts (each is retried).", ["table"],
-                        registry=REGISTRY)
+SINK_FAILURES = Counter("binhyen_sink_failures", "Failed sink flushes (each is retried; nothing is dropped).",
+                        ["table"], registry=REGISTRY)
 ALERTS = Counter("binhyen_alerts", "Alert lifecycle steps emitted.", ["severity", "rule", "state"],
                  registry=REGISTRY)
-DELIVERIES = Counter("binhyen_alert_deliveries", "Alert notifications, by notifier and outcome.",
-                     ["notifier", "outcome"], registry=REGISTRY)
 OPEN_INCIDENTS = Gauge("binhyen_open_incidents", "Incidents still open in this worker's communes.",
                        registry=REGISTRY)
 UNACKED_P1 = Gauge("binhyen_unacked_p1", "P1 alerts raised or escalated and not yet acknowledged.",
@@ -63,21 +65,24 @@ DEVICE_LAST_SEEN = Gauge("binhyen_devices_last_signal_timestamp_seconds", "Wall-
                          "consumed a device signal of the commune.", ["commune"], registry=REGISTRY)
 
 
-_REASON_SIGNS = (("tombstone", ("tombstone",)), ("processing", ("processing failed",)),
-                 ("wrong_topic", ("; publish it to",)), ("tick", ("tick",)),
-                 ("decode", ("single-object", "corrupt", "trailing bytes", "fingerprint")))
-REASON_KINDS = (*(kind for kind, _ in _REASON_SIGNS), "contract")
-for _kind in REASON_KINDS:  # every series from 0, so the first dead letter of a kind shows in increase()
+for _kind in REJECTION_KINDS:  # every series from 0, so the first dead letter of a kind shows in increase()
     DEAD_LETTERS.labels(_kind)
 
 
-def reason_kind(reason: str) -> str:
-    """A dead letter's reason as a bounded label: the text itself may quote the event."""
-    text = reason.lower()
-    for kind, signs in _REASON_SIGNS:
-        if any(sign in text for sign in signs):
-            return kind
-    return "contract"
+def observe_batch(out: BatchOutput, started_s: float) -> None:
+    """What one committed batch consumed, rejected and raised, and how long it took."""
+    for (topic, kind), count in out.consumed.items():
+        CONSUMED.labels(topic, kind).inc(count)
+    for kind, count in out.rejected.items():
+        DEAD_LETTERS.labels(kind).inc(count)
+    for age in out.event_ages_s:
+        EVENT_AGE.observe(age)
+    for alert in out.alerts:
+        ALERTS.labels(alert["severity"], alert["rule"], alert["state"]).inc()
+    now = time.time()
+    for commune in out.device_communes:
+        DEVICE_LAST_SEEN.labels(str(commune)).set(now)
+    BATCH_LATENCY.observe(now - started_s)
 
 
 def serve(settings: Settings) -> int:

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from processors.geography import communes_of_province, find_province, provinces
 from processors.validation import InvalidEvent
 from streams.config import ConfigError, Settings
-from streams.simulator import VN, SimConfig, Simulation, simulate
+from streams.sim.simulator import VN, SimConfig, Simulation, simulate
 
 
 def sim_config(province: str, days: int, seed: int, scale: float, start: str) -> SimConfig:
@@ -54,8 +54,8 @@ def publish_events(settings: Settings, events: list[dict[str, Any]], console: Co
     """Publish in event-time order; with `pace_seconds`, spread over that much wall time."""
     import time
 
-    from streams.kafka import producer
-    from streams.publisher import Publisher
+    from streams.edge.kafka import producer
+    from streams.edge.publisher import Publisher
 
     publisher = Publisher(producer(settings), settings.pseudonym_key())
     began = time.monotonic()

@@ -4,7 +4,8 @@ The processors mutate a commune's state and assign it back on every event. Writt
 that is one changelog record per heartbeat. `BatchedTable` keeps the batch's reads and writes
 in memory and `flush()` writes each changed key once, under the event that changed it last —
 Faust sends a table change to the changelog (and RocksDB) partition of the current event, so
-each key lands in its own partition.
+each key lands in its own partition. The batch step names the current event through an
+`EventCursor`; only `flush()` (the checkpoint's first step) hands it to Faust.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from typing import Any
 _MISSING = object()
 
 
+class EventCursor:
+    """The event whose processing is under way: its partition owns the state written now."""
+
+    current: Any = None
+
+
 class BatchedTable(MutableMapping[str, Any]):
-    def __init__(self, table: MutableMapping[str, Any], current_event: Callable[[], Any],
+    def __init__(self, table: MutableMapping[str, Any], cursor: EventCursor,
                  set_current_event: Callable[[Any], None]) -> None:
         self.table = table
-        self.current_event = current_event
+        self.cursor = cursor
         self.set_current_event = set_current_event
         self.cache: dict[str, Any] = {}
         self.dirty: dict[str, Any] = {}  # key -> the event that changed it last
@@ -41,12 +48,12 @@ class BatchedTable(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.cache[key] = value
-        self.dirty[key] = self.current_event()
+        self.dirty[key] = self.cursor.current
 
     def __delitem__(self, key: str) -> None:
         """Forget the key (a no-op write if it was already gone)."""
         self.cache[key] = None
-        self.dirty[key] = self.current_event()
+        self.dirty[key] = self.cursor.current
 
     def __iter__(self) -> Iterator[str]:
         self.flush()
@@ -68,4 +75,5 @@ class BatchedTable(MutableMapping[str, Any]):
         written = len(self.dirty)
         self.dirty.clear()
         self.cache.clear()
+        self.set_current_event(None)
         return written

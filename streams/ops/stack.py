@@ -293,7 +293,7 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
     refuses to start on that. It is removed with the broker's old data.
     """
     from sinks.clickhouse import migrate
-    from streams.kafka import ensure_topics
+    from streams.edge.kafka import ensure_topics
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.state_dir.chmod(0o700)  # keys, passwords, logs and data: the owner's only

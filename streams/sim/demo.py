@@ -21,12 +21,12 @@ from processors import geography
 from processors.geography import provinces
 from schemas import CODEC
 from sinks.clickhouse import connect, events_table
-from streams import stack
+from streams.ops import stack
 from streams.config import ConfigError, Settings
-from streams.kafka import producer, read_topic
-from streams.publisher import Publisher
-from streams.simulation_io import generate, publish_events, write_jsonl
-from streams.simulator import SimConfig, Simulation, id_prefix
+from streams.edge.kafka import producer, read_topic
+from streams.edge.publisher import Publisher
+from streams.sim.runner import generate, publish_events, write_jsonl
+from streams.sim.simulator import SimConfig, Simulation, id_prefix
 from streams.topics import DEAD_LETTER, TIPS
 
 NUMERIC_COLUMNS = frozenset({

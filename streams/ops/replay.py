@@ -30,9 +30,9 @@ from sinks.clickhouse import (
     private_database, swap_projections,
 )
 from streams.config import ConfigError, Settings
-from streams.kafka import consumer
+from streams.edge.kafka import consumer
 from streams.topics import ALERT_ACTIONS, ALERTS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS
-from streams.worker import Accepted, triage
+from streams.runtime.batch import Accepted, triage
 
 LOG_TOPICS = (TIPS, DEVICE_SIGNALS, FEEDBACK, MODEL_CHANGES, ALERT_ACTIONS, INCIDENTS, ALERTS)
 POLL_RECORDS = 5_000

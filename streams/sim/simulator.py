@@ -26,7 +26,7 @@ from typing import Any
 from processors.alerts import alert_id_for
 from processors.geography import Commune, communes_of_province
 from processors.incidents import incident_id_for
-from streams import sim_texts as T
+from streams.sim import texts as T
 
 VN = timezone(timedelta(hours=7))
 DAY_S = 86_400

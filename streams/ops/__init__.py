@@ -1,0 +1,1 @@
+"""Operations: the local stack, replay, delivery verification and the analysts' catalog."""

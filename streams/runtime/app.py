@@ -1,0 +1,204 @@
+"""`binhyen worker`: Faust wired to the batch step, the checkpoint and the sinks.
+
+Messages are consumed as raw bytes and decoded by the batch step, not by Faust (Faust
+acknowledges a message before its own decode-error handler runs, which would lose it). Each
+agent runs the same loop (`consume`): take a batch, run the batch step over it
+(streams.runtime.batch), commit it (streams.runtime.checkpoint: state → produce → sinks →
+offsets). Agents run at concurrency 1 (faust can otherwise commit past in-flight work).
+
+Agents:
+- `commune_events`: tips, device signals, feedback and the internal commune-control topic
+  (alert actions and timer ticks re-keyed by commune), all keyed by commune and sharing one
+  partition count with the state tables; emits incidents and alert lifecycle events;
+- `registry_events`: model changes and alert actions (recorded; actions forwarded to the
+  control topic under their commune, where the commune's alert state lives);
+- `deliver_alerts`: the alerts topic to the notifier sinks (log, webhook).
+A timer sends a tick for every commune whose alert state has something due (an unacked P1,
+a silent device), so escalation happens even when the commune is quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import faust
+from faust.exceptions import PartitionsMismatch
+
+from processors.alerts import unacked_p1_since
+from processors.pipeline import EventProcessor, ProcessorState
+from sinks.base import Sink
+from sinks.clickhouse import alert_sink, connect, event_sink, incident_sinks
+from sinks.notifiers import LogNotifier, WebhookNotifier
+from streams.config import Settings
+from streams.edge.kafka import ensure_topics
+from streams.runtime import faust_compat, metrics
+from streams.runtime.batch import BatchOutput, BatchStep, Message, alerts_to_deliver, tick_message
+from streams.runtime.checkpoint import Checkpoint
+from streams.runtime.state import BatchedTable, EventCursor
+from streams.runtime.supervision import (
+    broker_lost_its_data, quiet_kafka_client_logs, restart_with_fresh_state, wait_for_servers,
+)
+from streams.topics import (
+    ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS,
+)
+
+faust_compat.apply()  # before any faust App: faust-streaming 0.15.3 loses records on a rebalance without it
+log = logging.getLogger("binhyen.worker")
+TICK_EVERY_S = 2.0
+METRICS_EVERY_S = 5.0
+LIVE_HORIZON_MS = 24 * 3_600_000  # timer ticks act on what is due within a day of the clock, not on replays
+RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+SOURCE_TOPICS = {TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, MODEL_CHANGES, ALERT_ACTIONS, ALERTS}
+
+
+async def consume(stream: faust.StreamT, step: Callable[[list[Message], int], BatchOutput],
+                  checkpoint: Checkpoint, batch_size: int, batch_seconds: float) -> None:
+    """The worker's loop: take a batch, run the step over it, commit it."""
+    async for events in stream.noack_take(batch_size, within=batch_seconds):
+        started = time.time()
+        messages = [Message(e.message.topic, e.message.partition, e.message.offset, e.message.value, e)
+                    for e in events]
+        out = step(messages, int(started * 1000))
+        await checkpoint.commit(out, events)
+        metrics.observe_batch(out, started)
+
+
+def make_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.worker_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        datadir=str(settings.state_dir / "faust"),
+        store="rocksdb://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.commune_partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
+        broker_credentials=settings.kafka_security.faust_credentials(),
+    )
+    outputs = {name: app.topic(name, **RAW) for name in (DEAD_LETTER, INCIDENTS, ALERTS, COMMUNE_CONTROL)}
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> Any:
+        return await outputs[topic].send(key=key, value=value)
+
+    json_table = {"partitions": settings.commune_partitions}  # keys and values serialised as JSON
+    tables = {
+        "communes": app.Table("communes", help="open incidents and seen event ids per commune", **json_table),
+        "reputation": app.GlobalTable("reputation", help="verdict counts per reporter, group, channel, commune",
+                                      **json_table),
+        "chains": app.GlobalTable("chains", help="communes that carried each forwarded text", **json_table),
+        "alerts": app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
+    }
+    credibility, alerting = settings.credibility_config(), settings.alert_config()
+    started = time.monotonic()
+    batch = (settings.worker_batch_size, settings.worker_batch_seconds)
+
+    @app.agent(app.topic(TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, **RAW), concurrency=1)
+    async def commune_events(stream: faust.StreamT) -> None:
+        cursor = EventCursor()
+        state = {name: BatchedTable(table, cursor, lambda event: faust_compat.route_state_to(stream, event))
+                 for name, table in tables.items()}
+        # Ticks come from the timer per commune: a global event-time tick would write the state
+        # of other communes outside their partition.
+        processor = EventProcessor(ProcessorState(**state), credibility, alerting, global_ticks=False)
+        client = connect(settings, settings.clickhouse_database)
+        incidents, members = incident_sinks(client)
+        sinks: dict[str, Sink] = {"events": event_sink(client, settings.clickhouse_database), "incidents": incidents,
+                                  "incident_members": members, "alerts": alert_sink(client)}
+        try:
+            await consume(stream, BatchStep(processor, cursor).run, Checkpoint(state.values(), send, sinks, stream.ack),
+                          *batch)
+        except PartitionsMismatch as exc:  # topics re-created under us (a broker that lost its data)
+            log.error("%s", " ".join(str(exc).split()))
+            restart_with_fresh_state(settings, time.monotonic() - started)
+
+    @app.agent(app.topic(MODEL_CHANGES, ALERT_ACTIONS, **RAW), concurrency=1)
+    async def registry_events(stream: faust.StreamT) -> None:
+        sinks: dict[str, Sink] = {"events": event_sink(connect(settings, settings.clickhouse_database),
+                                                       settings.clickhouse_database)}
+        await consume(stream, BatchStep(None).run, Checkpoint((), send, sinks, stream.ack), *batch)
+
+    notifiers: dict[str, Sink] = {"log": LogNotifier()}
+    if settings.webhook_urls:
+        assert settings.webhook_secret is not None  # Settings refuses webhook routes without one
+        notifiers["webhook"] = WebhookNotifier(settings.webhook_urls, settings.webhook_secret,
+                                               alerting.routes["digest"])
+
+    @app.agent(app.topic(ALERTS, **RAW), concurrency=1)
+    async def deliver_alerts(stream: faust.StreamT) -> None:
+        await consume(stream, lambda messages, _: alerts_to_deliver(messages, list(notifiers)),
+                      Checkpoint((), send, notifiers, stream.ack), 100, 0.05)
+
+    @app.timer(interval=TICK_EVERY_S)
+    async def tick_due_communes() -> None:
+        """Escalations and silent devices in communes with no new events: a tick per commune due."""
+        now_ms = int(time.time() * 1000)
+        for key, commune_state in list(tables["alerts"].items()):
+            due = (commune_state or {}).get("due")
+            if due is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms:
+                await send(COMMUNE_CONTROL, str(key).encode(), tick_message(int(key), now_ms))
+
+    @app.on_partitions_assigned.connect
+    async def warn_if_shared(sender: Any, assigned: set[Any], **_: Any) -> None:
+        """Say loudly when another worker shares the group: rebalances can skip events (README)."""
+        tips = sum(1 for tp in assigned if tp.topic == TIPS)
+        metrics.ASSIGNED_TIP_PARTITIONS.set(tips)
+        if 0 < tips < settings.commune_partitions:
+            log.error("this worker holds %d of %d tip partitions: another worker shares group %r. Concurrent "
+                      "workers can skip events after a rebalance (faust-streaming; README, Throughput): run one "
+                      "worker per group", tips, settings.commune_partitions, settings.worker_group)
+
+    @app.timer(interval=METRICS_EVERY_S)
+    async def observe_state() -> None:
+        """Lag per partition, open incidents, unacknowledged P1s and state sizes, for the gauges."""
+        consumer = app.consumer
+        metrics.COMMITTED.clear()  # partitions revoked by a rebalance must not keep their last figures
+        metrics.LAG.clear()
+        for tp in consumer.assignment():
+            if tp.topic not in SOURCE_TOPICS:
+                continue
+            committed = faust_compat.committed_offset(consumer, tp)
+            metrics.COMMITTED.labels(tp.topic, str(tp.partition)).set(committed)
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
+        now_ms = time.time() * 1000
+        metrics.OPEN_INCIDENTS.set(sum(len((state or {}).get("open", ())) for state in tables["communes"].values()))
+        raised = [at for state in tables["alerts"].values() for at in unacked_p1_since(state)]
+        metrics.UNACKED_P1.set(len(raised))
+        metrics.OLDEST_UNACKED_P1.set(max(0.0, (now_ms - min(raised)) / 1000) if raised else 0.0)
+        for name, table in tables.items():
+            metrics.STATE_KEYS.labels(name).set(len(table))
+
+    return app
+
+
+def run(settings: Settings, loglevel: str = "INFO") -> None:
+    """Run one worker until SIGINT/SIGTERM (see streams.runtime.supervision for outages)."""
+    logging.basicConfig(level=loglevel, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
+    # The driver logs every failed connection with a traceback; the checkpoint says it in a line.
+    logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
+    wait_for_servers(settings)
+    created = ensure_topics(settings)
+    if created:
+        log.warning("created topics %s", ", ".join(created))
+    faust_compat.bound_fetch_wait(settings.fetch_max_wait_ms)
+    quiet_kafka_client_logs(settings)
+    app = make_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    port = metrics.serve(settings)
+    started = time.monotonic()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if broker_lost_its_data(app, worker):
+            restart_with_fresh_state(settings, time.monotonic() - started)  # same port: the target stays
+        metrics.unregister_target(settings, port)
+        raise

@@ -1,0 +1,240 @@
+"""The batch step: raw messages in, everything they cause out — plain code, no Faust.
+
+`triage` turns one message value into a typed verdict (`Accepted`, `Tick` or
+`Rejected(kind, reason)`); `BatchStep.run` takes a batch through triage and the processors
+(the same ones `binhyen process` runs) and returns a `BatchOutput`: the rows each sink must
+take and the records to produce before the batch may be acknowledged. The checkpoint
+(streams.runtime.checkpoint) then commits it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from processors.alerts import commune_of_alert
+from processors.pipeline import EventProcessor
+from processors.validation import InvalidEvent, check_rules
+from schemas import CODEC, DecodeError
+from sinks.clickhouse import alert_row, event_row, incident_rows
+from streams.runtime.state import EventCursor
+from streams.topics import ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TOPIC_OF_TYPE
+
+log = logging.getLogger("binhyen.worker")
+MAX_DEAD_LETTER_ORIGINAL = 65_536
+SWEEP_EVERY_MS = 60_000
+
+RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "contract", "processing"]
+REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "contract", "processing")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed record; `token` is the framework's handle on it (state writes are routed by it)."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    token: Any = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event_type: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The worker's timer asking a commune to act on what is due (escalations, silent devices)."""
+
+    commune: int
+    now_ms: int
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Why a message is dead-lettered: a bounded `kind` for metrics, the `reason` for people."""
+
+    kind: RejectionKind
+    reason: str
+
+
+Verdict = Accepted | Tick | Rejected
+
+
+def tick_message(commune: int, now_ms: int) -> bytes:
+    return json.dumps({"tick": commune, "now_ms": now_ms}).encode()
+
+
+def triage(value: Any, topic: str) -> Verdict:
+    """Decode and validate one message value: the event, a tick, or why it is dead-lettered."""
+    if not isinstance(value, (bytes, bytearray)):
+        return Rejected("tombstone", "empty message value (tombstone); binhyen input topics carry no tombstones")
+    if topic == COMMUNE_CONTROL and value[:1] == b"{":
+        try:
+            tick = json.loads(value)
+            return Tick(int(tick["tick"]), int(tick["now_ms"]))
+        except (ValueError, KeyError, TypeError):
+            return Rejected("tick", "malformed tick on the control topic")
+    try:
+        event_type, record = CODEC.decode(value)
+    except DecodeError as exc:
+        return Rejected("decode", str(exc))
+    expected = (ALERT_ACTIONS, COMMUNE_CONTROL) if event_type == "alert_action" else (TOPIC_OF_TYPE.get(event_type),)
+    if topic not in expected:
+        return Rejected("wrong_topic", f"a {event_type} event on {topic}; publish it to {TOPIC_OF_TYPE[event_type]}")
+    try:
+        check_rules(event_type, record)
+    except InvalidEvent as exc:
+        return Rejected("contract", str(exc))
+    return Accepted(event_type, record)
+
+
+def dead_letter(rejected: Rejected, message: Message, now_ms: int) -> bytes:
+    """The dead-letter event; the original is cut to 64 KiB so a near-limit message still fits."""
+    original = bytes(message.value or b"")
+    return CODEC.encode("dead_letter", {
+        "reason": rejected.reason,
+        "source_topic": message.topic,
+        "source_partition": message.partition,
+        "source_offset": message.offset,
+        "original": original[:MAX_DEAD_LETTER_ORIGINAL],
+        "original_size": len(original),
+        "dead_lettered_at_ms": now_ms,
+    })
+
+
+@dataclass
+class BatchOutput:
+    """What one batch must get out before it may be acknowledged, and what it saw."""
+
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)  # sink name -> rows
+    records: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)  # (topic, key, value) to produce
+    consumed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, event type or kind)
+    rejected: Counter[RejectionKind] = field(default_factory=Counter)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    event_ages_s: list[float] = field(default_factory=list)
+    device_communes: set[int] = field(default_factory=set)
+
+    def row(self, sink: str, row: tuple[Any, ...]) -> None:
+        self.rows.setdefault(sink, []).append(row)
+
+
+class BatchStep:
+    """Triage → processors → outputs for one batch. `processor` is None for agents that only
+    record their events (model changes, alert actions)."""
+
+    def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None) -> None:
+        self.processor = processor
+        self.cursor = cursor
+        self.watermark_ms = 0
+        self.last_sweep_ms: int | None = None
+
+    def run(self, messages: list[Message], now_ms: int) -> BatchOutput:
+        out = BatchOutput()
+        incidents: dict[str, dict[str, Any]] = {}  # the latest snapshot of each changed incident
+        for message in messages:
+            verdict = triage(message.value, message.topic)
+            if isinstance(verdict, Rejected):
+                self._reject(out, message, verdict, now_ms)
+            elif isinstance(verdict, Tick):
+                out.consumed[message.topic, "tick"] += 1
+                self._tick(out, message, verdict)
+            else:
+                out.consumed[message.topic, verdict.event_type] += 1
+                self._accept(out, incidents, message, verdict, now_ms)
+        for snapshot in incidents.values():
+            row, members = incident_rows(snapshot)
+            out.row("incidents", row)
+            for member in members:
+                out.row("incident_members", member)
+            out.records.append((INCIDENTS, str(snapshot["commune_code"]).encode(), CODEC.encode("incident", snapshot)))
+        for alert in out.alerts:
+            out.row("alerts", alert_row(alert))
+            out.records.append((ALERTS, alert["alert_id"].encode(), CODEC.encode("alert", alert)))
+        self._sweep(now_ms)
+        if self.cursor is not None:
+            self.cursor.current = None
+        return out
+
+    def _reject(self, out: BatchOutput, message: Message, rejected: Rejected, now_ms: int) -> None:
+        log.warning("dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, rejected.reason)
+        out.consumed[message.topic, "invalid"] += 1
+        out.rejected[rejected.kind] += 1
+        out.records.append((DEAD_LETTER, None, dead_letter(rejected, message, now_ms)))
+
+    def _tick(self, out: BatchOutput, message: Message, tick: Tick) -> None:
+        if self.processor is None:
+            return
+        self._route_state_to(message)
+        try:
+            out.alerts += self.processor.alerting.tick(tick.commune, tick.now_ms)
+        except Exception:  # the next tick tries again
+            log.exception("tick of commune %d failed", tick.commune)
+
+    def _accept(self, out: BatchOutput, incidents: dict[str, dict[str, Any]], message: Message,
+                accepted: Accepted, now_ms: int) -> None:
+        record = accepted.record
+        if message.topic != COMMUNE_CONTROL:  # a forwarded action was recorded when it first arrived
+            out.row("events", event_row(accepted.event_type, record, message.topic, message.partition,
+                                        message.offset, now_ms // 1000))
+        if accepted.event_type == "alert_action" and message.topic == ALERT_ACTIONS:
+            commune = commune_of_alert(record["alert_id"])
+            if commune is not None:  # to the worker that holds the commune's alert state
+                out.records.append((COMMUNE_CONTROL, str(commune).encode(), bytes(message.value or b"")))
+            return
+        if self.processor is None:
+            return
+        self._route_state_to(message)
+        try:
+            result = self.processor.handle(accepted.event_type, record)
+        except Exception as exc:  # a bug must not stop the stream: isolate the event
+            log.exception("processing %s[%d]@%d failed", message.topic, message.partition, message.offset)
+            self._reject(out, message, Rejected("processing", f"processing failed: {type(exc).__name__}: {exc}"),
+                         now_ms)
+            return
+        self.watermark_ms = max(self.watermark_ms, record["occurred_at_ms"])
+        out.event_ages_s.append(max(0.0, now_ms / 1000 - record["occurred_at_ms"] / 1000))
+        if accepted.event_type == "device_signal":
+            out.device_communes.add(record["commune_code"])
+        for snapshot in result.incidents:
+            incidents[snapshot["incident_id"]] = snapshot
+        out.alerts += result.alerts
+
+    def _route_state_to(self, message: Message) -> None:
+        """State written from here on belongs to this message's partition (its changelog)."""
+        if self.cursor is not None:
+            self.cursor.current = message.token
+
+    def _sweep(self, now_ms: int) -> None:
+        """Bound the state now and then (wall clock: it is housekeeping, not a result)."""
+        if self.processor is None:
+            return
+        if self.last_sweep_ms is None:
+            self.last_sweep_ms = now_ms
+        if now_ms - self.last_sweep_ms < SWEEP_EVERY_MS:
+            return
+        try:
+            self.processor.sweep(self.watermark_ms)
+        except Exception:  # bounding state can wait for the next sweep; the stream cannot
+            log.exception("state sweep failed")
+        self.last_sweep_ms = now_ms
+
+
+def alerts_to_deliver(messages: list[Message], notifiers: list[str]) -> BatchOutput:
+    """The delivery agent's step: every alert event of the batch, for each notifier sink."""
+    out = BatchOutput()
+    for message in messages:
+        try:
+            alert = CODEC.decode(message.value or b"")[1]
+        except DecodeError as exc:  # the worker wrote it: a bug, not input to dead-letter
+            log.error("undeliverable alert at %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
+            continue
+        for notifier in notifiers:
+            out.row(notifier, alert)
+    return out

@@ -1,0 +1,1 @@
+"""The simulated province and the demo that feeds it through the whole path."""
