@@ -122,14 +122,14 @@ class WebhookNotifier(_AlertQueue):
         try:
             with _OPENER.open(request, timeout=TIMEOUT_S) as response:
                 if not 200 <= response.status < 300:
-                    raise DeliveryError(f"route {route} answered {response.status}")
+                    raise DeliveryError(f"webhook route {route} answered {response.status}")
         except urllib.error.HTTPError as exc:
-            raise DeliveryError(f"route {route} answered {exc.code}"
+            raise DeliveryError(f"webhook route {route} answered {exc.code}"
                                 + (" (a redirect; binhyen does not follow them)" if 300 <= exc.code < 400 else "")
                                 ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise DeliveryError(f"route {route} unreachable: {type(reason).__name__}") from None
+            raise DeliveryError(f"webhook route {route} unreachable: {type(reason).__name__}") from None
 
 
 def parse_routes(spec: str) -> dict[str, str]:

@@ -79,7 +79,7 @@ def test_a_redirect_is_a_failed_delivery_and_the_alert_stays_queued(endpoint: En
     sink.add(ALERT)
     with pytest.raises(DeliveryError) as caught:
         sink.flush()
-    assert str(caught.value) == (f"route commune-post answered {endpoint.status} "
+    assert str(caught.value) == (f"webhook route commune-post answered {endpoint.status} "
                                  "(a redirect; binhyen does not follow them)")
     assert sink.alerts == [ALERT] and sink.pending == 1
     assert [(method, path.split("?")[0]) for method, path, _, _ in endpoint.requests] == [("POST", "/hook")]
@@ -97,8 +97,8 @@ def test_errors_name_the_route_never_the_url(endpoint: Endpoint) -> None:
     gone.add(ALERT)
     with pytest.raises(DeliveryError) as unreachable:
         gone.flush()
-    assert str(answered.value) == "route commune-post answered 503"
-    assert str(unreachable.value) == "route commune-post unreachable: ConnectionRefusedError"
+    assert str(answered.value) == "webhook route commune-post answered 503"
+    assert str(unreachable.value) == "webhook route commune-post unreachable: ConnectionRefusedError"
     for message in (str(answered.value), str(unreachable.value)):
         assert "token" not in message and "127.0.0.1" not in message
 
