@@ -153,6 +153,24 @@ class IncidentClusterer:
         entry = ((self.communes.get(str(commune_code)) or {}).get("seen") or {}).get(tip_event_id)
         return entry if entry is not None and len(entry) == 5 else None
 
+    def park_verdict(self, commune_code: int, tip_event_id: str, at: int, verdict: str) -> None:
+        """Keep a verdict on a tip not seen yet, for as long as seen ids are kept."""
+        key = str(commune_code)
+        state = self.communes.get(key) or {"open": [], "seen": {}, "watermark": 0}
+        state.setdefault("parked", {})[tip_event_id] = [at, verdict]
+        self.communes[key] = state
+
+    def take_parked_verdict(self, commune_code: int, tip_event_id: str) -> str | None:
+        """The verdict read before its tip, if any (and forget it)."""
+        key = str(commune_code)
+        state = self.communes.get(key)
+        parked = (state or {}).get("parked") or {}
+        if tip_event_id not in parked:
+            return None
+        verdict = parked.pop(tip_event_id)[1]
+        self.communes[key] = state
+        return verdict
+
     def record_verdict(self, commune_code: int, incident_id: str, about: str, verdict: str) -> dict[str, Any] | None:
         """Attach an officer's verdict to an open incident; returns it (new version) or None if closed."""
         key = str(commune_code)
@@ -172,6 +190,8 @@ class IncidentClusterer:
         horizon = state["watermark"] - self.config.retention_ms
         if any(entry[0] < horizon for entry in state["seen"].values()):
             state["seen"] = {e: entry for e, entry in state["seen"].items() if entry[0] >= horizon}
+        if any(entry[0] < horizon for entry in state.get("parked", {}).values()):
+            state["parked"] = {e: entry for e, entry in state["parked"].items() if entry[0] >= horizon}
         if len(self._texts) > TEXT_CACHE_LIMIT:  # derived data: recomputed when needed again
             self._texts.clear()
 

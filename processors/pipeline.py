@@ -81,6 +81,11 @@ class EventProcessor:
         if event_type == "tip":
             self._note_chain(record)
             alerts += self.alerting.on_tip(record)
+            parked = self.clusterer.take_parked_verdict(record["commune_code"], record["event_id"])
+            if parked is not None:  # its verdict was read first: apply it now the tip is placed
+                judged = self._verdict({"verdict": parked, "tip_event_id": record["event_id"],
+                                        "commune_code": record["commune_code"], "occurred_at_ms": record["occurred_at_ms"]})
+                changed += [incident for incident in judged if incident not in changed]
         elif event_type == "device_signal":
             alerts += self.alerting.on_device_signal(record)
         elif event_type == "feedback":
@@ -135,7 +140,10 @@ class EventProcessor:
         if tip_id:
             origin = self.clusterer.tip_origin(commune, tip_id)
             if origin is None:
-                return []  # a tip this commune never saw (or long forgotten)
+                # Not read yet (input topics are not aligned in event time: after a rebalance a
+                # worker may read a partition's verdicts ahead of its tips), or long forgotten.
+                self.clusterer.park_verdict(commune, tip_id, record["occurred_at_ms"], verdict)
+                return []
             _, incident_id, reporter, source, channel = origin
             self.reputation.record(_reputation_keys(reporter, source, channel, commune), verdict)
             about = tip_id

@@ -245,7 +245,7 @@ class TableSink:
             )
         except (ClickHouseError, OSError, EOFError) as exc:
             first_line = (str(exc).splitlines() or [""])[0][:200]
-            raise SinkError(f"insert of {len(self.rows)} rows into {self.name} failed "
+            raise SinkError(f"ClickHouse insert of {len(self.rows)} rows into {self.name} failed "
                             f"({type(exc).__name__}: {first_line})") from None
         written, self.rows = len(self.rows), []
         return written

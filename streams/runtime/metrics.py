@@ -60,7 +60,7 @@ OLDEST_UNACKED_P1 = Gauge("binhyen_oldest_unacked_p1_seconds", "Age of the oldes
 STATE_KEYS = Gauge("binhyen_state_keys", "Keys held in each state table by this worker.", ["table"],
                    registry=REGISTRY)
 ASSIGNED_TIP_PARTITIONS = Gauge("binhyen_assigned_tip_partitions", "Partitions of the tips topic this worker holds "
-                                "(fewer than all: another worker shares the group).", registry=REGISTRY)
+                                "(its share of the group's communes).", registry=REGISTRY)
 DEVICE_LAST_SEEN = Gauge("binhyen_devices_last_signal_timestamp_seconds", "Wall-clock time the worker last "
                          "consumed a device signal of the commune.", ["commune"], registry=REGISTRY)
 

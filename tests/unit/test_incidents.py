@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from processors.incidents import IncidentClusterer
 from processors.pseudonym import Pseudonymiser
 from processors.text import content_tokens, locators, normalise
 from processors.validation import parse_contract
+from tests.conftest import offline_run
 
 
 def tip(event_id: str, minute: int, text: str, commune: int = 26680, channel: str = "zalo",
@@ -156,3 +158,19 @@ def test_normalisation_folds_teencode_and_diacritics() -> None:
 @pytest.mark.parametrize("text", ["?", "😡😡😡", "!!!"])
 def test_texts_without_words_never_join_anything(text: str) -> None:
     assert groups([tip("e1", 0, "có chuyện ở chợ"), tip("e2", 1, text)]) == [["e1"], ["e2"]]
+
+
+def test_a_verdict_read_before_its_tip_is_applied_when_the_tip_arrives() -> None:
+    """After a rebalance a worker may read a partition's verdicts ahead of its tips."""
+    tip = {"type": "tip", "event_id": "early-tip", "occurred_at": "2025-06-26T06:35:00+07:00", "commune_code": 25813,
+           "channel": "zalo", "reporter_contact": "0912000111", "text": "Có đánh nhau ở chợ Cây Cám, nhiều người"}
+    verdict = {"type": "feedback", "event_id": "early-verdict", "occurred_at": "2025-06-26T09:00:00+07:00",
+               "commune_code": 25813, "tip_event_id": "early-tip", "verdict": "valuable"}
+
+    def final_incident(order: list[dict[str, Any]]) -> dict[str, Any]:
+        out = list(offline_run().process([json.dumps(event) for event in order]))
+        return next(line for line in out if line["kind"] == "incident")
+
+    in_order, reversed_order = final_incident([tip, verdict]), final_incident([verdict, tip])
+    assert {r["signal"] for r in in_order["reasons"]} >= {"officer_valuable"}
+    assert reversed_order == in_order

@@ -32,8 +32,11 @@ def test_every_worker_setting_in_compose_is_one_the_code_reads() -> None:
     assert worker_env["BINHYEN_METRICS_HOST"] == "0.0.0.0"
 
 
-def test_one_worker_until_rebalances_are_proven_safe() -> None:
-    assert COMPOSE["services"]["worker"]["deploy"]["replicas"] == 1
+def test_several_workers_each_with_state_of_its_own() -> None:
+    worker = COMPOSE["services"]["worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert "volumes" not in worker  # a volume would be shared by every replica's RocksDB store
+    assert worker["tmpfs"][0].startswith(worker["environment"]["BINHYEN_STATE_DIR"] + ":")
 
 
 def test_kafka_never_auto_creates_topics() -> None:
