@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -206,6 +207,25 @@ def clickhouse(settings: Any) -> Any:
     from sinks.clickhouse import connect
 
     return connect(settings, settings.clickhouse_database)
+
+
+def publish_in_background(settings: Any, events: list[dict[str, Any]], chunk: int, pause: float) -> threading.Thread:
+    """Publish `events` through the publisher, `chunk` at a time with a pause between: a stream."""
+    from streams.edge.kafka import producer
+    from streams.edge.publisher import Publisher
+
+    publisher = Publisher(producer(settings), settings.pseudonym_key())
+
+    def run() -> None:
+        for start in range(0, len(events), chunk):
+            for event in events[start:start + chunk]:
+                publisher.publish(event)
+            assert publisher.flush() == []
+            time.sleep(pause)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def jsonl(events: list[dict[str, Any]]) -> str:

@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 
 from streams.ops import stack
-from streams.edge.kafka import producer
-from streams.edge.publisher import Publisher
 from streams.ops.stack import WorkerProcess
 from streams.ops.verify import verify_delivery
-from tests.conftest import EVENTS, WebhookReceiver, wait_for
+from tests.conftest import EVENTS, WebhookReceiver, publish_in_background, wait_for
 
 pytestmark = pytest.mark.integration
 COMMUNES = [18352, 25813, 26680, 26659, 31951, 31885]
@@ -37,21 +35,6 @@ def stream_events(tag: str, total: int, presses_every: int) -> list[dict[str, An
                        "device_id": f"{tag}-{'bell' if press else 'cam'}-{n}", "device_kind": "alarm_bell",
                        "signal": "panic_pressed" if press else "heartbeat", "site_kind": "bank"})
     return events
-
-
-def publish_in_background(settings: Any, events: list[dict[str, Any]], chunk: int, pause: float) -> threading.Thread:
-    publisher = Publisher(producer(settings), settings.pseudonym_key())
-
-    def run() -> None:
-        for start in range(0, len(events), chunk):
-            for event in events[start:start + chunk]:
-                publisher.publish(event)
-            assert publisher.flush() == []
-            time.sleep(pause)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def distinct(clickhouse: Any, tag: str) -> int:

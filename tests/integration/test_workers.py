@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -21,12 +19,12 @@ import pytest
 
 from sinks.clickhouse import connect, events_table
 from streams.config import Settings
-from streams.edge.kafka import producer
-from streams.edge.publisher import Publisher
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.ops.verify import verify_delivery
 from streams.sim.simulator import VN, SimConfig, id_prefix, simulate
-from tests.conftest import WEBHOOK_SECRET, WebhookReceiver, offline_run, run_cli, stack_environment, wait_for
+from tests.conftest import (
+    WEBHOOK_SECRET, WebhookReceiver, offline_run, publish_in_background, run_cli, stack_environment, wait_for,
+)
 
 pytestmark = pytest.mark.integration
 CONFIG = SimConfig(96, days=1, seed=14, scale=1.25, start=datetime(2036, 3, 2, tzinfo=VN))
@@ -95,20 +93,11 @@ def run_the_day(province: dict[str, Any], workers: Group, settings: Settings, we
     then check every event, incident and alert against the offline run."""
     events = province["events"]
     client = connect(settings, settings.clickhouse_database)
-    publisher = Publisher(producer(settings), settings.pseudonym_key())
-
-    def feed() -> None:
-        for start in range(0, len(events), CHUNK):
-            for event in events[start:start + CHUNK]:
-                publisher.publish(event)
-            assert publisher.flush() == []
-            time.sleep(PAUSE_S)
 
     def until_share(share: float) -> None:
         wait_for(lambda: arrived(client, settings) >= share * len(events), 240, f"{share:.0%} of the day")
 
-    feeder = threading.Thread(target=feed)
-    feeder.start()
+    feeder = publish_in_background(settings, events, CHUNK, PAUSE_S)
     disrupt(until_share)
     feeder.join()
     wait_for(lambda: arrived(client, settings) == len(events), 300, f"all {len(events)} events")
