@@ -59,3 +59,4 @@ bench: setup
 	$(BIN)/python bench/broker_latency.py
 	$(BIN)/python bench/alert_latency.py --seconds 60
 	$(BIN)/python bench/throughput.py --days 3
+	$(BIN)/python bench/two_workers.py --days 3
