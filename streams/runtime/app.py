@@ -35,7 +35,7 @@ from sinks.notifiers import LogNotifier, WebhookNotifier
 from streams.config import Settings
 from streams.edge.kafka import ensure_topics
 from streams.runtime import faust_compat, metrics
-from streams.runtime.batch import BatchOutput, BatchStep, Message, alerts_to_deliver, tick_message
+from streams.runtime.batch import BatchOutput, BatchStep, Message, alerts_to_deliver, due_communes, tick_message
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.state import BatchedTable, EventCursor
 from streams.runtime.supervision import (
@@ -49,7 +49,6 @@ faust_compat.apply()  # before any faust App: faust-streaming 0.15.3 loses recor
 log = logging.getLogger("binhyen.worker")
 TICK_EVERY_S = 2.0
 METRICS_EVERY_S = 5.0
-LIVE_HORIZON_MS = 24 * 3_600_000  # timer ticks act on what is due within a day of the clock, not on replays
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 SOURCE_TOPICS = {TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, MODEL_CHANGES, ALERT_ACTIONS, ALERTS}
 
@@ -140,10 +139,8 @@ def make_app(settings: Settings) -> faust.App:
     async def tick_due_communes() -> None:
         """Escalations and silent devices in communes with no new events: a tick per commune due."""
         now_ms = int(time.time() * 1000)
-        for key, commune_state in list(tables["alerts"].items()):
-            due = (commune_state or {}).get("due")
-            if due is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms:
-                await send(COMMUNE_CONTROL, str(key).encode(), tick_message(int(key), now_ms))
+        for commune in due_communes(list(tables["alerts"].items()), now_ms):
+            await send(COMMUNE_CONTROL, str(commune).encode(), tick_message(commune, now_ms))
 
     @app.on_partitions_assigned.connect
     async def count_partitions(sender: Any, assigned: set[Any], **_: Any) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from processors.alerts import commune_of_alert
@@ -67,8 +68,18 @@ class Rejected:
 Verdict = Accepted | Tick | Rejected
 
 
+LIVE_HORIZON_MS = 24 * 3_600_000  # ticks act on what fell due within a day of the clock, not on replays
+
+
 def tick_message(commune: int, now_ms: int) -> bytes:
     return json.dumps({"tick": commune, "now_ms": now_ms}).encode()
+
+
+def due_communes(alert_states: Iterable[tuple[str, dict[str, Any] | None]], now_ms: int) -> list[int]:
+    """The communes whose alert state has something due by `now_ms` (the worker's timer sends
+    each a tick, so a quiet commune still escalates its unacknowledged P1s)."""
+    return [int(key) for key, state in alert_states
+            if (due := (state or {}).get("due")) is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms]
 
 
 def triage(value: Any, topic: str) -> Verdict:

@@ -139,3 +139,32 @@ def test_a_redelivered_press_emits_its_alert_again() -> None:
     again = processor.handle("device_signal", record)
     assert again.status == "duplicate"
     assert again.alerts == first.alerts and steps(again.alerts) == [("raised", "P1", "panic_bell")]
+
+
+def test_live_escalation_comes_from_the_timer_at_the_first_deadline() -> None:
+    """The worker's path: no global event-time ticks; its timer picks the communes that are due
+    and ticks each. Two P1s 2 minutes apart: the first escalates at its own 5 minutes."""
+    from streams.runtime.batch import BatchStep, Message, due_communes, tick_message
+    from streams.topics import COMMUNE_CONTROL, DEVICE_SIGNALS
+    from schemas import CODEC
+
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False)
+    step = BatchStep(processor)
+    messages = []
+    for n, (event, minute) in enumerate(((press("p1", at(21, 0)), 0), (press("p2", at(21, 2), device="bell-2",
+                                                                              site_kind="clinic"), 2))):
+        event_type, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
+        messages.append(Message(DEVICE_SIGNALS, 0, n, CODEC.encode(event_type, record)))
+    raised = step.run(messages, 0).alerts
+    assert steps(raised) == [("raised", "P1", "panic_bell")] * 2
+    first = raised[0]["at_ms"]
+    states = list(processor.state.alerts.items())
+    assert due_communes(states, first + 5 * 60_000 - 1) == []
+    assert due_communes(states, first + 5 * 60_000) == [COMMUNE]
+    assert due_communes(states, first + 5 * 60_000 + 25 * 3_600_000) == []  # a replay of old events: no page
+    tick = Message(COMMUNE_CONTROL, 0, 9, tick_message(COMMUNE, first + 5 * 60_000))
+    escalated = step.run([tick], 0).alerts
+    assert [(a["state"], a["alert_id"], a["at_ms"]) for a in escalated] == [
+        ("escalated", raised[0]["alert_id"], first + 5 * 60_000)]
+    assert due_communes(list(processor.state.alerts.items()), first + 5 * 60_000) == []
+    assert due_communes(list(processor.state.alerts.items()), first + 7 * 60_000) == [COMMUNE]

@@ -143,3 +143,33 @@ def test_auc_on_simulated_truth_meets_the_target() -> None:
 
 def _reason(snapshot: dict[str, Any], signal: str) -> float:
     return next((r["contribution"] for r in snapshot["reasons"] if r["signal"] == signal), 0.0)
+
+
+def test_officers_verdicts_push_the_score_their_way() -> None:
+    """A sign flipped in the weights must show: valuable up, not valuable and false down."""
+    scores = {}
+    for verdict in ("valuable", "not_valuable", "false_report"):
+        processor = EventProcessor(ProcessorState(), CONFIG, ALERTS)
+        before = run([tip("t", 0, reporter_contact="+84911000050")], processor)
+        after = run([event("feedback", "fb", 90, tip_event_id="t", verdict=verdict)], processor)
+        scores[verdict] = after["credibility"] - before["credibility"]
+        signal = {"valuable": "officer_valuable", "not_valuable": "officer_not_valuable",
+                  "false_report": "officer_false_report"}[verdict]
+        assert (_reason(after, signal) > 0) == (verdict == "valuable"), verdict
+    assert scores["valuable"] > 0 > scores["not_valuable"] and scores["false_report"] < 0
+
+
+def test_a_source_group_with_valuable_tips_outscores_one_with_false_reports() -> None:
+    def group_history(group: str, verdict: str) -> list[dict[str, Any]]:
+        out = []
+        for i in range(4):  # different reporters, one Zalo group
+            out.append(tip(f"old-{group}-{i}", i, f"Chuyện thứ {i} ở ấp {i}", day=1 + i, source_ref=group,
+                           reporter_contact=f"+8491200{i:04d}{len(group)}"))
+            out.append(event("feedback", f"fb-{group}-{i}", i + 30, day=1 + i, tip_event_id=f"old-{group}-{i}",
+                             verdict=verdict))
+        return out
+
+    good = run(group_history("zalo-good", "valuable") + [tip("t", 0, source_ref="zalo-good")])
+    bad = run(group_history("zalo-bad-group", "false_report") + [tip("t", 0, source_ref="zalo-bad-group")])
+    assert _reason(good, "source_reputation") > 0 > _reason(bad, "source_reputation")
+    assert good["credibility"] > bad["credibility"]
