@@ -151,8 +151,8 @@ class WebhookReceiver:
 
 
 WEBHOOK_SECRET = "test-webhook-secret-of-32-bytes-at-least"
-# Alert rules for the suite: a P1 escalates 15 s (not 5 min) after it was raised unacknowledged.
-TEST_ALERT_OVERRIDES = {"p1_ack_minutes": 0.25}
+# Alert rules for the suite: a P1 escalates 30 s (not 5 min) after it was raised unacknowledged.
+TEST_ALERT_OVERRIDES = {"p1_ack_minutes": 0.5}
 
 
 @pytest.fixture(scope="session")
