@@ -109,8 +109,9 @@ def make_app(settings: Settings) -> faust.App:
         processor = EventProcessor(ProcessorState(**state), credibility, alerting, global_ticks=False)
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
-        sinks: dict[str, Sink] = {"events": event_sink(client, settings.clickhouse_database), "incidents": incidents,
-                                  "incident_members": members, "alerts": alert_sink(client)}
+        # `events` last: once an event is there, so is everything it caused (what verifiers wait on).
+        sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client),
+                                  "events": event_sink(client, settings.clickhouse_database)}
         try:
             await consume(stream, BatchStep(processor, cursor).run, Checkpoint(state.values(), send, sinks, stream.ack),
                           *batch)
