@@ -73,8 +73,14 @@ class EventProcessor:
         if outcome.status == "duplicate":
             # A re-delivered event (after a crash, state may be ahead of what reached Kafka and
             # ClickHouse): emit again what it caused; the sinks and receivers drop the repeats.
-            snapshots = [self._snapshot(i) for i in outcome.updated]
-            replayed = [event for s in snapshots for event in self.alerting.history(s["commune_code"], s["incident_id"])]
+            # The tables are written one after another: a crash may have kept the incident's
+            # change but lost its alert's, so an alert with no history is decided again.
+            snapshots, replayed = [], []
+            for incident in outcome.updated:
+                snapshot = self._snapshot(incident)
+                snapshots.append(snapshot)
+                replayed += (self.alerting.history(snapshot["commune_code"], snapshot["incident_id"])
+                             or self.alerting.on_incident(incident, snapshot))
             return Result("duplicate", outcome.reason, outcome.incident_id, snapshots, replayed)
         changed, incident_id = outcome.updated, outcome.incident_id
         alerts: list[dict[str, Any]] = []

@@ -141,6 +141,19 @@ def test_a_redelivered_press_emits_its_alert_again() -> None:
     assert again.alerts == first.alerts and steps(again.alerts) == [("raised", "P1", "panic_bell")]
 
 
+def test_a_redelivered_press_whose_alert_state_was_lost_pages_it_again() -> None:
+    """SIGKILL while the batch's state went to the changelogs: the commune's incidents kept the
+    press, the alert state lost its alert. The re-delivered press must raise it again, as before."""
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    _, record, _ = parse_contract(press("p1", at(21, 0)), Pseudonymiser(b"k" * 32))
+    first = processor.handle("device_signal", record)
+    processor.state.alerts.clear()
+    again = processor.handle("device_signal", record)
+    assert again.status == "duplicate"
+    assert steps(again.alerts) == [("raised", "P1", "panic_bell")]
+    assert [(a["alert_id"], a["at_ms"]) for a in again.alerts] == [(a["alert_id"], a["at_ms"]) for a in first.alerts]
+
+
 def test_live_escalation_comes_from_the_timer_at_the_first_deadline() -> None:
     """The worker's path: no global event-time ticks; its timer picks the communes that are due
     and ticks each. Two P1s 2 minutes apart: the first escalates at its own 5 minutes."""
