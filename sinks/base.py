@@ -10,12 +10,10 @@ batch's outputs, then flushes until each sink took them, and only then commits o
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-log = logging.getLogger("binhyen.sinks")
 MAX_BACKOFF_S = 10.0
 
 
