@@ -8,10 +8,20 @@ Rules (weights in the versioned `infra/config/alerts.v1.json`):
 A forwarded chain message with nothing to back it never pages.
 
 One alert per incident: new evidence that raises the severity escalates the alert instead of
-paging again, repeated triggers change nothing, and an open P1 in a commune inhibits its tip
-spike alert. A P1 not acknowledged within N minutes escalates to the province duty desk.
-Staff act with `alert_action` events (ack, resolve, escalate). Non-urgent alerts outside
-office hours are routed to the morning digest; P1 always goes out now.
+paging again, repeated triggers change nothing, and a P1 raised in a commune within the spike
+window inhibits its tip spike alert. A P1 not acknowledged within N minutes escalates to the
+province duty desk. Staff act with `alert_action` events (ack, resolve, escalate). Non-urgent
+alerts outside office hours are routed to the morning digest; P1 always goes out now.
+
+Time-driven changes (an overdue P1 escalates, a silent device is reported, old alerts are
+forgotten) happen in `tick`, and otherwise only where the event's own stream is ordered with
+what it judges: an action advances its own alert's deadline (actions on one alert arrive in
+order), a device signal advances the commune's device silences (a commune's device signals
+share one partition). A tip never moves them: in the worker, tips can be read ahead of the
+device signals and of the acks (which take a hop via the control topic), and a tip must not
+escalate a P1 whose ack is still on its way. So the lifecycle of every alert is a function of
+event time alone — escalated at its deadline if and only if no ack came before it — the same
+live and in `binhyen process`.
 
 State: commune code -> {alerts, recent tip times, baseline, device last-seen, watermark},
 JSON-able, co-partitioned with the commune-keyed topics like the incident state.
@@ -89,9 +99,8 @@ class AlertEngine:
         commune = snapshot["commune_code"]
         state = self._state(commune)
         at = snapshot["updated_at_ms"]
-        out = self._advance(state, commune, at)
         alert_id = alert_id_for(commune, snapshot["incident_id"])
-        out += self._raise_or_escalate(state, commune, alert_id, severity, name, summary, at, snapshot["incident_id"])
+        out = self._raise_or_escalate(state, commune, alert_id, severity, name, summary, at, snapshot["incident_id"])
         self._save(commune, state)
         return out
 
@@ -117,14 +126,14 @@ class AlertEngine:
         """Count the tip towards the commune's spike detector."""
         commune, at = record["commune_code"], record["occurred_at_ms"]
         state = self._state(commune)
-        out = self._advance(state, commune, at)
+        out: list[dict[str, Any]] = []
         window = self.config.spike_window_minutes * MINUTE_MS
         self._roll_baseline(state, at)
         state["hour_count"] += 1
         state["recent"] = [t for t in state["recent"] if t > at - window] + [at]
         expected = state["baseline"] * window / HOUR_MS
         threshold = max(self.config.spike_min_tips, math.ceil(self.config.spike_factor * expected + 1))
-        if len(state["recent"]) >= threshold and not self._open_p1_since(state, at - window):
+        if len(state["recent"]) >= threshold and not self._p1_raised_since(state, at - window):
             bucket = at - at % HOUR_MS
             alert_id = f"al-{commune}-spike-{bucket // HOUR_MS}"
             summary = f"{len(state['recent'])} tin báo trong {self.config.spike_window_minutes:.0f} phút " \
@@ -140,14 +149,13 @@ class AlertEngine:
         if signal not in ("heartbeat", "offline", "battery_low"):
             return []
         state = self._state(commune)
-        out = self._advance(state, commune, at)
+        out = self._report_silent(state, commune, at)  # the commune's earlier signals are all read
         if signal == "heartbeat":
             state["devices"][device] = at
-            if state["due"] is None:
-                state["due"] = int(at + self.config.heartbeat_missing_minutes * MINUTE_MS)
         else:
             state["devices"].pop(device, None)  # reported now; do not report it again as silent
             out += self._device_health(state, commune, at, f"{device}: {signal}")
+        self._recompute_due(state)
         self._save(commune, state)
         return out
 
@@ -161,23 +169,37 @@ class AlertEngine:
         if alert is None or alert["state"] == "resolved":
             return []
         at, action = record["occurred_at_ms"], record["action"]
+        out = self._escalate_if_overdue(alert, commune, at)  # an ack after the deadline comes too late
         new_state = {"ack": "acked", "resolve": "resolved", "escalate": "escalated"}[action]
         if action == "ack" and alert["state"] == "acked":
-            return []
+            self._recompute_due(state)
+            self._save(commune, state)
+            return out
         alert["state"] = new_state
         alert["deadline"] = None
         alert["updated"] = at
         if action == "escalate":
             alert["route"] = self.config.routes["escalated"]
-        if new_state == "resolved":
-            self._due_by(state, at + FORGET_AFTER_MS)
+        out.append(self._event(alert, commune, new_state, at, by=record.get("by")))
+        self._recompute_due(state)
         self._save(commune, state)
-        return [self._event(alert, commune, new_state, at, by=record.get("by"))]
+        return out
 
     def tick(self, commune: int, now_ms: int) -> list[dict[str, Any]]:
-        """Time has reached `now_ms` in this commune: escalate overdue P1s, flag silent devices."""
+        """Time has reached `now_ms` in this commune: overdue P1s escalate, silent devices are
+        reported, old closed alerts go. Nothing is due before `state["due"]` (kept at or before
+        the earliest moment), so most ticks return at once."""
         state = self._state(commune)
-        out = self._advance(state, commune, now_ms)
+        state["watermark"] = max(state["watermark"], now_ms)
+        if state["due"] is None or now_ms < state["due"]:
+            return []
+        out = []
+        for alert in state["alerts"].values():
+            out += self._escalate_if_overdue(alert, commune, now_ms)
+        out += self._report_silent(state, commune, now_ms)
+        state["alerts"] = {i: a for i, a in state["alerts"].items()
+                           if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
+        self._recompute_due(state)
         self._save(commune, state)
         return out
 
@@ -216,30 +238,23 @@ class AlertEngine:
         if moment is not None and (state["due"] is None or moment < state["due"]):
             state["due"] = moment
 
-    def _advance(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
-        """Event time moves on: overdue P1s escalate, silent devices are reported, old alerts go.
-
-        Nothing is due before `state["due"]` (kept at or before the earliest deadline), so most
-        events — heartbeats above all — return at once.
-        """
-        state["watermark"] = max(state["watermark"], now)
-        if state["due"] is None or now < state["due"]:
+    def _escalate_if_overdue(self, alert: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
+        """A P1 nobody acknowledged by its deadline escalates, at the deadline."""
+        deadline = alert.get("deadline")
+        if not deadline or deadline > now or alert["state"] not in ("raised", "escalated"):
             return []
-        out = []
-        for alert in state["alerts"].values():
-            deadline = alert.get("deadline")
-            if deadline and deadline <= now and alert["state"] in ("raised", "escalated"):
-                alert.update(state="escalated", deadline=None, updated=deadline, route=self.config.routes["escalated"],
-                             summary=alert["summary"] + f" — chưa xác nhận sau {self.config.p1_ack_minutes:g} phút")
-                out.append(self._event(alert, commune, "escalated", deadline))
+        alert.update(state="escalated", deadline=None, updated=deadline, route=self.config.routes["escalated"],
+                     summary=alert["summary"] + f" — chưa xác nhận sau {self.config.p1_ack_minutes:g} phút")
+        return [self._event(alert, commune, "escalated", deadline)]
+
+    def _report_silent(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
+        """Devices with no heartbeat for too long by `now`, in the order they fell silent."""
         silent_after = self.config.heartbeat_missing_minutes * MINUTE_MS
-        silent = sorted(d for d, t in state["devices"].items() if t + silent_after <= now)
-        for device in silent:
-            at = int(state["devices"].pop(device) + silent_after)
-            out += self._device_health(state, commune, at, f"{device}: mất tín hiệu")
-        state["alerts"] = {i: a for i, a in state["alerts"].items()
-                           if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now}
-        self._recompute_due(state)
+        silent = sorted((t, d) for d, t in state["devices"].items() if t + silent_after <= now)
+        out = []
+        for last_seen, device in silent:
+            del state["devices"][device]
+            out += self._device_health(state, commune, int(last_seen + silent_after), f"{device}: mất tín hiệu")
         return out
 
     def _recompute_due(self, state: dict[str, Any]) -> None:
@@ -258,8 +273,10 @@ class AlertEngine:
             return []  # one device-health alert per commune and day; later devices join it
         return self._raise_or_escalate(state, commune, alert_id, "P3", "device_health", what, at, None)
 
-    def _open_p1_since(self, state: dict[str, Any], since: int) -> bool:
-        return any(a["severity"] == "P1" and a["state"] in OPEN_STATES and a["raised"] >= since
+    def _p1_raised_since(self, state: dict[str, Any], since: int) -> bool:
+        """A P1 raised within the spike window explains the burst of tips, even if already
+        resolved (whether the resolve has been read yet must not change the answer)."""
+        return any(a["severity"] == "P1" and a["raised"] >= since
                    for a in state["alerts"].values())
 
     def _roll_baseline(self, state: dict[str, Any], at: int) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -82,8 +82,6 @@ def _partition_counts(probe: KafkaConsumer, topics: dict[str, int]) -> dict[str,
 
 def _records_in(probe: KafkaConsumer, topic: str) -> int:
     """0 for an empty topic (end offsets may be too low on the local broker, never 0 when not empty)."""
-    from kafka import TopicPartition
-
     partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
     return sum(probe.end_offsets(partitions).values()) if partitions else 0
 
@@ -133,8 +131,6 @@ def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> lis
     (../shared/stack-notes.md); the high watermark of fetch responses is right. A partition
     whose watermark is still unknown after `idle_seconds` without records ends the read.
     """
-    from kafka import TopicPartition
-
     reader = consumer(settings, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(reader.partitions_for_topic(topic) or ())]
@@ -155,3 +151,49 @@ def read_topic(settings: Settings, topic: str, idle_seconds: float = 1.5) -> lis
                 return records  # an unknown end, or a broker that stopped answering
     finally:
         reader.close()
+
+
+class GroupProgress:
+    """How far a consumer group has got through some topics, read from outside the group.
+
+    High watermarks come from fetch responses, as in `read_topic`; a fresh assignment each
+    time forgets the previous ones. Connects on first use; not thread-safe (one caller).
+    """
+
+    def __init__(self, settings: Settings, group: str, topics: Iterable[str], timeout_s: float = 5.0) -> None:
+        self.settings, self.group, self.topics, self.timeout_s = settings, group, tuple(topics), timeout_s
+        self._admin: KafkaAdminClient | None = None
+        self._reader: KafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+
+    def committed(self) -> dict[tuple[str, int], int]:
+        if self._admin is None:
+            self._admin = admin(self.settings)
+        offsets = self._admin.list_group_offsets(self.group).get(self.group) or {}
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+    def highwaters(self) -> dict[tuple[str, int], int] | None:
+        """Each partition's high watermark now, or None if the broker did not say in time."""
+        if self._reader is None:
+            self._reader = consumer(self.settings, enable_auto_commit=False, max_partition_fetch_bytes=1024)
+            self._partitions = [TopicPartition(topic, p) for topic in self.topics
+                                for p in sorted(self._reader.partitions_for_topic(topic) or ())]
+        reader = self._reader
+        reader.unsubscribe()
+        reader.assign(self._partitions)
+        committed = self.committed()
+        for tp in self._partitions:  # from where the group is: the fetch then carries little
+            reader.seek(tp, committed.get((tp.topic, tp.partition), 0))
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            ends = {(tp.topic, tp.partition): reader.highwater(tp) for tp in self._partitions}
+            if None not in ends.values():
+                return {tp: end for tp, end in ends.items() if end is not None}
+            if time.monotonic() > deadline:
+                return None
+            reader.poll(timeout_ms=100, max_records=1)
+
+    def close(self) -> None:
+        for client in (self._reader, self._admin):
+            if client is not None:
+                client.close()

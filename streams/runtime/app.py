@@ -14,11 +14,14 @@ Agents:
   control topic under their commune, where the commune's alert state lives);
 - `deliver_alerts`: the alerts topic to the notifier sinks (log, webhook).
 A timer sends a tick for every commune whose alert state has something due (an unacked P1,
-a silent device), so escalation happens even when the commune is quiet.
+a silent device), so escalation happens even when the commune is quiet — in event time, and
+only once every ack given before the tick's time has reached the commune
+(streams.runtime.timer), so alert lifecycles are those of `binhyen process`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -26,18 +29,20 @@ from typing import Any
 
 import faust
 from faust.exceptions import PartitionsMismatch
+from kafka.errors import KafkaError
 
 from processors.alerts import unacked_p1_since
 from processors.pipeline import EventProcessor, ProcessorState
 from sinks.base import Sink
 from sinks.clickhouse import alert_sink, connect, event_sink, incident_sinks
 from sinks.notifiers import LogNotifier, WebhookNotifier
-from streams.config import Settings
-from streams.edge.kafka import ensure_topics
+from streams.config import ConfigError, Settings
+from streams.edge.kafka import GroupProgress, ensure_topics
 from streams.runtime import faust_compat, metrics
-from streams.runtime.batch import BatchOutput, BatchStep, Message, alerts_to_deliver, due_communes, tick_message
+from streams.runtime.batch import BatchOutput, BatchStep, EventClock, Message, alerts_to_deliver
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.state import BatchedTable, EventCursor
+from streams.runtime.timer import TickTimer, tick_message
 from streams.runtime.supervision import (
     broker_lost_its_data, quiet_kafka_client_logs, restart_with_fresh_state, wait_for_servers,
 )
@@ -96,6 +101,7 @@ def make_app(settings: Settings) -> faust.App:
         "alerts": app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
     }
     credibility, alerting = settings.credibility_config(), settings.alert_config()
+    clock = EventClock()
     started = time.monotonic()
     batch = (settings.worker_batch_size, settings.worker_batch_seconds)
 
@@ -113,7 +119,7 @@ def make_app(settings: Settings) -> faust.App:
         sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client),
                                   "events": event_sink(client, settings.clickhouse_database)}
         try:
-            await consume(stream, BatchStep(processor, cursor).run, Checkpoint(state.values(), send, sinks, stream.ack),
+            await consume(stream, BatchStep(processor, cursor, clock).run, Checkpoint(state.values(), send, sinks, stream.ack),
                           *batch)
         except PartitionsMismatch as exc:  # topics re-created under us (a broker that lost its data)
             log.error("%s", " ".join(str(exc).split()))
@@ -136,12 +142,21 @@ def make_app(settings: Settings) -> faust.App:
         await consume(stream, lambda messages, _: alerts_to_deliver(messages, list(notifiers)),
                       Checkpoint((), send, notifiers, stream.ack), 100, 0.05)
 
+    progress = GroupProgress(settings, settings.worker_group, (TIPS, DEVICE_SIGNALS, FEEDBACK, ALERT_ACTIONS))
+    timer = TickTimer(progress.highwaters, progress.committed)
+
     @app.timer(interval=TICK_EVERY_S)
     async def tick_due_communes() -> None:
         """Escalations and silent devices in communes with no new events: a tick per commune due."""
-        now_ms = int(time.time() * 1000)
-        for commune in due_communes(list(tables["alerts"].items()), now_ms):
-            await send(COMMUNE_CONTROL, str(commune).encode(), tick_message(commune, now_ms))
+        states = list(tables["alerts"].items())
+        try:
+            ticks = await asyncio.get_running_loop().run_in_executor(
+                None, timer.round, states, clock.watermark_ms, int(time.time() * 1000))
+        except (KafkaError, ConfigError) as exc:  # the next round asks again
+            log.warning("escalation timer: the group's progress is unknown (%s); retrying", type(exc).__name__)
+            return
+        for commune, at in ticks:
+            await send(COMMUNE_CONTROL, str(commune).encode(), tick_message(commune, at))
 
     @app.on_partitions_assigned.connect
     async def count_partitions(sender: Any, assigned: set[Any], **_: Any) -> None:

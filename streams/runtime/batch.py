@@ -5,15 +5,20 @@
 (the same ones `binhyen process` runs) and returns a `BatchOutput`: the rows each sink must
 take and the records to produce before the batch may be acknowledged. The checkpoint
 (streams.runtime.checkpoint) then commits it.
+
+Within a batch, events are processed in event-time order, each partition's own order kept
+(`in_event_time_order`, as Kafka Streams picks the partition whose head is oldest): a tip and
+the panic bell pressed a minute before it arrive on different topics, often whole fetches
+apart, and `binhyen process` reads them in time order.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from collections.abc import Iterable
 from typing import Any, Literal
 
 from processors.alerts import commune_of_alert
@@ -68,20 +73,6 @@ class Rejected:
 Verdict = Accepted | Tick | Rejected
 
 
-LIVE_HORIZON_MS = 24 * 3_600_000  # ticks act on what fell due within a day of the clock, not on replays
-
-
-def tick_message(commune: int, now_ms: int) -> bytes:
-    return json.dumps({"tick": commune, "now_ms": now_ms}).encode()
-
-
-def due_communes(alert_states: Iterable[tuple[str, dict[str, Any] | None]], now_ms: int) -> list[int]:
-    """The communes whose alert state has something due by `now_ms` (the worker's timer sends
-    each a tick, so a quiet commune still escalates its unacknowledged P1s)."""
-    return [int(key) for key, state in alert_states
-            if (due := (state or {}).get("due")) is not None and now_ms - LIVE_HORIZON_MS <= due <= now_ms]
-
-
 def triage(value: Any, topic: str) -> Verdict:
     """Decode and validate one message value: the event, a tick, or why it is dead-lettered."""
     if not isinstance(value, (bytes, bytearray)):
@@ -121,6 +112,30 @@ def dead_letter(rejected: Rejected, message: Message, now_ms: int) -> bytes:
 
 
 @dataclass
+class EventClock:
+    """The highest event time the worker has processed: its event-time watermark (the timer reads it)."""
+
+    watermark_ms: int = 0
+
+
+Triaged = tuple[Message, Verdict]
+
+
+def in_event_time_order(triaged: list[Triaged]) -> list[Triaged]:
+    """The batch merged by event time, each partition's order kept (rejections first)."""
+    by_partition: dict[tuple[str, int], list[Triaged]] = {}
+    for item in triaged:
+        by_partition.setdefault((item[0].topic, item[0].partition), []).append(item)
+    return list(heapq.merge(*by_partition.values(), key=lambda item: _event_time(item[1])))
+
+
+def _event_time(verdict: Verdict) -> int:
+    if isinstance(verdict, Accepted):
+        return int(verdict.record["occurred_at_ms"])
+    return verdict.now_ms if isinstance(verdict, Tick) else -1
+
+
+@dataclass
 class BatchOutput:
     """What one batch must get out before it may be acknowledged, and what it saw."""
 
@@ -140,17 +155,17 @@ class BatchStep:
     """Triage → processors → outputs for one batch. `processor` is None for agents that only
     record their events (model changes, alert actions)."""
 
-    def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None) -> None:
+    def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None,
+                 clock: EventClock | None = None) -> None:
         self.processor = processor
         self.cursor = cursor
-        self.watermark_ms = 0
+        self.clock = clock or EventClock()
         self.last_sweep_ms: int | None = None
 
     def run(self, messages: list[Message], now_ms: int) -> BatchOutput:
         out = BatchOutput()
         incidents: dict[str, dict[str, Any]] = {}  # the latest snapshot of each changed incident
-        for message in messages:
-            verdict = triage(message.value, message.topic)
+        for message, verdict in in_event_time_order([(m, triage(m.value, m.topic)) for m in messages]):
             if isinstance(verdict, Rejected):
                 self._reject(out, message, verdict, now_ms)
             elif isinstance(verdict, Tick):
@@ -209,7 +224,7 @@ class BatchStep:
             self._reject(out, message, Rejected("processing", f"processing failed: {type(exc).__name__}: {exc}"),
                          now_ms)
             return
-        self.watermark_ms = max(self.watermark_ms, record["occurred_at_ms"])
+        self.clock.watermark_ms = max(self.clock.watermark_ms, record["occurred_at_ms"])
         out.event_ages_s.append(max(0.0, now_ms / 1000 - record["occurred_at_ms"] / 1000))
         if accepted.event_type == "device_signal":
             out.device_communes.add(record["commune_code"])
@@ -231,7 +246,7 @@ class BatchStep:
         if now_ms - self.last_sweep_ms < SWEEP_EVERY_MS:
             return
         try:
-            self.processor.sweep(self.watermark_ms)
+            self.processor.sweep(self.clock.watermark_ms)
         except Exception:  # bounding state can wait for the next sweep; the stream cannot
             log.exception("state sweep failed")
         self.last_sweep_ms = now_ms

@@ -157,7 +157,8 @@ def test_a_redelivered_press_whose_alert_state_was_lost_pages_it_again() -> None
 def test_live_escalation_comes_from_the_timer_at_the_first_deadline() -> None:
     """The worker's path: no global event-time ticks; its timer picks the communes that are due
     and ticks each. Two P1s 2 minutes apart: the first escalates at its own 5 minutes."""
-    from streams.runtime.batch import BatchStep, Message, due_communes, tick_message
+    from streams.runtime.batch import BatchStep, Message
+    from streams.runtime.timer import due_communes, tick_message
     from streams.topics import COMMUNE_CONTROL, DEVICE_SIGNALS
     from schemas import CODEC
 
@@ -172,12 +173,17 @@ def test_live_escalation_comes_from_the_timer_at_the_first_deadline() -> None:
     assert steps(raised) == [("raised", "P1", "panic_bell")] * 2
     first = raised[0]["at_ms"]
     states = list(processor.state.alerts.items())
-    assert due_communes(states, first + 5 * 60_000 - 1) == []
-    assert due_communes(states, first + 5 * 60_000) == [COMMUNE]
-    assert due_communes(states, first + 5 * 60_000 + 25 * 3_600_000) == []  # a replay of old events: no page
+    deadline = first + 5 * 60_000
+    assert due_communes(states, 0, deadline - 1) == []  # the clock, for what fell due within a day of it
+    assert due_communes(states, 0, deadline) == [(COMMUNE, deadline)]
+    assert due_communes(states, deadline - 1, deadline + 25 * 3_600_000) == []  # a replay: event time, not the clock
+    assert due_communes(states, deadline, deadline + 25 * 3_600_000) == [(COMMUNE, deadline)]
+    assert due_communes(states, deadline + 10 * 365 * 86_400_000, deadline - 1) == []  # a clock poisoned by 2036
     tick = Message(COMMUNE_CONTROL, 0, 9, tick_message(COMMUNE, first + 5 * 60_000))
     escalated = step.run([tick], 0).alerts
     assert [(a["state"], a["alert_id"], a["at_ms"]) for a in escalated] == [
         ("escalated", raised[0]["alert_id"], first + 5 * 60_000)]
-    assert due_communes(list(processor.state.alerts.items()), first + 5 * 60_000) == []
-    assert due_communes(list(processor.state.alerts.items()), first + 7 * 60_000) == [COMMUNE]
+    assert due_communes(list(processor.state.alerts.items()), 0, first + 5 * 60_000) == []
+    replayed_at = first + 7 * 60_000 + 25 * 3_600_000  # as a replay a day later: event time decides
+    assert due_communes(list(processor.state.alerts.items()), first + 7 * 60_000, replayed_at) == [
+        (COMMUNE, first + 7 * 60_000)]
