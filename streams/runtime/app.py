@@ -41,7 +41,7 @@ from streams.edge.kafka import GroupProgress, ensure_topics
 from streams.runtime import faust_compat, metrics
 from streams.runtime.batch import BatchOutput, BatchStep, EventClock, Message, alerts_to_deliver
 from streams.runtime.checkpoint import Checkpoint
-from streams.runtime.state import BatchedTable, EventCursor
+from streams.runtime.state import BatchedTable, EventCursor, PartitionedCounts
 from streams.runtime.timer import TickTimer, tick_message
 from streams.runtime.supervision import (
     broker_lost_its_data, quiet_kafka_client_logs, restart_with_fresh_state, wait_for_servers,
@@ -112,7 +112,11 @@ def make_app(settings: Settings) -> faust.App:
                  for name, table in tables.items()}
         # Ticks come from the timer per commune: a global event-time tick would write the state
         # of other communes outside their partition.
-        processor = EventProcessor(ProcessorState(**state), credibility, alerting, global_ticks=False)
+        # Reputation is read by every worker and written by each: counted per partition (no lost increments).
+        reputation = PartitionedCounts(state["reputation"], settings.commune_partitions,
+                                       lambda: cursor.current.message.partition)
+        processor = EventProcessor(ProcessorState(**{**state, "reputation": reputation}), credibility, alerting,
+                                   global_ticks=False)
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
         # `events` last: once an event is there, so is everything it caused (what verifiers wait on).

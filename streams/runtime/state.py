@@ -10,10 +10,12 @@ each key lands in its own partition. The batch step names the current event thro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 _MISSING = object()
+_PARTITION_SUFFIX = re.compile(r"(.*)@\d+")
 
 
 class EventCursor:
@@ -77,3 +79,44 @@ class BatchedTable(MutableMapping[str, Any]):
         self.cache.clear()
         self.set_current_event(None)
         return written
+
+
+class PartitionedCounts(MutableMapping[str, Any]):
+    """Counters in a table every worker writes (reputation, a GlobalTable), kept per partition.
+
+    The processors read a key's counts and write them back incremented. On one shared value,
+    two workers doing so at once lose an increment (both read 5, both write 6, and the
+    changelog keeps one). Here each key is one counter per input partition — `key@3` — written
+    only by the worker that holds partition 3, and read as the sum of all of them (plus the
+    plain key of state written before; read-only). A write adds the caller's increment to the
+    current event's partition's counter.
+    """
+
+    def __init__(self, table: MutableMapping[str, Any], partitions: int, partition_of_current: Callable[[], int]) -> None:
+        self.table = table
+        self.partitions = partitions
+        self.partition_of_current = partition_of_current
+
+    def _parts(self, key: str) -> list[str]:
+        return [key] + [f"{key}@{p}" for p in range(self.partitions)]
+
+    def __getitem__(self, key: str) -> list[int]:
+        found = [value for part in self._parts(key) if (value := self.table.get(part)) is not None]
+        if not found:
+            raise KeyError(key)
+        return [sum(column) for column in zip(*found)]
+
+    def __setitem__(self, key: str, value: list[int]) -> None:
+        before = self.get(key) or [0] * len(value)
+        mine = f"{key}@{self.partition_of_current()}"
+        own = self.table.get(mine) or [0] * len(value)
+        self.table[mine] = [o + v - b for o, v, b in zip(own, value, before)]
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("counters are never deleted")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({match.group(1) if (match := _PARTITION_SUFFIX.fullmatch(key)) else key for key in self.table})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -2,10 +2,12 @@
 day (~50,000 events) flows while workers join, die (SIGKILL) or are replaced one by one
 (rolling restart). Every event must reach ClickHouse once, every incident must cluster as
 `binhyen process` clusters it (state moved with its partitions), and every alert raised for
-an incident must be raised — and paged — once."""
+an incident must be raised — and paged — once. And two workers give every alert of a
+simulated day, published at accelerated pace, the lifecycle `binhyen process` gives it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from processors.offline import alert_line
+from schemas import CODEC
 from sinks.clickhouse import connect, events_table
-from streams.config import Settings
+from streams.config import DEFAULT_ALERT_CONFIG, Settings
+from streams.edge.kafka import read_topic
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.ops.verify import verify_delivery
+from streams.sim.runner import publish_events
 from streams.sim.simulator import VN, SimConfig, id_prefix, simulate
+from streams.topics import ALERTS
 from tests.conftest import (
     WEBHOOK_SECRET, WebhookReceiver, offline_run, publish_in_background, run_cli, stack_environment, wait_for,
 )
@@ -82,9 +90,9 @@ def group(tmp_path: Path) -> Iterator[tuple[Group, Settings, WebhookReceiver]]:
             receiver.server.shutdown()
 
 
-def arrived(client: Any, settings: Settings) -> int:
+def arrived(client: Any, settings: Settings, config: SimConfig = CONFIG) -> int:
     return client.execute(f"SELECT uniqExact(event_id) FROM {events_table(settings.clickhouse_database)} "
-                          "WHERE startsWith(event_id, %(p)s)", {"p": id_prefix(CONFIG)})[0][0]
+                          "WHERE startsWith(event_id, %(p)s)", {"p": id_prefix(config)})[0][0]
 
 
 def run_the_day(province: dict[str, Any], workers: Group, settings: Settings, webhook: WebhookReceiver,
@@ -173,3 +181,49 @@ def test_a_rolling_restart_of_every_worker_loses_nothing(
 
     run_the_day(province, workers, settings, webhook, disrupt)
     assert [worker.alive() for worker in workers.workers] == [False, False, False, True, True, True]
+
+
+LIFECYCLE_DAY = SimConfig(11, days=1, seed=23, scale=0.7, start=datetime(2025, 11, 3, tzinfo=VN))
+Lifecycles = dict[str, list[tuple[str, str, str]]]
+
+
+def lifecycles(alert_lines: list[dict[str, Any]]) -> Lifecycles:
+    """Per alert, its (state, severity, time) steps in the order they were emitted."""
+    steps: Lifecycles = defaultdict(list)
+    for line in alert_lines:
+        steps[line["alert_id"]].append((line["state"], line["severity"], line["at"]))
+    return dict(steps)
+
+
+@pytest.mark.parametrize("count, verdicts", [(1, True), (2, False)], ids=["one-worker", "two-workers"])
+def test_workers_give_every_alert_the_lifecycle_of_the_offline_run(
+    count: int, verdicts: bool, group: tuple[Group, Settings, WebhookReceiver]
+) -> None:
+    """A day published over a minute (a 5-minute ack window passes in a fifth of a second): acks
+    inside and after the window, escalations of communes gone quiet, and with two workers acks
+    forwarded to the worker that holds the other commune — each alert's steps as `binhyen
+    process` has them. Two workers get the day without officers' verdicts: a verdict read by one
+    worker reaches the other's reputation table a second later, a sim-hour at this pace, and
+    may change a credibility score meanwhile (README, Scaling); the lifecycle is what is tested."""
+    workers, settings, _ = group
+    workers.env["BINHYEN_ALERT_CONFIG"] = str(DEFAULT_ALERT_CONFIG)  # the 5-minute window offline uses
+    events = [e for e in simulate(LIFECYCLE_DAY).events if verdicts or e["type"] != "feedback"]
+    run = offline_run()
+    expected = lifecycles([o for o in run.process([json.dumps(e, ensure_ascii=False) for e in events])
+                           if o["kind"] == "alert"])
+    states = Counter(step[0] for steps in expected.values() for step in steps)
+    assert states["acked"] >= 8 and states["escalated"] >= 4, states
+    for _ in range(count):
+        workers.start()
+    publish_events(settings, events, Console(quiet=True), pace_seconds=60)
+    client = connect(settings, settings.clickhouse_database)
+    wait_for(lambda: arrived(client, settings, LIFECYCLE_DAY) == len(events), 300, f"all {len(events)} events")
+
+    def live() -> Lifecycles:
+        return lifecycles([alert_line(CODEC.decode(record.value)[1]) for record in read_topic(settings, ALERTS)])
+
+    total = sum(len(steps) for steps in expected.values())
+    with contextlib.suppress(AssertionError):  # the last escalations come from the timer, after the last event
+        wait_for(lambda: sum(len(steps) for steps in live().values()) >= total, 60, f"{total} alert steps", every=1)
+    assert live() == expected
+    assert all(worker.alive() for worker in workers.workers)

@@ -21,7 +21,7 @@ from sinks.base import SinkError
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 from streams.runtime.batch import BatchOutput, BatchStep, Message
 from streams.runtime.checkpoint import Checkpoint
-from streams.runtime.state import BatchedTable, EventCursor
+from streams.runtime.state import BatchedTable, EventCursor, PartitionedCounts
 from streams.topics import ALERT_ACTIONS, DEAD_LETTER, DEVICE_SIGNALS, TIPS
 from tests.conftest import offline_run
 
@@ -171,3 +171,41 @@ def test_state_written_by_the_step_goes_to_the_partition_of_the_event_that_wrote
     assert cursor.current is None and table.dirty == {"25813": "token-7"}
     table.flush()
     assert routed == ["token-7", None]
+
+
+def test_two_workers_counting_one_reputation_lose_no_verdict() -> None:
+    """Each worker holds a replica of the global reputation table and writes verdicts of its own
+    partitions; replicas exchange changes afterwards (the changelog). Read-modify-write of one
+    shared value keeps one of two simultaneous increments; counts per partition keep both."""
+    from processors.credibility import ReputationBook
+
+    credibility = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
+    replicas: list[dict[str, Any]] = [{}, {}]
+
+    def replicate() -> None:
+        """Each key has one writer (worker n writes `…@n`): every replica takes the writer's value."""
+        merged = {key: value for n, replica in enumerate(replicas) for key, value in replica.items()
+                  if key.endswith(f"@{n}")}
+        for replica in replicas:
+            replica.update(merged)
+
+    books = [ReputationBook(PartitionedCounts(replicas[n], 4, lambda n=n: n), credibility) for n in (0, 1)]
+    for round_ in range(5):
+        books[0].record(["channel:zalo", "commune:1"], "valuable")  # at the same moment on both workers
+        books[1].record(["channel:zalo"], "false_report")
+        if round_ % 2:
+            replicate()
+    replicate()
+    for book in books:
+        assert book.counts["channel:zalo"] == [5, 10]
+        assert book.counts["commune:1"] == [5, 5]
+        assert set(book.counts) == {"channel:zalo", "commune:1"}
+    replicas[0]["channel:zalo"] = [2, 3]  # counts written before this layout are still read
+    assert books[0].counts["channel:zalo"] == [7, 13]
+    shared: list[dict[str, Any]] = [{}, {}]  # the old layout, for contrast: one value per key
+    for _ in range(5):
+        for n in (0, 1):
+            ReputationBook(shared[n], credibility).record(["channel:zalo"], "valuable")
+        shared[0].update(shared[1])
+        shared[1].update(shared[0])
+    assert shared[0]["channel:zalo"] == [5, 5]  # ten verdicts, five counted
