@@ -26,6 +26,7 @@ PSEUDONYM_FORMAT = re.compile(r"^rp_[0-9a-f]{32}$")
 MIN_KEY_BYTES = 16
 _PHONE = re.compile(r"^[\d\s().+-]{8,24}$")
 _EVENT_ID_DOMAIN = b"binhyen/event-id\x00"  # keeps event-id inputs apart from contact inputs
+_TEXT_TOKEN_DOMAIN = b"binhyen/text-token\x00"
 
 
 def normalise_contact(contact: str) -> str:
@@ -56,6 +57,12 @@ class Pseudonymiser:
         """HMAC-SHA256 of the normalised contact, 128 bits in hex; irreversible without the key."""
         digest = hmac.new(self.key, normalise_contact(contact).encode("utf-8"), hashlib.sha256).hexdigest()
         return PSEUDONYM_PREFIX + digest[:32]
+
+    def text_token(self, kind: str, value: str) -> str:
+        """`[SĐT:…]`: a contact found in free text (processors.redaction), 40 bits of a keyed HMAC
+        over the normalised value — enough to link reports of one number, useless without the key."""
+        digest = hmac.new(self.key, _TEXT_TOKEN_DOMAIN + f"{kind}\x00{value}".encode("utf-8"), hashlib.sha256)
+        return f"[{kind}:{digest.hexdigest()[:10]}]"
 
     def event_id(self, event_type: str, record: dict[str, Any]) -> str:
         """A deterministic id for an event sent without one (a retried line gets the same id).

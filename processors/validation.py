@@ -18,6 +18,7 @@ from typing import Any
 
 from processors import geography
 from processors.pseudonym import PSEUDONYM_FORMAT, Pseudonymiser
+from processors.redaction import Redactor, contains_contact
 from schemas.codec import INPUT_TYPES
 
 CHANNELS = frozenset({"zalo", "facebook", "hotline", "sms", "vneid", "web", "in_person"})
@@ -197,10 +198,12 @@ def parse_contract(obj: Any, pseudonyms: Pseudonymiser) -> tuple[str, dict[str, 
     """JSON contract object -> (type, wire record, whether the event_id was assigned here).
 
     `reporter_contact` is replaced by its keyed pseudonym, or dropped for anonymous tips, so
-    the raw contact never leaves this function; an id assigned here is keyed too.
+    the raw contact never leaves this function; contacts typed inside free text are replaced
+    by keyed tokens (processors.redaction); an id assigned here is keyed too.
     """
     if not isinstance(obj, dict):
         raise InvalidEvent(f"expected a JSON object per line, got a {_json_type(obj)}")
+    redact = Redactor(pseudonyms.text_token).redact
     event_type = obj.get("type")
     if event_type not in INPUT_TYPES:
         raise InvalidEvent(f"type: {_short(event_type)} is not one of {', '.join(INPUT_TYPES)}")
@@ -237,7 +240,7 @@ def parse_contract(obj: Any, pseudonyms: Pseudonymiser) -> tuple[str, dict[str, 
         if isinstance(value, str):
             _check_unicode(name, value)
         if name in _FREE_TEXT:
-            value = unicodedata.normalize("NFC", value)
+            value = redact(unicodedata.normalize("NFC", value))
         record[name] = value
 
     if event_type == "tip":
@@ -325,6 +328,10 @@ def check_rules(event_type: str, record: dict[str, Any]) -> None:
             "send a pre-2025 ward code as legacy_commune_code"
         )
     _check_optional_lengths(record)
+    for name in sorted(_FREE_TEXT & record.keys()):
+        if isinstance(record[name], str) and contains_contact(record[name]):
+            raise InvalidEvent(f"{name}: holds a phone number, ID number, e-mail address or profile link; publish "
+                               "through `binhyen publish` or the gateway, which replace them with keyed tokens")
     if event_type == "tip":
         _require_choice(record, "channel", CHANNELS)
         text = record.get("text")

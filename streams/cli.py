@@ -14,12 +14,15 @@ from collections import Counter
 from enum import Enum
 from pathlib import Path
 from collections.abc import Iterator
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from streams.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from streams.edge.publisher import Publisher
 
 app = typer.Typer(
     add_completion=False,
@@ -116,6 +119,9 @@ def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -
 def publish(
     file: Annotated[str, typer.Argument(help="JSONL file of contract events, or - for standard input.")],
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only rejected lines and the summary.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Validate, pseudonymise and redact exactly as a publish would, produce nothing, and print "
+                          "one JSON line per input line: what would be sent, or why not.")] = False,
 ) -> None:
     """Validate, pseudonymise and publish contract events; exit 1 if any line was rejected."""
     from streams.edge.kafka import producer
@@ -123,6 +129,9 @@ def publish(
 
     settings = _settings()
     key = settings.pseudonym_key()
+    if dry_run:
+        _dry_run(Publisher(None, key), file)
+        return
     publisher = Publisher(producer(settings, max_block_ms=15_000), key)
     summary = Summary()
     for outcome in publisher.publish_lines(_input_lines(file)):
@@ -145,6 +154,18 @@ def publish(
     if failures:
         raise typer.Exit(2)
     if summary.rejected:
+        raise typer.Exit(1)
+
+
+def _dry_run(publisher: "Publisher", file: str) -> None:
+    """`publish --dry-run`: one JSON object per line on stdout, the summary on stderr."""
+    counts: Counter[str] = Counter()
+    for result in publisher.dry_run_lines(_input_lines(file)):
+        counts[result["status"]] += 1
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+    err.print(f"would publish {counts['would_publish']}, rejected {counts['rejected']} (dry run: nothing was sent)")
+    if counts["rejected"]:
         raise typer.Exit(1)
 
 

@@ -1,7 +1,9 @@
 """The publisher: the only door through which upstream events enter Kafka.
 
 It validates every contract rule, replaces `reporter_contact` with its pseudonym (or drops
-it for anonymous tips), encodes to Avro single-object form and produces keyed per design.
+it for anonymous tips) and contacts typed in free text with keyed tokens, encodes to Avro
+single-object form and produces keyed per design. `dry_run_lines` does all of it but the
+producing, and shows what would be sent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,15 @@ from schemas import CODEC
 from streams.topics import TOPIC_OF_TYPE
 
 FLUSH_EVERY = 10_000
+
+
+@dataclass(frozen=True)
+class Encoded:
+    topic: str
+    key: bytes
+    value: bytes
+    event_id: str
+    assigned_id: bool
 
 
 @dataclass(frozen=True)
@@ -56,43 +67,67 @@ class Publisher:
     >>> publisher.publish({"type": "tip", ...})  # -> (topic, event_id)
     """
 
-    def __init__(self, producer: KafkaProducer, pseudonym_key: bytes) -> None:
+    def __init__(self, producer: KafkaProducer | None, pseudonym_key: bytes) -> None:
+        """`producer` may be None for a publisher that only encodes (`dry_run_lines`)."""
         self.producer = producer
         self.pseudonyms = Pseudonymiser(pseudonym_key)
         self._in_flight: list[tuple[int, Any]] = []  # (line, send future) until collected
         self._failures: list[tuple[int, str]] = []
 
-    def encode(self, event: Any) -> tuple[str, bytes, bytes, str, bool]:
-        """(topic, key, value, event_id, id_assigned) or raise InvalidEvent; nothing is sent."""
+    def encode(self, event: Any) -> Encoded:
+        """The record to produce, or raise InvalidEvent; nothing is sent."""
         event_type, record, assigned = parse_contract(event, self.pseudonyms)
         value = CODEC.encode(event_type, record)
-        return TOPIC_OF_TYPE[event_type], partition_key(event_type, record), value, record["event_id"], assigned
+        return Encoded(TOPIC_OF_TYPE[event_type], partition_key(event_type, record), value, record["event_id"], assigned)
 
     def publish(self, event: Any) -> tuple[str, str]:
         """Send one event (asynchronously; call `flush`); returns (topic, event_id)."""
-        topic, key, value, event_id, _ = self.encode(event)
-        self.producer.send(topic, key=key, value=value)
-        return topic, event_id
+        encoded = self.encode(event)
+        self._producer().send(encoded.topic, key=encoded.key, value=encoded.value)
+        return encoded.topic, encoded.event_id
 
     def publish_lines(self, lines: Iterable[str | bytes]) -> Iterator[Outcome]:
         """One outcome per non-blank line; a bad line never stops the others."""
+        for number, obj, encoded in self._encode_lines(lines):
+            if isinstance(encoded, InvalidEvent):
+                yield Outcome(number, "rejected", claimed(obj, "event_id"), claimed(obj, "type"), str(encoded))
+                continue
+            self._in_flight.append((number, self._producer().send(encoded.topic, key=encoded.key, value=encoded.value)))
+            if len(self._in_flight) >= FLUSH_EVERY:
+                self._collect()
+            yield Outcome(number, "published", encoded.event_id, obj["type"], assigned_id=encoded.assigned_id)
+
+    def dry_run_lines(self, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+        """Per non-blank line, what `publish_lines` would send — the record decoded back from
+        the bytes it would produce, field names as in schemas/ — or why it would be rejected."""
+        for number, obj, encoded in self._encode_lines(lines):
+            if isinstance(encoded, InvalidEvent):
+                yield {"line": number, "status": "rejected", "reason": str(encoded)}
+            else:
+                yield {"line": number, "status": "would_publish", "topic": encoded.topic,
+                       "key": encoded.key.decode("utf-8"), "event": CODEC.decode(encoded.value)[1]}
+
+    def _encode_lines(self, lines: Iterable[str | bytes]) -> Iterator[tuple[int, Any, Encoded | InvalidEvent]]:
+        """(line number, parsed JSON or None, the encoded event or why not) per non-blank line."""
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             obj = None
             try:
                 obj = parse_json_line(line)
-                topic, key, value, event_id, assigned = self.encode(obj)
+                yield number, obj, self.encode(obj)
             except InvalidEvent as exc:
-                yield Outcome(number, "rejected", claimed(obj, "event_id"), claimed(obj, "type"), str(exc))
-                continue
-            self._in_flight.append((number, self.producer.send(topic, key=key, value=value)))
-            if len(self._in_flight) >= FLUSH_EVERY:
-                self._collect()
-            yield Outcome(number, "published", event_id, obj["type"], assigned_id=assigned)
+                yield number, obj, exc
+
+    def _producer(self) -> KafkaProducer:
+        if self.producer is None:
+            raise RuntimeError("this publisher only encodes (dry run): it was given no producer")
+        return self.producer
 
     def flush(self, timeout: float | None = 30) -> list[tuple[int, str]]:
         """Wait for delivery; returns (line, reason) for every line the broker did not take."""
+        if self.producer is None:
+            return []
         self._collect(timeout)
         failures, self._failures = self._failures, []
         return failures

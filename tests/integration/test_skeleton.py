@@ -10,6 +10,7 @@ import signal
 import stat
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -217,23 +218,35 @@ def test_sink_reinsert_of_a_batch_does_not_double_count(clickhouse: Any) -> None
 
 
 def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
-    """Neither the contact nor any unkeyed hash of it (ids assigned at the edge included)."""
+    """Neither the contact nor any unkeyed hash of it (ids assigned at the edge included), nor
+    a contact typed inside a tip's text, place or source, a verdict's note or a site's name."""
     contacts = ["+84 913 555 7171", "zalo:contact-canary-9917", "0988123456", "0084 977 123 456", "0966 321 789"]
+    in_text = ["0935.777.161", "024 3999 8818", "001203009917", "canary.contact9917@gmail.com", "0979-555-313",
+               "(+84) 868 111 929"]
     tips = [{"type": "tip", "event_id": f"it-secret-{n}", "occurred_at": "2025-06-26T06:35:00+07:00",
              "commune_code": 25813, "channel": "zalo", "reporter_contact": contact, "anonymous": n == 2,
-             "text": "Có nhóm thanh niên tụ tập đánh bạc ở bãi đất trống"} for n, contact in enumerate(contacts[:3])]
+             "text": f"Có nhóm thanh niên tụ tập đánh bạc ở bãi đất trống, gọi em số {in_text[0]}",
+             "location_text": f"cạnh nhà nghỉ, máy bàn {in_text[1]}", "source_ref": f"zalo:{in_text[4]}"}
+            for n, contact in enumerate(contacts[:3])]
     # sent without an id: the publisher assigns one, for a named and an anonymous reporter
     unnamed = [{"type": "tip", "occurred_at": "2025-06-26T06:36:00+07:00", "commune_code": 25813, "channel": "sms",
                 "reporter_contact": contact, "anonymous": n == 1, "text": f"Có trộm chó ở xóm {n} (it-secret-unnamed)"}
                for n, contact in enumerate(contacts[3:])]
-    published = run_cli("publish", "-", input=jsonl(tips + unnamed))
+    others = [{"type": "feedback", "event_id": "it-secret-note", "occurred_at": "2025-06-26T06:40:00+07:00",
+               "commune_code": 25813, "tip_event_id": "it-secret-0", "verdict": "valuable",
+               "note": f"đã xác minh, đối tượng CCCD {in_text[2]}, mail {in_text[3]}"},
+              {"type": "device_signal", "event_id": "it-secret-site", "occurred_at": "2025-06-26T06:41:00+07:00",
+               "commune_code": 25813, "device_id": "bell-secret-1", "device_kind": "alarm_bell", "signal": "heartbeat",
+               "site_kind": "shop", "site_name": f"Tạp hóa cô Ba {in_text[5]}"}]
+    published = run_cli("publish", "-", input=jsonl(tips + unnamed + others))
     assert published.returncode == 0, published.stderr
     assigned = re.findall(r"published tip (\S+) \(event_id assigned\)", published.stdout)
     assert len(assigned) == 2
     ids = [tip["event_id"] for tip in tips] + assigned
-    wait_for(lambda: distinct_ids(clickhouse, ids) == 5, 60, "the planted tips in ClickHouse")
+    wait_for(lambda: distinct_ids(clickhouse, ids + ["it-secret-note", "it-secret-site"]) == 7, 60,
+             "the planted events in ClickHouse")
     needles = set()
-    for contact in contacts:
+    for contact in contacts + in_text:
         digits = "".join(ch for ch in contact if ch.isdigit())
         needles |= {contact, normalise_contact(contact)} | ({digits, digits[-9:]} if len(digits) >= 9 else set())
         needles |= unkeyed_hashes(contact) | unkeyed_hashes(normalise_contact(contact))
@@ -257,8 +270,11 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
     assert planted_seen["binhyen.incidents.v1"] >= 1
     assert planted_seen["binhyen-worker-communes-changelog"] >= 1
 
-    for needle in needles:  # nor in the worker's log
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=10) as response:  # noqa: S310
+        metrics = response.read().decode()
+    for needle in needles:  # nor in the worker's log, nor in its metrics
         assert needle not in worker.log_since(0), f"{needle!r} found in the worker log"
+        assert needle not in metrics, f"{needle!r} found in the worker's metrics"
 
     databases = (settings.clickhouse_database, private_database(settings.clickhouse_database))
     columns = clickhouse.execute(
