@@ -160,7 +160,7 @@ def main() -> None:
     stack.bring_up(settings, lambda line: None)
     try:
         simulation = simulate(SimConfig(96, days=args.days, seed=99, scale=args.scale,
-                                        start=datetime(2035, 1, 1, tzinfo=VN)))
+                                        start=datetime(2022, 6, 1, tzinfo=VN)))
         key = settings.pseudonym_key()
         encoded, rows, ids = [], [], []
         for event in simulation.events:

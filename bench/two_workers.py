@@ -63,7 +63,7 @@ def run(batching: str, days: int, scale: float, worker_count: int) -> int:
     print(f"[{batching}] state folder {state} (worker logs there)")
     workers = []
     try:
-        simulation = simulate(SimConfig(96, days=days, seed=99, scale=scale, start=datetime(2035, 1, 1, tzinfo=VN)))
+        simulation = simulate(SimConfig(96, days=days, seed=99, scale=scale, start=datetime(2022, 6, 1, tzinfo=VN)))
         pseudonyms = Pseudonymiser(settings.pseudonym_key())
         options = dict(linger_ms=20, batch_size=256 * 1024) if batching == "bench" else dict(linger_ms=0, batch_size=1)
         kafka = producer(settings, **options)

@@ -13,7 +13,8 @@ import json
 import math
 import re
 import unicodedata
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from processors import geography
@@ -67,6 +68,29 @@ _SECRET_FIELDS = frozenset({"reporter_contact", "reporter_pseudonym"})
 
 class InvalidEvent(ValueError):
     """One line naming the field, what is wrong and what to send instead."""
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """How far an event's time may stray from the clock of whoever receives it.
+
+    The contract allows 2000–2100; the edge and the worker are stricter, because one tip dated
+    2052 would move its commune's clock decades ahead (closing its open incidents, reporting
+    every device silent). `binhyen process` has no receiving clock and does not apply them.
+    """
+
+    earliest_ms: int = 1_577_811_600_000  # 2020-01-01 00:00 Vietnam time
+    ahead_ms: int = 10 * 60_000
+
+    def check(self, occurred_at_ms: int, now_ms: int) -> None:
+        if occurred_at_ms > now_ms + self.ahead_ms:
+            raise InvalidEvent(
+                f"occurred_at: {(occurred_at_ms - now_ms) / 60_000:,.0f} minutes ahead of the receiving clock "
+                f"(at most {self.ahead_ms / 60_000:g} allowed); fix the sender's clock, or send when it happened")
+        if occurred_at_ms < self.earliest_ms:
+            earliest = datetime.fromtimestamp(self.earliest_ms / 1000, timezone(timedelta(hours=7))).date()
+            raise InvalidEvent(f"occurred_at: before {earliest}, the earliest accepted (BINHYEN_EARLIEST_EVENT); "
+                               "send when it happened")
 
 
 # Contract fields per type: name -> JSON type. Common fields are handled separately.

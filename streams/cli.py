@@ -130,9 +130,9 @@ def publish(
     settings = _settings()
     key = settings.pseudonym_key()
     if dry_run:
-        _dry_run(Publisher(None, key), file)
+        _dry_run(Publisher(None, key, settings.time_bounds), file)
         return
-    publisher = Publisher(producer(settings, max_block_ms=15_000), key)
+    publisher = Publisher(producer(settings, max_block_ms=15_000), key, settings.time_bounds)
     summary = Summary()
     for outcome in publisher.publish_lines(_input_lines(file)):
         summary.add(outcome)
@@ -350,7 +350,7 @@ def alert(
     from streams.edge.publisher import Publisher
 
     settings = _settings()
-    publisher = Publisher(producer(settings, max_block_ms=15_000), settings.pseudonym_key())
+    publisher = Publisher(producer(settings, max_block_ms=15_000), settings.pseudonym_key(), settings.time_bounds)
     now = datetime.now(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
     _, event_id = publisher.publish({"type": "alert_action", "occurred_at": now, "alert_id": alert_id,
                                      "action": action.value, "by": by})

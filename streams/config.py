@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from processors.alerts import AlertConfig
     from processors.credibility import CredibilityConfig
+    from processors.validation import TimeBounds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
@@ -21,6 +22,26 @@ WRITER_PASSWORD_FILE = "clickhouse-writer.password"
 
 class ConfigError(RuntimeError):
     """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+def _time_bounds() -> "TimeBounds":
+    """BINHYEN_MAX_CLOCK_AHEAD_MINUTES (10) and BINHYEN_EARLIEST_EVENT (2020-01-01, Vietnam time)."""
+    from datetime import date, datetime, timedelta, timezone
+
+    from processors.validation import TimeBounds
+
+    default = TimeBounds()
+    raw = os.environ.get("BINHYEN_EARLIEST_EVENT") or ""
+    try:
+        earliest = date.fromisoformat(raw) if raw else None
+    except ValueError:
+        raise ConfigError(f"BINHYEN_EARLIEST_EVENT={raw!r} is not a date (YYYY-MM-DD)") from None
+    earliest_ms = default.earliest_ms if earliest is None else int(
+        datetime(earliest.year, earliest.month, earliest.day, tzinfo=timezone(timedelta(hours=7))).timestamp() * 1000)
+    ahead = _int("BINHYEN_MAX_CLOCK_AHEAD_MINUTES", default.ahead_ms // 60_000)
+    if ahead < 0:
+        raise ConfigError(f"BINHYEN_MAX_CLOCK_AHEAD_MINUTES={ahead} is negative; use 0 or more minutes")
+    return TimeBounds(earliest_ms, ahead * 60_000)
 
 
 def _int(name: str, default: int) -> int:
@@ -170,6 +191,7 @@ class Settings:
     metrics_port: int
     prometheus_port: int
     worker_group: str
+    time_bounds: "TimeBounds"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -209,6 +231,7 @@ class Settings:
             prometheus_port=_int("BINHYEN_PROMETHEUS_PORT", 19090),
             # The consumer group and the prefix of the state changelog topics.
             worker_group=os.environ.get("BINHYEN_WORKER_GROUP") or "binhyen-worker",
+            time_bounds=_time_bounds(),
         )
 
     def credibility_config(self) -> "CredibilityConfig":

@@ -8,14 +8,15 @@ producing, and shows what would be sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaProducer
 
 from processors.pseudonym import Pseudonymiser
-from processors.validation import InvalidEvent, claimed, parse_contract, parse_json_line, partition_key
+from processors.validation import InvalidEvent, TimeBounds, claimed, parse_contract, parse_json_line, partition_key
 from schemas import CODEC
 from streams.topics import TOPIC_OF_TYPE
 
@@ -67,16 +68,20 @@ class Publisher:
     >>> publisher.publish({"type": "tip", ...})  # -> (topic, event_id)
     """
 
-    def __init__(self, producer: KafkaProducer | None, pseudonym_key: bytes) -> None:
-        """`producer` may be None for a publisher that only encodes (`dry_run_lines`)."""
+    def __init__(self, producer: KafkaProducer | None, pseudonym_key: bytes, bounds: TimeBounds = TimeBounds(),
+                 clock: Callable[[], float] = time.time) -> None:
+        """`producer` may be None for a publisher that only encodes (`dry_run_lines`); `bounds`
+        are checked against `clock` (seconds), the receiving clock."""
         self.producer = producer
         self.pseudonyms = Pseudonymiser(pseudonym_key)
+        self.bounds, self.clock = bounds, clock
         self._in_flight: list[tuple[int, Any]] = []  # (line, send future) until collected
         self._failures: list[tuple[int, str]] = []
 
     def encode(self, event: Any) -> Encoded:
         """The record to produce, or raise InvalidEvent; nothing is sent."""
         event_type, record, assigned = parse_contract(event, self.pseudonyms)
+        self.bounds.check(record["occurred_at_ms"], int(self.clock() * 1000))
         value = CODEC.encode(event_type, record)
         return Encoded(TOPIC_OF_TYPE[event_type], partition_key(event_type, record), value, record["event_id"], assigned)
 

@@ -123,8 +123,8 @@ def make_app(settings: Settings) -> faust.App:
         sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client),
                                   "events": event_sink(client, settings.clickhouse_database)}
         try:
-            await consume(stream, BatchStep(processor, cursor, clock).run, Checkpoint(state.values(), send, sinks, stream.ack),
-                          *batch)
+            step = BatchStep(processor, cursor, clock, settings.time_bounds)
+            await consume(stream, step.run, Checkpoint(state.values(), send, sinks, stream.ack), *batch)
         except PartitionsMismatch as exc:  # topics re-created under us (a broker that lost its data)
             log.error("%s", " ".join(str(exc).split()))
             restart_with_fresh_state(settings, time.monotonic() - started)
@@ -133,7 +133,8 @@ def make_app(settings: Settings) -> faust.App:
     async def registry_events(stream: faust.StreamT) -> None:
         sinks: dict[str, Sink] = {"events": event_sink(connect(settings, settings.clickhouse_database),
                                                        settings.clickhouse_database)}
-        await consume(stream, BatchStep(None).run, Checkpoint((), send, sinks, stream.ack), *batch)
+        await consume(stream, BatchStep(None, bounds=settings.time_bounds).run, Checkpoint((), send, sinks, stream.ack),
+                      *batch)
 
     notifiers: dict[str, Sink] = {"log": LogNotifier()}
     if settings.webhook_urls:

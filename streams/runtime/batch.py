@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from processors.alerts import commune_of_alert
 from processors.pipeline import EventProcessor
-from processors.validation import InvalidEvent, check_rules
+from processors.validation import InvalidEvent, TimeBounds, check_rules
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import alert_row, event_row, incident_rows
 from streams.runtime.state import EventCursor
@@ -33,8 +33,9 @@ log = logging.getLogger("binhyen.worker")
 MAX_DEAD_LETTER_ORIGINAL = 65_536
 SWEEP_EVERY_MS = 60_000
 
-RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "contract", "processing"]
-REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "contract", "processing")
+RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "contract", "clock", "processing"]
+REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "contract", "clock",
+                                              "processing")
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,10 @@ class Rejected:
 Verdict = Accepted | Tick | Rejected
 
 
-def triage(value: Any, topic: str) -> Verdict:
-    """Decode and validate one message value: the event, a tick, or why it is dead-lettered."""
+def triage(value: Any, topic: str, bounds: TimeBounds | None = None, now_ms: int = 0) -> Verdict:
+    """Decode and validate one message value: the event, a tick, or why it is dead-lettered.
+    With `bounds`, an event dated too far from the clock `now_ms` is dead-lettered too (one that
+    bypassed the edge), so no commune's clock runs ahead of the wall clock by more than they allow."""
     if not isinstance(value, (bytes, bytearray)):
         return Rejected("tombstone", "empty message value (tombstone); binhyen input topics carry no tombstones")
     if topic == COMMUNE_CONTROL and value[:1] == b"{":
@@ -94,6 +97,11 @@ def triage(value: Any, topic: str) -> Verdict:
         check_rules(event_type, record)
     except InvalidEvent as exc:
         return Rejected("contract", str(exc))
+    try:
+        if bounds is not None:
+            bounds.check(record["occurred_at_ms"], now_ms)
+    except InvalidEvent as exc:
+        return Rejected("clock", str(exc))
     return Accepted(event_type, record)
 
 
@@ -156,16 +164,18 @@ class BatchStep:
     record their events (model changes, alert actions)."""
 
     def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None,
-                 clock: EventClock | None = None) -> None:
+                 clock: EventClock | None = None, bounds: TimeBounds | None = None) -> None:
         self.processor = processor
         self.cursor = cursor
         self.clock = clock or EventClock()
+        self.bounds = bounds
         self.last_sweep_ms: int | None = None
 
     def run(self, messages: list[Message], now_ms: int) -> BatchOutput:
         out = BatchOutput()
         incidents: dict[str, dict[str, Any]] = {}  # the latest snapshot of each changed incident
-        for message, verdict in in_event_time_order([(m, triage(m.value, m.topic)) for m in messages]):
+        triaged = [(m, triage(m.value, m.topic, self.bounds, now_ms)) for m in messages]
+        for message, verdict in in_event_time_order(triaged):
             if isinstance(verdict, Rejected):
                 self._reject(out, message, verdict, now_ms)
             elif isinstance(verdict, Tick):

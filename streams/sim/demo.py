@@ -47,7 +47,7 @@ class DemoReport:
 def publish_bad_input(settings: Settings, lines: Iterable[str], report: DemoReport) -> None:
     """Invalid contract lines through the publisher, and raw garbage past it."""
     kafka = producer(settings)
-    publisher = Publisher(kafka, settings.pseudonym_key())
+    publisher = Publisher(kafka, settings.pseudonym_key(), settings.time_bounds)
     for outcome in publisher.publish_lines(lines):
         if outcome.status == "rejected":
             report.rejected.append((outcome.line, outcome.event_id, outcome.reason or ""))

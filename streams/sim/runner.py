@@ -57,7 +57,7 @@ def publish_events(settings: Settings, events: list[dict[str, Any]], console: Co
     from streams.edge.kafka import producer
     from streams.edge.publisher import Publisher
 
-    publisher = Publisher(producer(settings), settings.pseudonym_key())
+    publisher = Publisher(producer(settings), settings.pseudonym_key(), settings.time_bounds)
     began = time.monotonic()
     with _progress(console) as progress:
         task = progress.add_task("publishing", total=len(events))

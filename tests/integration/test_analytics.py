@@ -19,7 +19,7 @@ from tests.conftest import EVENTS, jsonl, offline_run, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 # Simulated days no other test uses, so the figures are this test's alone.
-START, END = "2033-03-01", "2033-03-02"
+START, END = "2023-03-01", "2023-03-02"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def simulated(worker: WorkerProcess, clickhouse: Any) -> list[dict[str, Any]]:
 
     from streams.sim.simulator import VN
 
-    config = SimConfig(96, days=2, seed=21, scale=0.4, start=datetime(2033, 3, 1, tzinfo=VN))
+    config = SimConfig(96, days=2, seed=21, scale=0.4, start=datetime(2023, 3, 1, tzinfo=VN))
     events = [e for e in simulate(config).events if e["type"] in ("tip", "feedback", "device_signal")
               and (e["type"] != "device_signal" or e["signal"] in ("panic_pressed", "gate_forced"))]
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
@@ -114,7 +114,7 @@ def province(worker: WorkerProcess, clickhouse: Any) -> list[dict[str, Any]]:
 
     from streams.sim.simulator import VN
 
-    events = simulate(SimConfig(PROVINCE, days=2, seed=31, scale=0.3, start=datetime(2034, 5, 1, tzinfo=VN))).events
+    events = simulate(SimConfig(PROVINCE, days=2, seed=31, scale=0.3, start=datetime(2024, 5, 1, tzinfo=VN))).events
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
     prefix = f"sim31-p{PROVINCE}-"
     assert all(e["event_id"].startswith(prefix) for e in events)

@@ -31,7 +31,7 @@ def stream_events(tag: str, total: int, presses_every: int) -> list[dict[str, An
     for n in range(total):
         press = n % presses_every == 0
         events.append({"type": "device_signal", "event_id": f"it-{tag}-{n:06d}", "commune_code": COMMUNES[n % 6],
-                       "occurred_at": f"2034-0{1 + n // 40000}-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}+07:00",
+                       "occurred_at": f"2024-0{1 + n // 40000}-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}+07:00",
                        "device_id": f"{tag}-{'bell' if press else 'cam'}-{n}", "device_kind": "alarm_bell",
                        "signal": "panic_pressed" if press else "heartbeat", "site_kind": "bank"})
     return events

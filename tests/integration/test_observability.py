@@ -42,15 +42,15 @@ def metrics_page(settings: Any) -> str:
 def observed(worker: WorkerProcess, settings: Any, clickhouse: Any) -> Any:
     """Events of every kind the panels show, a panic press that pages, and bad input."""
     events = [
-        {"type": "tip", "event_id": f"obs-tip-{n}", "occurred_at": "2036-01-10T08:00:00+07:00", "commune_code": 31951,
+        {"type": "tip", "event_id": f"obs-tip-{n}", "occurred_at": "2020-01-10T08:00:00+07:00", "commune_code": 31951,
          "channel": "zalo", "source_ref": "zalo:grp-obs", "reporter_contact": CONTACT,
          "text": f"Có nhóm thanh niên tụ tập đánh bạc ở quán cà phê số {n}", "category": "gambling"}
         for n in range(3)
     ] + [
-        {"type": "device_signal", "event_id": "obs-press-1", "occurred_at": "2036-01-10T08:01:00+07:00",
+        {"type": "device_signal", "event_id": "obs-press-1", "occurred_at": "2020-01-10T08:01:00+07:00",
          "commune_code": 31951, "device_id": "obs-bell", "device_kind": "alarm_bell", "signal": "panic_pressed",
          "site_kind": "bank"},
-        {"type": "feedback", "event_id": "obs-verdict-1", "occurred_at": "2036-01-10T09:00:00+07:00",
+        {"type": "feedback", "event_id": "obs-verdict-1", "occurred_at": "2020-01-10T09:00:00+07:00",
          "commune_code": 31951, "tip_event_id": "obs-tip-0", "verdict": "valuable"},
     ]
     assert run_cli("publish", "-q", "-", input=jsonl(events)).returncode == 0

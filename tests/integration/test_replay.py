@@ -44,7 +44,7 @@ def settled(clickhouse: Any, database: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_replayed_projections_equal_the_live_ones(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
-    events = simulate(SimConfig(11, days=1, seed=41, scale=0.3, start=datetime(2035, 2, 1, tzinfo=VN))).events
+    events = simulate(SimConfig(11, days=1, seed=41, scale=0.3, start=datetime(2022, 2, 1, tzinfo=VN))).events
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
     wait_for(lambda: clickhouse.execute(f"SELECT uniqExact(event_id) FROM {EVENTS} WHERE startsWith(event_id, 'sim41-p11-')")
              [0][0] == len(events), 120, "the simulated day in ClickHouse")
@@ -63,7 +63,7 @@ def test_replayed_projections_equal_the_live_ones(worker: WorkerProcess, clickho
     assert private_database(f"{settings.clickhouse_database}_replay") not in databases
 
     # The running worker writes into the swapped-in tables, and their views fill the typed ones.
-    tip = {"type": "tip", "event_id": "replay-after-swap-1", "occurred_at": "2035-02-01T09:00:00+07:00",
+    tip = {"type": "tip", "event_id": "replay-after-swap-1", "occurred_at": "2022-02-01T09:00:00+07:00",
            "commune_code": 4, "channel": "hotline", "text": "Có người lạ đi xe máy không biển số quanh chợ"}
     assert run_cli("publish", "-q", "-", input=jsonl([tip])).returncode == 0
     wait_for(lambda: clickhouse.execute("SELECT count() FROM tips WHERE event_id = 'replay-after-swap-1'")[0][0] == 1,

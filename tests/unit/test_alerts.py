@@ -178,7 +178,7 @@ def test_live_escalation_comes_from_the_timer_at_the_first_deadline() -> None:
     assert due_communes(states, 0, deadline) == [(COMMUNE, deadline)]
     assert due_communes(states, deadline - 1, deadline + 25 * 3_600_000) == []  # a replay: event time, not the clock
     assert due_communes(states, deadline, deadline + 25 * 3_600_000) == [(COMMUNE, deadline)]
-    assert due_communes(states, deadline + 10 * 365 * 86_400_000, deadline - 1) == []  # a clock poisoned by 2036
+    assert due_communes(states, deadline + 10 * 365 * 86_400_000, deadline - 1) == []  # a clock poisoned by a date years ahead
     tick = Message(COMMUNE_CONTROL, 0, 9, tick_message(COMMUNE, first + 5 * 60_000))
     escalated = step.run([tick], 0).alerts
     assert [(a["state"], a["alert_id"], a["at_ms"]) for a in escalated] == [
