@@ -26,9 +26,11 @@ from typing import Any
 from processors.alerts import alert_id_for
 from processors.geography import Commune, communes_of_province
 from processors.incidents import incident_id_for
+from processors.validation import TimeBounds
 from streams.sim import texts as T
 
 VN = timezone(timedelta(hours=7))
+EARLIEST_S = TimeBounds().earliest_ms // 1000
 DAY_S = 86_400
 DEFAULT_START = datetime(2025, 9, 1, tzinfo=VN)
 
@@ -393,7 +395,8 @@ class ProvinceSimulator:
                 if not present:
                     continue
                 model_id = f"{kind.replace('_', '-')}-{commune.code}"
-                at = self.start_s - rng.randint(30, 720) * DAY_S
+                # launched up to two years before; never before the edge's earliest accepted time
+                at = max(self.start_s - rng.randint(30, 720) * DAY_S, EARLIEST_S)
                 earlier = [m for m in launched.get(kind, []) if m[2] < at - 7 * DAY_S]
                 event: dict[str, Any] = {"type": "model_change", "commune_code": commune.code, "model_id": model_id,
                                          "model_kind": kind, "name": name, "members_delta": rng.randint(*members),

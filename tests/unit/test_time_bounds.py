@@ -69,3 +69,14 @@ def test_the_worker_dead_letters_a_2052_tip_and_the_commune_keeps_its_clock() ->
     later = step.run([message(tip("t2", at(21, 1), "có đánh nhau ở chợ, nhiều người cầm gậy"), 4)], now_ms)
     incidents = [CODEC.decode(value)[1] for topic, _, value in later.records if topic == "binhyen.incidents.v1"]
     assert [(i["tips"], i["event_ids"]) for i in incidents] == [(2, ["t1", "t2"])]  # its incident was still open
+
+
+def test_a_simulation_starting_early_in_2020_is_all_accepted_by_the_edge() -> None:
+    """The simulator's model history (up to two years back) stops at the earliest accepted time."""
+    from streams.sim.simulator import VN, SimConfig, simulate
+
+    events = simulate(SimConfig(96, days=1, seed=3, scale=0.1, start=datetime(2020, 3, 1, tzinfo=VN))).events
+    history = [e for e in events if e["occurred_at"] < "2020-03"]
+    assert history and min(e["occurred_at"] for e in history) == "2020-01-01T00:00:00+07:00"
+    edge = publisher()
+    assert all(edge.encode(event) for event in events)
