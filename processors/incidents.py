@@ -191,7 +191,10 @@ class IncidentClusterer:
         if any(entry[0] < horizon for entry in state["seen"].values()):
             state["seen"] = {e: entry for e, entry in state["seen"].items() if entry[0] >= horizon}
         if any(entry[0] < horizon for entry in state.get("parked", {}).values()):
-            state["parked"] = {e: entry for e, entry in state["parked"].items() if entry[0] >= horizon}
+            kept = {e: entry for e, entry in state["parked"].items() if entry[0] >= horizon}
+            # verdicts on tips that never came: counted (a gauge in the worker), not silently gone
+            state["expired_verdicts"] = state.get("expired_verdicts", 0) + len(state["parked"]) - len(kept)
+            state["parked"] = kept
         if len(self._texts) > TEXT_CACHE_LIMIT:  # derived data: recomputed when needed again
             self._texts.clear()
 

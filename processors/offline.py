@@ -74,6 +74,9 @@ class OfflineRun:
         event_id = record["event_id"]
         self.watermark_ms = max(self.watermark_ms, record["occurred_at_ms"])
         result = self.processor.handle(event_type, record)
+        if result.unapplied:  # the worker dead-letters it: a rejected line here
+            return {"kind": "event", "event_id": event_id, "type": event_type, "status": "rejected", "line": number,
+                    "reason": result.unapplied}, result.alerts
         for snapshot in result.incidents:
             self.incidents[snapshot["incident_id"]] = snapshot
         out: dict[str, Any] = {"kind": "event", "event_id": event_id, "type": event_type, "status": result.status}

@@ -1,10 +1,14 @@
 """One event in, what it changed out: the processors the worker and `binhyen process` share.
 
 Exact dedup and clustering (`incidents`), officers' verdicts feeding reputation and the
-incident, and credibility scoring of every incident that changed. State is three mappings
-the caller owns: dicts offline, Faust tables in the worker (`communes` co-partitioned with
-the commune-keyed topics; `reputation` and `chains` global, since reporters and forwarded
-messages cross communes).
+incident, and credibility scoring of every incident that changed. State is mappings the
+caller owns: dicts offline, Faust tables in the worker (`communes` and `alerts`
+co-partitioned with the commune-keyed topics; `reputation`, `chains` and `origins` global,
+since reporters, forwarded messages and verdicts without a commune cross communes).
+
+`origins` keeps, for a year, who was behind each tip and which tips made each incident, so a
+verdict finds its commune when it names none, and credits reputations however long after the
+incident closed. A verdict that still cannot be placed is `unapplied`, with its reason.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from processors.dedup import ExactDedup
 from processors.incidents import DedupConfig, IncidentClusterer, majority_category
 
 HOUR_MS = 3_600_000
+ORIGIN_RETENTION_MS = 365 * 24 * HOUR_MS  # verdicts later than a year after the tip are not applied
 
 
 @dataclass
@@ -28,6 +33,8 @@ class ProcessorState:
     reputation: MutableMapping[str, Any] = field(default_factory=dict)  # 'reporter:…' -> [valuable, total]
     chains: MutableMapping[str, Any] = field(default_factory=dict)  # text fingerprint -> {commune: time}
     alerts: MutableMapping[str, Any] = field(default_factory=dict)  # commune -> alerts, spike and device state
+    # 'tip:…' -> [commune, incident, reporter, source, channel, time]; 'incident:…' -> [commune, time, [tip ids]]
+    origins: MutableMapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Result:
     incident_id: str | None = None
     incidents: list[dict[str, Any]] = field(default_factory=list)  # incident events to emit
     alerts: list[dict[str, Any]] = field(default_factory=list)  # alert lifecycle events to emit
+    unapplied: str | None = None  # a verdict that could not be placed, and why
 
     def incident(self) -> dict[str, Any] | None:
         """The emitted snapshot of this event's own incident, if any."""
@@ -84,18 +92,21 @@ class EventProcessor:
             return Result("duplicate", outcome.reason, outcome.incident_id, snapshots, replayed)
         changed, incident_id = outcome.updated, outcome.incident_id
         alerts: list[dict[str, Any]] = []
+        unapplied = None
         if event_type == "tip":
             self._note_chain(record)
+            self._remember_origin(record, incident_id)
             alerts += self.alerting.on_tip(record)
             parked = self.clusterer.take_parked_verdict(record["commune_code"], record["event_id"])
             if parked is not None:  # its verdict was read first: apply it now the tip is placed
-                judged = self._verdict({"verdict": parked, "tip_event_id": record["event_id"],
-                                        "commune_code": record["commune_code"], "occurred_at_ms": record["occurred_at_ms"]})
+                judged, _ = self._verdict({"verdict": parked, "tip_event_id": record["event_id"],
+                                           "commune_code": record["commune_code"],
+                                           "occurred_at_ms": record["occurred_at_ms"]})
                 changed += [incident for incident in judged if incident not in changed]
         elif event_type == "device_signal":
             alerts += self.alerting.on_device_signal(record)
         elif event_type == "feedback":
-            changed = self._verdict(record)
+            changed, unapplied = self._verdict(record)
             incident_id = changed[0]["id"] if changed else None  # the incident the verdict judged
         elif event_type == "alert_action":
             alerts += self.alerting.on_action(record)
@@ -109,7 +120,7 @@ class EventProcessor:
             if commune is not None and self._scheduled.get(commune) != self.alerting.next_deadline(commune):
                 self._schedule(commune)
             alerts += self.tick(record["occurred_at_ms"])
-        return Result("accepted", None, incident_id, snapshots, alerts)
+        return Result("accepted", None, incident_id, snapshots, alerts, unapplied)
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
         """Event time (or, in the worker, the clock) reached `now_ms`: fire what is due."""
@@ -129,41 +140,80 @@ class EventProcessor:
             heapq.heappush(self._due, (deadline, commune))
 
     def sweep(self, watermark_ms: int) -> None:
-        """Bound the global state: forget forwarded texts older than the chain window."""
+        """Bound the global state: forget forwarded texts older than the chain window, and
+        origins older than a year."""
         horizon = watermark_ms - self.chain_window_ms
         for fingerprint in list(self.state.chains):
             communes = self.state.chains.get(fingerprint)
             if communes is not None and max(communes.values()) < horizon:
                 del self.state.chains[fingerprint]
+        forgotten = watermark_ms - ORIGIN_RETENTION_MS
+        for key in list(self.state.origins):
+            origin = self.state.origins.get(key)
+            if origin is not None and origin[-1 if key.startswith("tip:") else 1] < forgotten:
+                del self.state.origins[key]
+
+    def commune_of(self, record: dict[str, Any]) -> int | None:
+        """A verdict's commune: its own, or that of the tip or incident it judges."""
+        if record.get("commune_code") is not None:
+            return int(record["commune_code"])
+        tip_id, incident_id = record.get("tip_event_id"), record.get("incident_id")
+        origin = (self.state.origins.get(f"tip:{tip_id}") if tip_id else None) or (
+            self.state.origins.get(f"incident:{incident_id}") if incident_id else None)
+        return int(origin[0]) if origin else None
+
+    def _remember_origin(self, record: dict[str, Any], incident_id: str | None) -> None:
+        at = record["occurred_at_ms"]
+        self.state.origins[f"tip:{record['event_id']}"] = [
+            record["commune_code"], incident_id, record.get("reporter_pseudonym"), record.get("source_ref"),
+            record.get("channel"), at]
+        if incident_id:
+            key = f"incident:{incident_id}"
+            _, _, tips = self.state.origins.get(key) or [record["commune_code"], at, []]
+            self.state.origins[key] = [record["commune_code"], at, [*tips, record["event_id"]]]
 
     # -- verdicts ---------------------------------------------------------------------------
-    def _verdict(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+    def _verdict(self, record: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+        """(the incidents the verdict changed, why it could not be applied — or None)."""
         verdict = record["verdict"]
         tip_id, incident_id = record.get("tip_event_id"), record.get("incident_id")
-        commune = record.get("commune_code")
+        commune = self.commune_of(record)
+        judged = f"tip {tip_id}" if tip_id else f"incident {incident_id}"
         if commune is None:
-            return []  # verdicts are joined per commune: one without a commune cannot be placed
+            return [], (f"verdict on {judged}: no commune_code, and binhyen has not seen that {judged.split()[0]} "
+                        "(or forgot it after a year); send the verdict with its commune_code")
         if tip_id:
             origin = self.clusterer.tip_origin(commune, tip_id)
             if origin is None:
-                # Not read yet (input topics are not aligned in event time: after a rebalance a
-                # worker may read a partition's verdicts ahead of its tips), or long forgotten.
-                self.clusterer.park_verdict(commune, tip_id, record["occurred_at_ms"], verdict)
-                return []
+                stored = self.state.origins.get(f"tip:{tip_id}")
+                if stored is None:
+                    # Not read yet (input topics are not aligned in event time: after a rebalance a
+                    # worker may read a partition's verdicts ahead of its tips): kept for the tip.
+                    self.clusterer.park_verdict(commune, tip_id, record["occurred_at_ms"], verdict)
+                    return [], None
+                origin = [stored[5], *stored[1:5]]  # seen by the commune long ago: its incident may be closed
             _, incident_id, reporter, source, channel = origin
             self.reputation.record(_reputation_keys(reporter, source, channel, commune), verdict)
             about = tip_id
         else:
             about = "incident"
         if not incident_id:
-            return []
+            return [], None
         incident = self.clusterer.record_verdict(commune, incident_id, about, verdict)
         if incident is not None and not tip_id:
             for member in incident["members"]:
                 if member["k"] == "tip":
                     self.reputation.record(_reputation_keys(member.get("rep"), member.get("src"),
                                                             member.get("ch"), commune), verdict)
-        return [incident] if incident is not None else []
+        elif incident is None and not tip_id:  # closed: credit everyone behind it from the origins
+            stored = self.state.origins.get(f"incident:{incident_id}")
+            if stored is None:
+                return [], f"verdict on {judged}: binhyen has not seen that incident (or forgot it after a year)"
+            for tip in stored[2]:
+                origin = self.state.origins.get(f"tip:{tip}")
+                if origin is not None:
+                    self.reputation.record(_reputation_keys(origin[2], origin[3], origin[4], commune), verdict)
+        return ([incident] if incident is not None else []), None
 
     # -- chains -----------------------------------------------------------------------------
     def _note_chain(self, record: dict[str, Any]) -> None:

@@ -99,6 +99,8 @@ def make_app(settings: Settings) -> faust.App:
                                       **json_table),
         "chains": app.GlobalTable("chains", help="communes that carried each forwarded text", **json_table),
         "alerts": app.Table("alerts", help="alerts, tip counts and device last-seen per commune", **json_table),
+        "origins": app.GlobalTable("origins", help="who was behind each tip, which tips made each incident (a year)",
+                                   **json_table),
     }
     credibility, alerting = settings.credibility_config(), settings.alert_config()
     clock = EventClock()
@@ -183,7 +185,9 @@ def make_app(settings: Settings) -> faust.App:
             if highwater is not None:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
         now_ms = time.time() * 1000
-        metrics.OPEN_INCIDENTS.set(sum(len((state or {}).get("open", ())) for state in tables["communes"].values()))
+        communes = [state or {} for state in tables["communes"].values()]
+        metrics.OPEN_INCIDENTS.set(sum(len(state.get("open", ())) for state in communes))
+        metrics.EXPIRED_VERDICTS.set(sum(state.get("expired_verdicts", 0) for state in communes))
         raised = [at for state in tables["alerts"].values() for at in unacked_p1_since(state)]
         metrics.UNACKED_P1.set(len(raised))
         metrics.OLDEST_UNACKED_P1.set(max(0.0, (now_ms - min(raised)) / 1000) if raised else 0.0)

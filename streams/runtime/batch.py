@@ -33,9 +33,9 @@ log = logging.getLogger("binhyen.worker")
 MAX_DEAD_LETTER_ORIGINAL = 65_536
 SWEEP_EVERY_MS = 60_000
 
-RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "contract", "clock", "processing"]
+RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "contract", "clock", "verdict", "processing"]
 REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "contract", "clock",
-                                              "processing")
+                                              "verdict", "processing")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ def triage(value: Any, topic: str, bounds: TimeBounds | None = None, now_ms: int
         event_type, record = CODEC.decode(value)
     except DecodeError as exc:
         return Rejected("decode", str(exc))
-    expected = (ALERT_ACTIONS, COMMUNE_CONTROL) if event_type == "alert_action" else (TOPIC_OF_TYPE.get(event_type),)
+    # alert actions and verdicts without a commune are forwarded to the commune's control partition
+    expected = (TOPIC_OF_TYPE.get(event_type), COMMUNE_CONTROL) if event_type in ("alert_action", "feedback") else (
+        TOPIC_OF_TYPE.get(event_type),)
     if topic not in expected:
         return Rejected("wrong_topic", f"a {event_type} event on {topic}; publish it to {TOPIC_OF_TYPE[event_type]}")
     try:
@@ -226,6 +228,12 @@ class BatchStep:
             return
         if self.processor is None:
             return
+        if accepted.event_type == "feedback" and record.get("commune_code") is None:
+            commune = self.processor.commune_of(record)
+            if commune is not None:  # to the worker that holds the commune of the tip or incident judged
+                forwarded = CODEC.encode("feedback", dict(record, commune_code=commune))
+                out.records.append((COMMUNE_CONTROL, str(commune).encode(), forwarded))
+                return
         self._route_state_to(message)
         try:
             result = self.processor.handle(accepted.event_type, record)
@@ -241,6 +249,8 @@ class BatchStep:
         for snapshot in result.incidents:
             incidents[snapshot["incident_id"]] = snapshot
         out.alerts += result.alerts
+        if result.unapplied:
+            self._reject(out, message, Rejected("verdict", result.unapplied), now_ms)
 
     def _route_state_to(self, message: Message) -> None:
         """State written from here on belongs to this message's partition (its changelog)."""

@@ -123,6 +123,11 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     # a "pseudonym" that is a raw phone number, from a producer that bypassed the publisher
     raw.send(TIPS, key=b"25813", value=CODEC.encode("tip", dict(tip, event_id="it-forged-pseudonym",
                                                                   reporter_pseudonym="+84 912 345 678")))
+    # a tip dated 2052 (it would move its commune's clock decades ahead) and a raw phone number in a text
+    raw.send(TIPS, key=b"25813", value=CODEC.encode("tip", dict(tip, event_id="it-2052",
+                                                                  occurred_at_ms=2_587_000_000_000)))
+    raw.send(TIPS, key=b"25813", value=CODEC.encode("tip", dict(tip, event_id="it-phone-in-text",
+                                                                  text="gọi lại số 0912.345.678")))
     oversize = b"it-oversize" + b"\xff" * 899_989  # 900,000 bytes of garbage, near the broker's limit
     raw.send(TIPS, key=b"big", value=oversize)
     raw.flush()
@@ -135,9 +140,10 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
         decoded = [CODEC.decode(record.value)[1] for record in read_topic(settings, DEAD_LETTER, idle_seconds=1)]
         return [d for d in decoded if d["original"] in garbage.values() or d["original"].startswith(b"it-oversize")
                 or b"it-misrouted" in d["original"] or b"it-bad-commune" in d["original"]
-                or b"it-forged-pseudonym" in d["original"]]
+                or b"it-forged-pseudonym" in d["original"] or b"it-2052" in d["original"]
+                or b"it-phone-in-text" in d["original"]]
 
-    found = wait_for(lambda: (lambda got: got if len(got) == 9 else None)(letters()), 30, "9 dead letters")
+    found = wait_for(lambda: (lambda got: got if len(got) == 11 else None)(letters()), 30, "11 dead letters")
     big = [letter for letter in found if letter["original"].startswith(b"it-oversize")]
     assert len(big) == 1 and big[0]["original_size"] == 900_000 and len(big[0]["original"]) == 65_536
     found = [letter for letter in found if letter not in big]
@@ -150,10 +156,36 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     reasons = sorted(letter["reason"] for letter in found if letter["original"] not in garbage.values())
     assert reasons[0].startswith("a tip event on binhyen.device-signals.v1; publish it to binhyen.tips.v1")
     assert reasons[1].startswith("commune_code: 1 is not a 2025 commune code")
-    assert reasons[2] == ("reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
+    assert reasons[2].startswith("occurred_at: ") and reasons[2].endswith(
+        " minutes ahead of the receiving clock (at most 10 allowed); fix the sender's clock, or send when it happened")
+    assert reasons[3] == ("reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
                           "publish through binhyen's publisher, which pseudonymises contacts")
-    assert distinct_ids(clickhouse, ["it-misrouted", "it-bad-commune", "it-forged-pseudonym"]) == 0
+    assert reasons[4] == ("text: holds a phone number, ID number, e-mail address or profile link; publish "
+                          "through `binhyen publish` or the gateway, which replace them with keyed tokens")
+    assert distinct_ids(clickhouse, ["it-misrouted", "it-bad-commune", "it-forged-pseudonym", "it-2052",
+                                     "it-phone-in-text"]) == 0
     assert worker.alive()
+
+
+def test_a_verdict_without_a_commune_reaches_its_tips_incident(worker: WorkerProcess, clickhouse: Any) -> None:
+    """The verdict names only the tip; the worker finds the tip's commune and re-scores its incident."""
+    tip = {"type": "tip", "event_id": "it-verdict-tip", "occurred_at": "2025-06-27T08:00:00+07:00",
+           "commune_code": 25813, "channel": "zalo", "reporter_contact": "+84 911 222 333",
+           "text": "Có nhóm đánh bạc ở nhà văn hóa ấp 7, khoảng 8 người"}
+    assert run_cli("publish", "-q", "-", input=jsonl([tip])).returncode == 0
+    wait_for(lambda: distinct_ids(clickhouse, ["it-verdict-tip"]) == 1, 60, "the tip in ClickHouse")
+    verdict = {"type": "feedback", "event_id": "it-verdict-no-commune", "occurred_at": "2025-06-27T10:00:00+07:00",
+               "tip_event_id": "it-verdict-tip", "verdict": "valuable"}
+    assert run_cli("publish", "-q", "-", input=jsonl([verdict])).returncode == 0
+
+    def reasons() -> list[str]:
+        rows = clickhouse.execute("SELECT reasons FROM incidents FINAL WHERE incident_id IN (SELECT incident_id "
+                                  "FROM incident_members WHERE event_id = 'it-verdict-tip')")
+        return [r["signal"] for row in rows for r in json.loads(row[0])]
+
+    signals = wait_for(lambda: (lambda got: got if "officer_valuable" in got else None)(reasons()), 60,
+                       "the incident re-scored with the officer's verdict")
+    assert signals[0] == "officer_valuable"
 
 
 def test_publish_rejects_hostile_lines_one_by_one_and_publishes_the_rest(worker: WorkerProcess, clickhouse: Any) -> None:

@@ -1,0 +1,115 @@
+"""No verdict is lost: one without a commune finds its tip's, one given long after the incident
+closed still credits everyone behind it, and one that cannot be placed says why (a rejected
+line offline, a dead letter in the worker)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from processors.pipeline import EventProcessor, ProcessorState
+from processors.pseudonym import Pseudonymiser
+from processors.validation import parse_contract
+from schemas import CODEC
+from streams.runtime.batch import BatchStep, Message
+from streams.topics import COMMUNE_CONTROL, DEAD_LETTER, FEEDBACK, TIPS
+from tests.conftest import offline_run
+from tests.unit.test_alerts import ALERTING, COMMUNE, CREDIBILITY, at, tip
+
+KEY = Pseudonymiser(b"k" * 32)
+TEXT = "Có nhóm thanh niên đánh bạc ở bãi đất trống cạnh chợ, khoảng 10 người"
+
+
+def verdict(event_id: str, when: str, verdict: str = "valuable", **target: Any) -> dict[str, Any]:
+    return {"type": "feedback", "event_id": event_id, "occurred_at": when, "verdict": verdict, **target}
+
+
+def run(processor: EventProcessor, events: list[dict[str, Any]]) -> list[Any]:
+    results = []
+    for event in events:
+        event_type, record, _ = parse_contract(event, KEY)
+        results.append(processor.handle(event_type, record))
+    return results
+
+
+def reporter_counts(processor: EventProcessor, contact: str) -> Any:
+    return processor.reputation.counts.get(f"reporter:{KEY.reporter(contact)}")
+
+
+def named_tip(event_id: str, when: str, contact: str, **extra: Any) -> dict[str, Any]:
+    return tip(event_id, when, TEXT, reporter_contact=contact, category="gambling", **extra)
+
+
+def test_a_verdict_without_a_commune_finds_its_tip() -> None:
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    first, judged = run(processor, [named_tip("t1", at(10, 0), "0912000111"),
+                                    verdict("v1", at(12, 0), tip_event_id="t1")])
+    assert judged.unapplied is None and judged.incident_id == first.incident_id
+    assert judged.incident()["reasons"][0]["signal"] == "officer_valuable"
+    assert reporter_counts(processor, "0912000111") == [1, 1]
+
+
+def test_a_verdict_long_after_the_incident_closed_still_credits_its_reporters() -> None:
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    run(processor, [named_tip("t1", at(10, 0, day=3), "0912000111"), named_tip("t2", at(10, 5, day=3), "0912000222"),
+                    tip("later", at(9, 0, day=20), "chuyện khác ở ấp 5")])  # the commune's clock moves on
+    assert processor.clusterer.tip_origin(COMMUNE, "t1") is None  # the commune forgot the tip itself
+    late_tip, late_incident = run(processor, [
+        verdict("v1", at(10, 0, day=25), "false_report", tip_event_id="t1"),
+        verdict("v2", at(10, 0, day=26), incident_id=processor.state.origins["tip:t2"][1])])
+    assert late_tip.unapplied is None and late_incident.unapplied is None
+    assert reporter_counts(processor, "0912000111") == [1, 2]  # false_report, then valuable (the incident)
+    assert reporter_counts(processor, "0912000222") == [1, 1]
+
+
+def test_a_verdict_that_cannot_be_placed_is_rejected_offline_and_dead_lettered_live() -> None:
+    lost = verdict("v1", at(12, 0), tip_event_id="never-seen")
+    lines = list(offline_run().process([json.dumps(lost)]))
+    assert lines[0]["status"] == "rejected" and lines[0]["line"] == 1
+    assert lines[0]["reason"] == ("verdict on tip never-seen: no commune_code, and binhyen has not seen that tip "
+                                  "(or forgot it after a year); send the verdict with its commune_code")
+    step = BatchStep(EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False))
+    event_type, record, _ = parse_contract(lost, KEY)
+    out = step.run([Message(FEEDBACK, 2, 7, CODEC.encode(event_type, record))], 0)
+    assert dict(out.rejected) == {"verdict": 1}
+    assert [topic for topic, _, _ in out.records] == [DEAD_LETTER]
+    assert CODEC.decode(out.records[0][2])[1]["reason"] == lines[0]["reason"]
+
+
+def test_the_worker_forwards_a_verdict_without_a_commune_to_the_tips_commune() -> None:
+    step = BatchStep(EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False))
+
+    def message(topic: str, event: dict[str, Any], offset: int) -> Message:
+        event_type, record, _ = parse_contract(event, KEY)
+        return Message(topic, 0, offset, CODEC.encode(event_type, record))
+
+    step.run([message(TIPS, named_tip("t1", at(10, 0), "0912000111"), 1)], 0)
+    out = step.run([message(FEEDBACK, verdict("v1", at(12, 0), tip_event_id="t1"), 2)], 0)
+    assert [(topic, key) for topic, key, _ in out.records] == [(COMMUNE_CONTROL, str(COMMUNE).encode())]
+    forwarded = CODEC.decode(out.records[0][2])[1]
+    assert forwarded["commune_code"] == COMMUNE and forwarded["event_id"] == "v1"
+    applied = step.run([Message(COMMUNE_CONTROL, 0, 3, out.records[0][2])], 0)
+    incidents = [CODEC.decode(value)[1] for topic, _, value in applied.records if topic == "binhyen.incidents.v1"]
+    assert [i["reasons"][0]["signal"] for i in incidents] == ["officer_valuable"]
+    assert "events" not in applied.rows  # recorded once, when it first arrived
+
+
+def test_origins_are_forgotten_after_a_year() -> None:
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    run(processor, [named_tip("t1", at(10, 0), "0912000111")])
+    assert set(processor.state.origins) == {"tip:t1", f"incident:{processor.state.origins['tip:t1'][1]}"}
+    tip_time = processor.state.origins["tip:t1"][5]
+    processor.sweep(tip_time + 364 * 86_400_000)
+    assert len(processor.state.origins) == 2
+    processor.sweep(tip_time + 366 * 86_400_000)
+    assert processor.state.origins == {}
+
+
+def test_a_verdict_on_a_tip_that_never_comes_is_counted_when_it_expires() -> None:
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    early = run(processor, [verdict("v1", at(12, 0), tip_event_id="not-yet", commune_code=COMMUNE)])
+    assert early[0].unapplied is None  # kept for its tip, which may still come
+    run(processor, [tip("t1", at(12, 0, day=4), "chuyện khác ở ấp 5")])
+    assert processor.state.communes[str(COMMUNE)].get("expired_verdicts", 0) == 0
+    run(processor, [tip("t2", at(12, 0, day=11), "chuyện khác nữa ở ấp 6")])  # seven days on
+    assert processor.state.communes[str(COMMUNE)]["expired_verdicts"] == 1
