@@ -149,13 +149,16 @@ class AlertEngine:
         if signal not in ("heartbeat", "offline", "battery_low"):
             return []
         state = self._state(commune)
-        out = self._report_silent(state, commune, at)  # the commune's earlier signals are all read
+        out: list[dict[str, Any]] = []
+        if state["due"] is not None and at >= state["due"]:  # `due` is a lower bound: most signals stop here
+            out = self._report_silent(state, commune, at)  # the commune's earlier signals are all read
+            self._recompute_due(state)
         if signal == "heartbeat":
             state["devices"][device] = at
+            self._due_by(state, int(at + self.config.heartbeat_missing_minutes * MINUTE_MS))
         else:
             state["devices"].pop(device, None)  # reported now; do not report it again as silent
             out += self._device_health(state, commune, at, f"{device}: {signal}")
-        self._recompute_due(state)
         self._save(commune, state)
         return out
 
