@@ -12,8 +12,8 @@ ALERT_ACTIONS = "binhyen.alert-actions.v1"
 INCIDENTS = "binhyen.incidents.v1"
 ALERTS = "binhyen.alerts.v1"
 DEAD_LETTER = "binhyen.dead-letter.v1"
-# Internal: alert actions (keyed by alert id upstream) and timer ticks, re-keyed by commune so
-# they reach the worker that owns that commune's alert state.
+# Internal: alert actions (keyed by alert id upstream), verdicts sent without a commune and timer
+# ticks, re-keyed by commune so they reach the worker that owns that commune's state.
 COMMUNE_CONTROL = "binhyen.commune-control.v1"
 
 # Topics whose records can be re-derived (ticks and re-keyed actions): a wrongly auto-created

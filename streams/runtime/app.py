@@ -8,8 +8,9 @@ offsets). Agents run at concurrency 1 (faust can otherwise commit past in-flight
 
 Agents:
 - `commune_events`: tips, device signals, feedback and the internal commune-control topic
-  (alert actions and timer ticks re-keyed by commune), all keyed by commune and sharing one
-  partition count with the state tables; emits incidents and alert lifecycle events;
+  (alert actions, verdicts sent without a commune and timer ticks, re-keyed by commune), all
+  keyed by commune and sharing one partition count with the state tables; emits incidents and
+  alert lifecycle events;
 - `registry_events`: model changes and alert actions (recorded; actions forwarded to the
   control topic under their commune, where the commune's alert state lives);
 - `deliver_alerts`: the alerts topic to the notifier sinks (log, webhook).
