@@ -63,7 +63,11 @@ class AlertConfig:
 
     @classmethod
     def load(cls, path: Path) -> "AlertConfig":
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def parse(cls, text: str) -> "AlertConfig":
+        raw = json.loads(text)
         raw.pop("doc", None)
         return cls(**raw)
 

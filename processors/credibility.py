@@ -43,7 +43,11 @@ class CredibilityConfig:
 
     @classmethod
     def load(cls, path: Path) -> "CredibilityConfig":
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls.parse(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def parse(cls, text: str) -> "CredibilityConfig":
+        raw = json.loads(text)
         raw.pop("doc", None)
         return cls(**raw)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -108,11 +109,17 @@ def migrate() -> None:
 
 
 @app.command()
-def worker(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> None:
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    processor_version: Annotated[str | None, typer.Option(
+        help="Run this registered processor version (default: the live one).")] = None,
+    reprocessing: Annotated[bool, typer.Option(
+        help="Reprocess history under --processor-version: its own tables and topics, no pages.")] = False,
+) -> None:
     """Run a stream worker: decode, validate, dead-letter, write ClickHouse."""
     from streams.runtime.app import run
 
-    run(_settings(), loglevel)
+    run(_settings(), loglevel, processor_version, reprocessing)
 
 
 @app.command()
@@ -278,8 +285,6 @@ def verify(
     wait: Annotated[float, typer.Option(help="Seconds to keep checking until every event is there.")] = 0.0,
 ) -> None:
     """Check that every event of FILE is in ClickHouse exactly once (exit 1 if not)."""
-    import time
-
     from sinks.clickhouse import connect
     from streams.ops.verify import verify_delivery
 
@@ -329,6 +334,52 @@ def replay(
     out.print(f"replayed {report.records} log records ({report.skipped} skipped as invalid, as the workers "
               f"dead-letter them) and {report.tail_records} written meanwhile, in {report.seconds:.1f} s "
               f"({rate:,.0f} records/s); rows written: {rows or 'none'}; projections swapped in")
+
+
+@app.command()
+def reprocess(
+    credibility: Annotated[Path | None, typer.Option(help="Credibility config of the new version (default: live).")] = None,
+    alerts: Annotated[Path | None, typer.Option(help="Alert config of the new version (default: live).")] = None,
+    name: Annotated[str | None, typer.Option(help="Version name (default: the configs' versions, e.g. cred-2-alerts-1).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Reprocessing workers sharing the work.")] = 1,
+    compare: Annotated[bool, typer.Option("--compare", help="Print what changes against the live version.")] = False,
+    promote: Annotated[bool, typer.Option("--promote", help="Swap it in; live workers continue under it.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
+) -> None:
+    """Re-run the processors over the whole log under a new processor version (no pages for history)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from streams.ops import reprocess as ops
+
+    settings = _settings()
+    version = ops.version_of(settings, {"credibility": credibility, "alerts": alerts}, name)
+    reprocessing = ops.register(settings, version)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err, transient=True,
+                  disable=quiet) as bar:
+        tasks: dict[str, tuple[int, float]] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = (bar.add_task(f"{phase} {version.name}", total=total, rate=""), time.monotonic())
+            task, since = tasks[phase]
+            rate = done / max(time.monotonic() - since, 1e-6)
+            bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} events/s")
+
+        started = time.monotonic()
+        events = ops.catch_up(reprocessing, workers, progress)
+        seconds = time.monotonic() - started
+        out.print(f"reprocessed {events} events under {version.name} with {workers} worker(s) in {seconds:.1f} s "
+                  f"({events / max(seconds, 1e-6) / workers:,.0f} events/s per worker); "
+                  f"its projections are in {reprocessing.clickhouse_database}", markup=False)
+        if compare:
+            for line in ops.compare(settings, version.name).lines():
+                out.print(line, markup=False)
+        if promote:
+            result = ops.promote(settings, version.name, workers, progress)
+            out.print(f"promoted {version.name} (was {result.previous or 'the configs from files'}): "
+                      f"{result.tail} events caught up during the switch; live workers continue under it; "
+                      f"the previous projections are kept in {reprocessing.clickhouse_database}", markup=False)
 
 
 class AlertAction(str, Enum):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,17 @@ def _load_config(kind: Any, variable: str, default: Path, what: str) -> Any:
         raise ConfigError(f"{what} config {path} not found; set {variable}") from None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{what} config {path} is invalid: {exc}; fix it or set {variable}") from None
+
+
+# A processor version names a consumer group, topics and a database: letters, digits, dashes.
+VERSION_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def check_version_name(name: str) -> str:
+    if not VERSION_NAME.match(name):
+        raise ConfigError(f"processor version {name!r} is not a valid name; use up to 40 lowercase letters, "
+                          "digits and dashes (e.g. cred-2-alerts-1)")
+    return name
 
 
 def _routes(spec: str) -> dict[str, str]:
@@ -192,6 +204,12 @@ class Settings:
     prometheus_port: int
     worker_group: str
     time_bounds: "TimeBounds"
+    # The processor version the worker runs ("" = the first deployment, configs from files) and
+    # whether it is reprocessing history (its own outputs and database, no notifications).
+    processor_version: str = ""
+    reprocessing: bool = False
+    config_texts: dict[str, str] = field(default_factory=dict)  # "credibility"/"alerts" -> JSON of the version
+    live_since_ms: int = 0  # when the version went live: alerts written before were paged by its predecessor
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -234,16 +252,35 @@ class Settings:
             time_bounds=_time_bounds(),
         )
 
+    def for_version(self, name: str, config_texts: dict[str, str], reprocessing: bool,
+                    live_since_ms: int = 0) -> "Settings":
+        """These settings as a worker of processor version `name` sees them: a consumer group (and
+        so state) of its own, its configs; when reprocessing, a database of its own too."""
+        check_version_name(name)
+        database = f"{self.clickhouse_database}_{name.replace('-', '_')}" if reprocessing else self.clickhouse_database
+        return replace(self, worker_group=f"{self.worker_group}.{name}", processor_version=name,
+                       reprocessing=reprocessing, config_texts=dict(config_texts), clickhouse_database=database,
+                       live_since_ms=live_since_ms)
+
+    @property
+    def faust_dir(self) -> Path:
+        """The worker's local state (one directory per consumer group: their tables share names)."""
+        return self.state_dir / "faust" / self.worker_group
+
     def credibility_config(self) -> "CredibilityConfig":
         """Weights of the credibility scorer (BINHYEN_CREDIBILITY_CONFIG or the shipped v1)."""
         from processors.credibility import CredibilityConfig
 
+        if "credibility" in self.config_texts:
+            return CredibilityConfig.parse(self.config_texts["credibility"])
         return _load_config(CredibilityConfig, "BINHYEN_CREDIBILITY_CONFIG", DEFAULT_CREDIBILITY_CONFIG, "credibility")
 
     def alert_config(self) -> "AlertConfig":
         """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped v1)."""
         from processors.alerts import AlertConfig
 
+        if "alerts" in self.config_texts:
+            return AlertConfig.parse(self.config_texts["alerts"])
         return _load_config(AlertConfig, "BINHYEN_ALERT_CONFIG", DEFAULT_ALERT_CONFIG, "alert")
 
     @property

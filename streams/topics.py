@@ -35,8 +35,23 @@ INPUT_TOPICS = (TIPS, DEVICE_SIGNALS, MODEL_CHANGES, FEEDBACK, ALERT_ACTIONS)
 COMMUNE_KEYED = (TIPS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, COMMUNE_CONTROL)
 
 
+# What a worker of a processor version writes: the control topic is its own (its consumer
+# group reads it); when reprocessing, so are its outputs (history never reaches the live topics).
+VERSIONED = (COMMUNE_CONTROL,)
+REPROCESS_OUTPUTS = (INCIDENTS, ALERTS, DEAD_LETTER)
+
+
+def physical(settings: Settings, topic: str) -> str:
+    """The topic a worker with these settings really reads or writes for the design's `topic`."""
+    if settings.processor_version and topic in VERSIONED:
+        return f"{topic}.{settings.processor_version}"
+    if settings.reprocessing and topic in REPROCESS_OUTPUTS:
+        return f"{topic}.reprocess.{settings.processor_version}"
+    return topic
+
+
 def partition_counts(settings: Settings) -> dict[str, int]:
     return {
-        topic: settings.commune_partitions if topic in COMMUNE_KEYED else settings.other_partitions
+        physical(settings, topic): settings.commune_partitions if topic in COMMUNE_KEYED else settings.other_partitions
         for topic in (*TOPIC_OF_TYPE.values(), COMMUNE_CONTROL)
     }

@@ -11,7 +11,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.config import ConfigError, Settings
-from streams.topics import REBUILDABLE, partition_counts
+from streams.topics import REBUILDABLE, partition_counts, physical
 
 CLIENT_ID = "binhyen"
 
@@ -41,6 +41,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     is an internal topic whose records can be derived again.
     """
     wanted = partition_counts(settings)
+    rebuildable = {physical(settings, topic) for topic in REBUILDABLE}
     client, probe = admin(settings), consumer(settings)
     try:
         existing = set(client.list_topics())
@@ -48,7 +49,7 @@ def ensure_topics(settings: Settings) -> list[str]:
         wrong = {name: count for name, count in _partition_counts(probe, wanted).items()
                  if name in existing and count != wanted[name]}
         for name, count in wrong.items():
-            records = 0 if name in REBUILDABLE else _records_in(probe, name)
+            records = 0 if name in rebuildable else _records_in(probe, name)
             if records:
                 raise ConfigError(
                     f"topic {name} has {count} partitions and {records} records, binhyen expects {wanted[name]} "

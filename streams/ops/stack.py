@@ -233,9 +233,10 @@ class WorkerProcess:
 
     READY_LINE = "Worker]: Ready"
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.log_path = log_path
         self.env = env
+        self.args = args  # after `binhyen worker`
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
@@ -247,7 +248,7 @@ class WorkerProcess:
         binhyen = Path(sys.executable).parent / "binhyen"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed argv
-                [str(binhyen), "worker"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [str(binhyen), "worker", *self.args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env if self.env is not None else os.environ.copy(),
             )
         deadline = time.monotonic() + timeout

@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 import faust
 from faust.exceptions import PartitionsMismatch
+from faust.types import TP
+from clickhouse_driver.errors import Error as ClickHouseError
 from kafka.errors import KafkaError
 
 from processors.alerts import unacked_p1_since
@@ -40,34 +44,44 @@ from sinks.notifiers import LogNotifier, WebhookNotifier
 from streams.config import ConfigError, Settings
 from streams.edge.kafka import GroupProgress, ensure_topics
 from streams.runtime import faust_compat, metrics
+from streams.runtime.align import AlignedStep, EventTimeAligner
 from streams.runtime.batch import BatchOutput, BatchStep, EventClock, Message, alerts_to_deliver
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.state import BatchedTable, EventCursor, PartitionedCounts
-from streams.runtime.timer import TickTimer, tick_message
+from streams.runtime.timer import TICK_EVERY_S, TickTimer, tick_message
+from streams.runtime.versions import VersionRegistry
 from streams.runtime.supervision import (
-    broker_lost_its_data, quiet_kafka_client_logs, restart_with_fresh_state, wait_for_servers,
+    broker_lost_its_data, quiet_kafka_client_logs, restart_process, restart_with_fresh_state, wait_for_servers,
 )
 from streams.topics import (
     ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS,
+    physical,
 )
 
 faust_compat.apply()  # before any faust App: faust-streaming 0.15.3 loses records on a rebalance without it
 log = logging.getLogger("binhyen.worker")
-TICK_EVERY_S = 2.0
 METRICS_EVERY_S = 5.0
+HEARTBEAT_EVERY_S = 5.0
+UNKNOWN_TABLE = 60  # ClickHouse's error code
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-SOURCE_TOPICS = {TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, MODEL_CHANGES, ALERT_ACTIONS, ALERTS}
+SOURCE_TOPICS = (TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, MODEL_CHANGES, ALERT_ACTIONS, ALERTS)
+
+
+class VersionPromoted(Exception):
+    """Another processor version went live: this worker stops, and `run` restarts it under that one."""
 
 
 async def consume(stream: faust.StreamT, step: Callable[[list[Message], int], BatchOutput],
-                  checkpoint: Checkpoint, batch_size: int, batch_seconds: float) -> None:
-    """The worker's loop: take a batch, run the step over it, commit it."""
+                  checkpoint: Checkpoint, batch_size: int, batch_seconds: float, design_topic: dict[str, str]) -> None:
+    """The worker's loop: take a batch, run the step over it, commit it. Messages carry the
+    design's topic names (`design_topic` maps a processor version's own topics back)."""
     async for events in stream.noack_take(batch_size, within=batch_seconds):
         started = time.time()
-        messages = [Message(e.message.topic, e.message.partition, e.message.offset, e.message.value, e)
+        messages = [Message(design_topic.get(e.message.topic, e.message.topic), e.message.partition,
+                            e.message.offset, e.message.value, e, int((e.message.timestamp or 0) * 1000))
                     for e in events]
         out = step(messages, int(started * 1000))
-        await checkpoint.commit(out, events)
+        await checkpoint.commit(out, [message.token for message in out.done])
         metrics.observe_batch(out, started)
 
 
@@ -75,7 +89,7 @@ def make_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.worker_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        datadir=str(settings.state_dir / "faust"),
+        datadir=str(settings.faust_dir),
         store="rocksdb://",
         web_enabled=False,
         topic_disable_leader=True,
@@ -88,7 +102,10 @@ def make_app(settings: Settings) -> faust.App:
         producer_max_batch_size=settings.producer_max_batch_bytes,
         broker_credentials=settings.kafka_security.faust_credentials(),
     )
-    outputs = {name: app.topic(name, **RAW) for name in (DEAD_LETTER, INCIDENTS, ALERTS, COMMUNE_CONTROL)}
+    # A processor version has a control topic of its own, and its own outputs while reprocessing.
+    topic = {name: physical(settings, name) for name in (*SOURCE_TOPICS, DEAD_LETTER, INCIDENTS)}
+    design_topic = {real: name for name, real in topic.items()}
+    outputs = {name: app.topic(topic[name], **RAW) for name in (DEAD_LETTER, INCIDENTS, ALERTS, COMMUNE_CONTROL)}
 
     async def send(topic: str, key: bytes | None, value: bytes) -> Any:
         return await outputs[topic].send(key=key, value=value)
@@ -108,7 +125,12 @@ def make_app(settings: Settings) -> faust.App:
     started = time.monotonic()
     batch = (settings.worker_batch_size, settings.worker_batch_seconds)
 
-    @app.agent(app.topic(TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, **RAW), concurrency=1)
+    # History is read far out of event-time order: a reprocessing worker aligns it (streams.runtime.align).
+    aligned = {topic[name]: name for name in (TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL)}
+    aligner = EventTimeAligner(lambda p, last: faust_compat.at_end(app.consumer, TP(topic[p[0]], p[1]), last)) \
+        if settings.reprocessing else None
+
+    @app.agent(app.topic(TIPS, DEVICE_SIGNALS, FEEDBACK, topic[COMMUNE_CONTROL], **RAW), concurrency=1)
     async def commune_events(stream: faust.StreamT) -> None:
         cursor = EventCursor()
         state = {name: BatchedTable(table, cursor, lambda event: faust_compat.route_state_to(stream, event))
@@ -123,32 +145,37 @@ def make_app(settings: Settings) -> faust.App:
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
         # `events` last: once an event is there, so is everything it caused (what verifiers wait on).
-        sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client),
-                                  "events": event_sink(client, settings.clickhouse_database)}
+        sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client)}
+        if not settings.reprocessing:  # history's events are in the live tables already
+            sinks["events"] = event_sink(client, settings.clickhouse_database)
+        step = BatchStep(processor, cursor, clock, settings.time_bounds, record_events="events" in sinks)
+        run = step.run if aligner is None else AlignedStep(step, aligner, lambda: [
+            (aligned[tp.topic], tp.partition) for tp in app.consumer.assignment() if tp.topic in aligned]).run
         try:
-            step = BatchStep(processor, cursor, clock, settings.time_bounds)
-            await consume(stream, step.run, Checkpoint(state.values(), send, sinks, stream.ack), *batch)
+            await consume(stream, run, Checkpoint(state.values(), send, sinks, stream.ack), *batch, design_topic)
         except PartitionsMismatch as exc:  # topics re-created under us (a broker that lost its data)
             log.error("%s", " ".join(str(exc).split()))
             restart_with_fresh_state(settings, time.monotonic() - started)
 
     @app.agent(app.topic(MODEL_CHANGES, ALERT_ACTIONS, **RAW), concurrency=1)
     async def registry_events(stream: faust.StreamT) -> None:
-        sinks: dict[str, Sink] = {"events": event_sink(connect(settings, settings.clickhouse_database),
-                                                       settings.clickhouse_database)}
-        await consume(stream, BatchStep(None, bounds=settings.time_bounds).run, Checkpoint((), send, sinks, stream.ack),
-                      *batch)
+        sinks: dict[str, Sink] = {} if settings.reprocessing else {
+            "events": event_sink(connect(settings, settings.clickhouse_database), settings.clickhouse_database)}
+        step = BatchStep(None, bounds=settings.time_bounds, record_events=not settings.reprocessing)
+        await consume(stream, step.run, Checkpoint((), send, sinks, stream.ack), *batch, design_topic)
 
-    notifiers: dict[str, Sink] = {"log": LogNotifier()}
-    if settings.webhook_urls:
-        assert settings.webhook_secret is not None  # Settings refuses webhook routes without one
-        notifiers["webhook"] = WebhookNotifier(settings.webhook_urls, settings.webhook_secret,
-                                               alerting.routes["digest"])
+    if not settings.reprocessing:  # reprocessing history never pages anyone
+        notifiers: dict[str, Sink] = {"log": LogNotifier()}
+        if settings.webhook_urls:
+            assert settings.webhook_secret is not None  # Settings refuses webhook routes without one
+            notifiers["webhook"] = WebhookNotifier(settings.webhook_urls, settings.webhook_secret,
+                                                   alerting.routes["digest"])
 
-    @app.agent(app.topic(ALERTS, **RAW), concurrency=1)
-    async def deliver_alerts(stream: faust.StreamT) -> None:
-        await consume(stream, lambda messages, _: alerts_to_deliver(messages, list(notifiers)),
-                      Checkpoint((), send, notifiers, stream.ack), 100, 0.05)
+        @app.agent(app.topic(ALERTS, **RAW), concurrency=1)
+        async def deliver_alerts(stream: faust.StreamT) -> None:
+            await consume(stream, lambda messages, _: alerts_to_deliver(messages, list(notifiers),
+                                                                        settings.live_since_ms),
+                          Checkpoint((), send, notifiers, stream.ack), 100, 0.05, design_topic)
 
     progress = GroupProgress(settings, settings.worker_group, (TIPS, DEVICE_SIGNALS, FEEDBACK, ALERT_ACTIONS))
     timer = TickTimer(progress.highwaters, progress.committed)
@@ -166,10 +193,35 @@ def make_app(settings: Settings) -> faust.App:
         for commune, at in ticks:
             await send(COMMUNE_CONTROL, str(commune).encode(), tick_message(commune, at))
 
+    @app.on_partitions_revoked.connect
+    async def drop_held(sender: Any, revoked: set[Any], **_: Any) -> None:
+        """Held messages of revoked partitions are let go unacknowledged (their next owner reads them)."""
+        if aligner is not None:
+            aligner.forget([(aligned[tp.topic], tp.partition) for tp in revoked if tp.topic in aligned])
+
     @app.on_partitions_assigned.connect
     async def count_partitions(sender: Any, assigned: set[Any], **_: Any) -> None:
         """How much of the group's work this worker holds now (several workers share a group)."""
         metrics.ASSIGNED_TIP_PARTITIONS.set(sum(1 for tp in assigned if tp.topic == TIPS))
+
+    versions = VersionRegistry(connect(settings, settings.clickhouse_database), settings.clickhouse_database)
+
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    @app.timer(interval=HEARTBEAT_EVERY_S)
+    async def follow_promotions() -> None:
+        """Say this worker runs; a live one stops instead when another processor version is promoted
+        (`run` restarts it under that one; the promotion waits for the heartbeats to stop)."""
+        try:
+            current = None if settings.reprocessing else versions.current()
+            if settings.reprocessing or (current.name if current else "") == settings.processor_version:
+                versions.heartbeat(settings.worker_group, worker_id)
+                return
+        except ClickHouseError:  # the next round tries again
+            return
+        log.warning("processor version %s is being promoted; this worker (%s) stops and restarts under it",
+                    current.name if current else "from files", settings.processor_version or "from files")
+        await app.crash(VersionPromoted(current.name if current else ""))
 
     @app.timer(interval=METRICS_EVERY_S)
     async def observe_state() -> None:
@@ -178,7 +230,7 @@ def make_app(settings: Settings) -> faust.App:
         metrics.COMMITTED.clear()  # partitions revoked by a rebalance must not keep their last figures
         metrics.LAG.clear()
         for tp in consumer.assignment():
-            if tp.topic not in SOURCE_TOPICS:
+            if tp.topic not in design_topic:
                 continue
             committed = faust_compat.committed_offset(consumer, tp)
             metrics.COMMITTED.labels(tp.topic, str(tp.partition)).set(committed)
@@ -198,17 +250,40 @@ def make_app(settings: Settings) -> faust.App:
     return app
 
 
-def run(settings: Settings, loglevel: str = "INFO") -> None:
+def with_processor_version(settings: Settings, name: str | None, reprocessing: bool) -> Settings:
+    """The settings of the processor version to run: `name`, else the live one (waiting while one
+    is being promoted), else the configs from files."""
+    registry = VersionRegistry(connect(settings, settings.clickhouse_database), settings.clickhouse_database)
+    try:
+        version = registry.get(name) if name else registry.wait_for_live()
+    except ClickHouseError as exc:
+        if getattr(exc, "code", None) == UNKNOWN_TABLE:
+            raise ConfigError("ClickHouse has no processor_versions table; run `binhyen migrate`") from None
+        raise
+    if name and version is None:
+        raise ConfigError(f"no processor version {name!r} is registered; `binhyen reprocess` registers one")
+    if reprocessing and version is None:
+        raise ConfigError("--reprocessing needs --processor-version")
+    if version is None:
+        return settings
+    log.info("processor version %s (%s)%s", version.name, version.state, ", reprocessing" if reprocessing else "")
+    return settings.for_version(version.name, version.config_texts, reprocessing,
+                                live_since_ms=0 if reprocessing else version.at_ms)
+
+
+def run(settings: Settings, loglevel: str = "INFO", version: str | None = None, reprocessing: bool = False) -> None:
     """Run one worker until SIGINT/SIGTERM (see streams.runtime.supervision for outages)."""
     logging.basicConfig(level=loglevel, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s")
     # The driver logs every failed connection with a traceback; the checkpoint says it in a line.
     logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     wait_for_servers(settings)
+    settings = with_processor_version(settings, version, reprocessing)
     created = ensure_topics(settings)
     if created:
         log.warning("created topics %s", ", ".join(created))
     faust_compat.bound_fetch_wait(settings.fetch_max_wait_ms)
     quiet_kafka_client_logs(settings)
+    settings.faust_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = make_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     port = metrics.serve(settings)
@@ -218,5 +293,7 @@ def run(settings: Settings, loglevel: str = "INFO") -> None:
     except SystemExit:
         if broker_lost_its_data(app, worker):
             restart_with_fresh_state(settings, time.monotonic() - started)  # same port: the target stays
+        if isinstance(getattr(app, "crash_reason", None), VersionPromoted):
+            restart_process()
         metrics.unregister_target(settings, port)
         raise

@@ -47,6 +47,7 @@ class Message:
     offset: int
     value: bytes | None
     token: Any = None
+    timestamp_ms: int = 0  # when it was written (the record's timestamp)
 
 
 @dataclass(frozen=True)
@@ -136,10 +137,11 @@ def in_event_time_order(triaged: list[Triaged]) -> list[Triaged]:
     by_partition: dict[tuple[str, int], list[Triaged]] = {}
     for item in triaged:
         by_partition.setdefault((item[0].topic, item[0].partition), []).append(item)
-    return list(heapq.merge(*by_partition.values(), key=lambda item: _event_time(item[1])))
+    return list(heapq.merge(*by_partition.values(), key=lambda item: event_time(item[1])))
 
 
-def _event_time(verdict: Verdict) -> int:
+def event_time(verdict: Verdict) -> int:
+    """Where a verdict sorts in event time (rejections first: they wait for nothing)."""
     if isinstance(verdict, Accepted):
         return int(verdict.record["occurred_at_ms"])
     return verdict.now_ms if isinstance(verdict, Tick) else -1
@@ -154,6 +156,7 @@ class BatchOutput:
     consumed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, event type or kind)
     rejected: Counter[RejectionKind] = field(default_factory=Counter)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    done: list[Message] = field(default_factory=list)  # the messages it processed: to acknowledge once committed
     event_ages_s: list[float] = field(default_factory=list)
     device_communes: set[int] = field(default_factory=set)
 
@@ -166,18 +169,25 @@ class BatchStep:
     record their events (model changes, alert actions)."""
 
     def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None,
-                 clock: EventClock | None = None, bounds: TimeBounds | None = None) -> None:
+                 clock: EventClock | None = None, bounds: TimeBounds | None = None, record_events: bool = True) -> None:
         self.processor = processor
+        self.record_events = record_events  # False when reprocessing: the events are recorded already
         self.cursor = cursor
         self.clock = clock or EventClock()
         self.bounds = bounds
         self.last_sweep_ms: int | None = None
 
     def run(self, messages: list[Message], now_ms: int) -> BatchOutput:
-        out = BatchOutput()
+        return self.process(in_event_time_order(self.triage(messages, now_ms)), now_ms)
+
+    def triage(self, messages: list[Message], now_ms: int) -> list[Triaged]:
+        return [(m, triage(m.value, m.topic, self.bounds, now_ms)) for m in messages]
+
+    def process(self, ordered: list[Triaged], now_ms: int) -> BatchOutput:
+        """The triaged messages, in the order given, through the processors."""
+        out = BatchOutput(done=[message for message, _ in ordered])
         incidents: dict[str, dict[str, Any]] = {}  # the latest snapshot of each changed incident
-        triaged = [(m, triage(m.value, m.topic, self.bounds, now_ms)) for m in messages]
-        for message, verdict in in_event_time_order(triaged):
+        for message, verdict in ordered:
             if isinstance(verdict, Rejected):
                 self._reject(out, message, verdict, now_ms)
             elif isinstance(verdict, Tick):
@@ -218,7 +228,7 @@ class BatchStep:
     def _accept(self, out: BatchOutput, incidents: dict[str, dict[str, Any]], message: Message,
                 accepted: Accepted, now_ms: int) -> None:
         record = accepted.record
-        if message.topic != COMMUNE_CONTROL:  # a forwarded action was recorded when it first arrived
+        if self.record_events and message.topic != COMMUNE_CONTROL:  # a forwarded action was recorded already
             out.row("events", event_row(accepted.event_type, record, message.topic, message.partition,
                                         message.offset, now_ms // 1000))
         if accepted.event_type == "alert_action" and message.topic == ALERT_ACTIONS:
@@ -272,10 +282,14 @@ class BatchStep:
         self.last_sweep_ms = now_ms
 
 
-def alerts_to_deliver(messages: list[Message], notifiers: list[str]) -> BatchOutput:
-    """The delivery agent's step: every alert event of the batch, for each notifier sink."""
-    out = BatchOutput()
+def alerts_to_deliver(messages: list[Message], notifiers: list[str], since_ms: int = 0) -> BatchOutput:
+    """The delivery agent's step: every alert event of the batch written from `since_ms` on (a
+    promoted processor version starts reading the alerts its predecessor wrote and delivered),
+    for each notifier sink."""
+    out = BatchOutput(done=messages)
     for message in messages:
+        if message.timestamp_ms < since_ms:
+            continue
         try:
             alert = CODEC.decode(message.value or b"")[1]
         except DecodeError as exc:  # the worker wrote it: a bug, not input to dead-letter

@@ -202,6 +202,15 @@ def committed_offset(consumer: Any, tp: TP) -> int:
     return consumer._committed_offset.get(tp) or 0
 
 
+def at_end(consumer: Any, tp: TP, last_offset: int | None) -> bool:
+    """Has this worker read everything `tp` holds now? From the fetch responses' high watermark
+    and the last offset read (else the committed one). Unknown ends count as not reached."""
+    highwater = consumer.highwater(tp)
+    if highwater is None:
+        return False
+    return (committed_offset(consumer, tp) if last_offset is None else last_offset + 1) >= highwater
+
+
 def bound_fetch_wait(max_wait_ms: int) -> None:
     """Cap the fetch wait of faust's consumer, which faust-streaming 0.15 fixes at 1500 ms
     (faust/transport/drivers/aiokafka.py creates `aiokafka.AIOKafkaConsumer` itself).

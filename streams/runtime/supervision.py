@@ -10,6 +10,8 @@
   names changelog offsets the broker no longer has, and Faust stops with ConsistencyError.
   The worker clears that local state and restarts itself (same PID) to rebuild it from the
   broker — at most `MAX_STATE_RESETS` times in a row, so it can never loop.
+- Another processor version is promoted (`binhyen reprocess --promote`): the worker stops
+  and restarts itself (same PID) under that version, waiting while its history catches up.
 """
 
 from __future__ import annotations
@@ -146,5 +148,10 @@ def restart_with_fresh_state(settings: Settings, ran_for_s: float, execv: Callab
     log.warning("the broker lost its data (its changelog offsets are behind this worker's local state): "
                 "local state %s cleared; restarting to rebuild it from the broker", settings.state_dir / "faust")
     os.environ[_RESETS_VARIABLE] = str(resets + 1)
+    restart_process(execv)
+
+
+def restart_process(execv: Callable[..., Any] = os.execv) -> None:
+    """Re-execute this worker with the same arguments (same PID: supervisors and pid files keep it)."""
     logging.shutdown()
     execv(sys.executable, [sys.executable, *sys.argv])

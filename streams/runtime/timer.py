@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+TICK_EVERY_S = 2.0  # how often the worker's timer looks for communes with something due
 LIVE_HORIZON_MS = 24 * 3_600_000  # the clock ticks what fell due within a day of it; older is a replay
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> offset
 

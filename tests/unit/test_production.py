@@ -73,7 +73,7 @@ def analytics_relations() -> set[str]:
     names = set()
     for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         for statement in _statements(path.read_text(encoding="utf-8"), "binhyen"):
-            created = re.match(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)\b", statement)
+            created = re.match(r"CREATE (TABLE|VIEW) IF NOT EXISTS (\w+)(?![.\w])", statement)  # not <db>_private.x
             moved = re.match(r"RENAME TABLE (\w+) TO \w+\.", statement)  # out into the private database
             if created:
                 names.add(created[2])

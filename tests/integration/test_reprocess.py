@@ -1,0 +1,167 @@
+"""`binhyen reprocess` on a stack of its own: a simulated week is processed live under the shipped
+credibility config (cred-1), then reprocessed under cred-2 (another calibration) while the live
+worker runs on. The new scores must be those `binhyen process` gives under cred-2, `--compare`
+must report them, reprocessing must page nobody, and `--promote` must swap them in and move the
+live worker onto cred-2 without paging the history again."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processors.alerts import AlertConfig
+from processors.credibility import CredibilityConfig
+from processors.offline import OfflineRun
+from processors.pseudonym import Pseudonymiser
+from sinks.clickhouse import connect
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, Settings
+from streams.edge.kafka import GroupProgress
+from streams.ops.stack import WorkerProcess, free_port_block
+from streams.sim.simulator import VN, SimConfig, simulate
+from streams.ops.reprocess import settle
+from streams.topics import ALERTS, COMMUNE_CONTROL, INPUT_TOPICS
+from tests.conftest import WEBHOOK_SECRET, WebhookReceiver, run_cli, stack_environment, wait_for
+
+pytestmark = pytest.mark.integration
+WEEK = SimConfig(11, days=7, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
+NEW_VERSION = "cred-2-alerts-1"
+
+
+def cred2_text() -> str:
+    config = json.loads(DEFAULT_CREDIBILITY_CONFIG.read_text(encoding="utf-8"))
+    return json.dumps({**config, "version": "cred-2", "calibration_intercept": config["calibration_intercept"] + 1.0})
+
+
+@pytest.fixture(scope="module")
+def week() -> list[dict[str, Any]]:
+    events = simulate(WEEK).events
+    assert 30_000 <= len(events) <= 60_000 and sum(e["type"] == "tip" for e in events) >= 80
+    return events
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Settings, WorkerProcess, WebhookReceiver]]:
+    with stack_environment(tmp_path / "state"):
+        assert run_cli("up").returncode == 0
+        settings = Settings.from_env()
+        receiver = WebhookReceiver(fail_first=0)
+        worker = WorkerProcess(tmp_path / "worker.log", env={
+            **os.environ, "BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "BINHYEN_WEBHOOK_URLS": f"commune-post={receiver.url},province-duty={receiver.url},"
+                                    f"morning-digest={receiver.url}",
+            "BINHYEN_METRICS_PORT": str(free_port_block(1))})
+        worker.start()
+        try:
+            yield settings, worker, receiver
+        finally:
+            if worker.alive():
+                worker.stop()
+            receiver.server.shutdown()
+
+
+def settled(settings: Settings, group: str) -> None:
+    """Until `group` has processed the inputs, fired what its timer had due, and delivered it."""
+    wait_for(lambda: caught_up(settings, group, INPUT_TOPICS), 300, f"{group} to read the inputs")
+    control = GroupProgress(settings, group, (COMMUNE_CONTROL if group == settings.worker_group
+                                              else f"{COMMUNE_CONTROL}.{NEW_VERSION}",))
+    try:
+        settle(control)
+    finally:
+        control.close()
+    wait_for(lambda: caught_up(settings, group, (ALERTS,)), 120, f"{group} to deliver its alerts")
+
+
+def caught_up(settings: Settings, group: str, topics: tuple[str, ...]) -> bool:
+    """Has `group` committed every record of `topics` (so its sinks and deliveries are done)?"""
+    progress = GroupProgress(settings, group, topics)
+    try:
+        ends, committed = progress.highwaters(), progress.committed()
+        return ends is not None and all(committed.get(tp, 0) >= end for tp, end in ends.items())
+    finally:
+        progress.close()
+
+
+def scores_by_members(client: Any, database: str) -> dict[frozenset[str], float]:
+    rows = client.execute(
+        f"SELECT incident_id, groupUniqArray(event_id) FROM {database}.incident_members GROUP BY incident_id")
+    credibility = dict(client.execute(f"SELECT incident_id, argMax(credibility, version) FROM {database}.incidents "
+                                      "GROUP BY incident_id"))
+    return {frozenset(members): credibility[incident] for incident, members in rows}
+
+
+def offline_scores(events: list[dict[str, Any]], credibility: str) -> dict[frozenset[str], float]:
+    run = OfflineRun.create(Pseudonymiser(b"k" * 32), CredibilityConfig.parse(credibility),
+                            AlertConfig.load(DEFAULT_ALERT_CONFIG))
+    scores = {}
+    for output in run.process([json.dumps(event, ensure_ascii=False) for event in events]):
+        if output["kind"] == "incident":
+            scores[output["incident_id"]] = (frozenset(output["event_ids"]), output["credibility"])
+    return dict(scores.values())
+
+
+def test_reprocess_compare_and_promote_a_new_credibility_config(
+        week: list[dict[str, Any]], live: tuple[Settings, WorkerProcess, WebhookReceiver], tmp_path: Path) -> None:
+    settings, worker, webhook = live
+    history = tmp_path / "week.jsonl"
+    history.write_text("".join(json.dumps(event, ensure_ascii=False) + "\n" for event in week), encoding="utf-8")
+    assert run_cli("publish", str(history), timeout=300).returncode == 0
+    settled(settings, settings.worker_group)
+    client = connect(settings, settings.clickhouse_database)
+    live_scores = scores_by_members(client, settings.clickhouse_database)
+    paged_live = [(page["alert_id"], page["state"]) for page in webhook.delivered()]
+    assert live_scores and paged_live
+
+    # Reprocess under cred-2: new scores, the same incidents, nobody paged.
+    config = tmp_path / "credibility.v2.json"
+    config.write_text(cred2_text(), encoding="utf-8")
+    done = run_cli("reprocess", "--credibility", str(config), "--compare", "--quiet", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"reprocessed {len(week)} events under {NEW_VERSION} with 1 worker(s)" in done.stdout
+    version_db = f"{settings.clickhouse_database}_{NEW_VERSION.replace('-', '_')}"
+    new_scores = scores_by_members(client, version_db)
+    assert set(new_scores) == set(live_scores)  # clustering did not change
+    expected = offline_scores(week, cred2_text())
+    assert set(expected) == set(new_scores)
+    assert all(abs(new_scores[members] - score) < 1e-4 for members, score in expected.items())
+    moved = sum(1 for members in live_scores if abs(new_scores[members] - live_scores[members]) >= 0.1)
+    assert moved > 0
+    assert client.execute(f"SELECT groupUniqArray(scorer_version) FROM {version_db}.incidents")[0][0] == ["cred-2"]
+    assert "scorer: live cred-1; new cred-2" in done.stdout
+    compared = re.search(r"credibility: (\d+) incidents on both sides, (\d+) moved by 0.1 or more", done.stdout)
+    assert compared and (int(compared[1]), int(compared[2])) == (len(live_scores), moved), done.stdout
+    assert re.search(rf"incidents: live {len(live_scores)}, new {len(live_scores)} \(0 live incidents split, "
+                     r"0 new incidents merge several\)", done.stdout), done.stdout
+    assert [(page["alert_id"], page["state"]) for page in webhook.delivered()] == paged_live  # no page
+    reprocessing_log = settings.state_dir / "reprocess" / NEW_VERSION / "worker-0.log"
+    assert "Worker]: Ready" in reprocessing_log.read_text() and "ALERT " not in reprocessing_log.read_text()
+
+    # Promote: the live tables hold cred-2's scores, the live worker runs cred-2, history is not paged.
+    promoted = run_cli("reprocess", "--name", NEW_VERSION, "--promote", "--quiet", timeout=600)
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert f"promoted {NEW_VERSION} (was the configs from files)" in promoted.stdout
+    assert scores_by_members(client, settings.clickhouse_database) == new_scores
+    assert scores_by_members(client, version_db) == live_scores  # the previous ones, kept
+    wait_for(lambda: f"processor version {NEW_VERSION} (live)" in worker.log_since(0), 120, "the worker under cred-2")
+    assert worker.alive()
+    press = next(event for event in reversed(week) if event.get("signal") == "panic_pressed")
+    last = max(datetime.fromisoformat(event["occurred_at"]) for event in week)
+    new_press = {**press, "event_id": "after-promotion-press", "occurred_at": (last + timedelta(hours=1)).isoformat()}
+    assert run_cli("publish", "-", input=json.dumps(new_press, ensure_ascii=False) + "\n").returncode == 0
+    group = f"{settings.worker_group}.{NEW_VERSION}"
+    wait_for(lambda: client.execute(
+        f"SELECT count() FROM {settings.clickhouse_database}.incident_members WHERE event_id = 'after-promotion-press'"
+    )[0][0], 120, "the press after the promotion")
+    settled(settings, group)
+    incident = client.execute(f"SELECT incident_id FROM {settings.clickhouse_database}.incident_members "
+                              "WHERE event_id = 'after-promotion-press'")[0][0]
+    pages_after = [(page["alert_id"], page["state"]) for page in webhook.delivered()][len(paged_live):]
+    assert ([page for page in pages_after if page[1] == "raised" and page[0].endswith(incident.removeprefix("inc-"))]
+            == [(f"al-{press['commune_code']}-{incident.removeprefix('inc-')}", "raised")])
+    assert not set(pages_after) & set(paged_live), "history paged again"
