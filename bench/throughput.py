@@ -9,6 +9,7 @@ produces every event (as the publisher encodes it) to the input topics, then:
 - worker: one `binhyen worker` from start to the last event in ClickHouse (decode, validate,
   dedup, cluster, score, alert, ClickHouse inserts, commits), sampling its RSS as it goes;
 - replay: `binhyen replay` of the whole log into fresh tables, swapped in;
+- reprocess: one reprocessing worker (`binhyen reprocess`'s catch-up) over the whole log;
 - sink: the worker's ClickHouse sink against a bare clickhouse-driver insert of the same rows;
 - two workers (a consumer group of their own) on the same log from the start.
 """
@@ -151,6 +152,7 @@ def main() -> None:
     from streams.ops import stack
     from streams.config import Settings
     from streams.edge.kafka import producer
+    from streams.ops import reprocess
     from streams.ops.replay import replay
     from streams.sim.simulator import VN, SimConfig, simulate
     from streams.topics import INPUT_TOPICS, TOPIC_OF_TYPE
@@ -189,6 +191,13 @@ def main() -> None:
         replay_rate = replayed.records / replayed.seconds
         print(f"replay    {replayed.records:,} log records in {replayed.seconds:.1f} s: {replay_rate:,.0f} records/s "
               f"= {replay_rate / floor:.2f} of the baseline")
+
+        version = reprocess.version_of(settings, {}, "bench-reprocess")  # the live configs, under another name
+        began = time.perf_counter()
+        covered = reprocess.catch_up(reprocess.register(settings, version), 1, lambda phase, done, known: None)
+        rate = covered / (time.perf_counter() - began)
+        print(f"reprocess {covered:,} events with one worker (join and settle included): {rate:,.0f} events/s "
+              f"per worker = {rate / floor:.2f} of the baseline")
 
         events = events_table(settings.clickhouse_database)
         for table in (events, "tips", "device_signals", "feedback", "model_changes"):
