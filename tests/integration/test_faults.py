@@ -120,7 +120,10 @@ def test_broker_restarted_without_its_data_worker_recovers_without_a_crash_loop(
             time.sleep(10)
             outage = worker.log_since(0)[mark:]
             assert "Kafka at 127.0.0.1:" in outage and "is not reachable; retrying" in outage
-            assert len(outage.splitlines()) < 60, "the client's repeated errors are collapsed"
+            # Pages of the events before may still be logged; the client's errors are what must not flood.
+            complaints = [line for line in outage.splitlines() if ("[ERROR]" in line or "[WARNING]" in line)
+                          and "] ALERT " not in line]
+            assert 1 <= len(complaints) < 40, "the client's repeated errors are collapsed"
 
             restarted = run_cli("up")
             assert restarted.returncode == 0, restarted.stdout + restarted.stderr
