@@ -62,7 +62,7 @@ faust_compat.apply()  # before any faust App: faust-streaming 0.15.3 loses recor
 log = logging.getLogger("binhyen.worker")
 METRICS_EVERY_S = 5.0
 HEARTBEAT_EVERY_S = 5.0
-UNKNOWN_TABLE = 60  # ClickHouse's error code
+UNKNOWN_TABLE, UNKNOWN_DATABASE = 60, 81  # ClickHouse's error codes
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 SOURCE_TOPICS = (TIPS, DEVICE_SIGNALS, FEEDBACK, COMMUNE_CONTROL, MODEL_CHANGES, ALERT_ACTIONS, ALERTS)
 
@@ -253,13 +253,19 @@ def make_app(settings: Settings) -> faust.App:
 def with_processor_version(settings: Settings, name: str | None, reprocessing: bool) -> Settings:
     """The settings of the processor version to run: `name`, else the live one (waiting while one
     is being promoted), else the configs from files."""
-    registry = VersionRegistry(connect(settings, settings.clickhouse_database), settings.clickhouse_database)
-    try:
-        version = registry.get(name) if name else registry.wait_for_live()
-    except ClickHouseError as exc:
-        if getattr(exc, "code", None) == UNKNOWN_TABLE:
-            raise ConfigError("ClickHouse has no processor_versions table; run `binhyen migrate`") from None
-        raise
+    registry = VersionRegistry(connect(settings), settings.clickhouse_database)
+    waiting = False
+    while True:
+        try:
+            version = registry.get(name) if name else registry.wait_for_live()
+            break
+        except ClickHouseError as exc:  # a worker started with the stack: `binhyen up` migrates after starting it
+            if getattr(exc, "code", None) not in (UNKNOWN_TABLE, UNKNOWN_DATABASE):
+                raise
+            if not waiting:
+                log.warning("ClickHouse has no processor_versions table yet; waiting for `binhyen migrate`")
+                waiting = True
+            time.sleep(1.0)
     if name and version is None:
         raise ConfigError(f"no processor version {name!r} is registered; `binhyen reprocess` registers one")
     if reprocessing and version is None:
