@@ -32,6 +32,7 @@ from sinks.clickhouse import (
 from streams.config import ConfigError, Settings
 from streams.edge.kafka import consumer
 from streams.topics import ALERT_ACTIONS, ALERTS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS
+from processors.validation import TimeBounds
 from streams.runtime.batch import Accepted, triage
 
 LOG_TOPICS = (TIPS, DEVICE_SIGNALS, FEEDBACK, MODEL_CHANGES, ALERT_ACTIONS, INCIDENTS, ALERTS)
@@ -51,7 +52,8 @@ class ReplayReport:
 class ProjectionRows:
     """Turns log records into projection rows with the workers' row functions."""
 
-    def __init__(self, client: Any, database: str) -> None:
+    def __init__(self, client: Any, database: str, bounds: TimeBounds | None = None) -> None:
+        self.bounds = bounds
         incidents, members = incident_sinks(client)
         self.sinks: dict[str, TableSink] = {
             "events": event_sink(client, database), "incidents": incidents, "incident_members": members,
@@ -59,8 +61,9 @@ class ProjectionRows:
         }
         self.latest: dict[str, dict[str, Any]] = {}  # newest incident snapshot of the batch
 
-    def add(self, topic: str, partition: int, offset: int, value: Any, now_s: int) -> bool:
-        """Queue the rows of one record; False when the workers would not have recorded it."""
+    def add(self, topic: str, partition: int, offset: int, value: Any, now_s: int, written_ms: int = 0) -> bool:
+        """Queue the rows of one record; False when the workers would not have recorded it (dated
+        too far from the clock when it was written, `written_ms`, included)."""
         if topic in (INCIDENTS, ALERTS):
             try:
                 record = CODEC.decode(value)[1]
@@ -71,7 +74,7 @@ class ProjectionRows:
             elif record["version"] >= self.latest.get(record["incident_id"], {}).get("version", -1):
                 self.latest[record["incident_id"]] = record
             return True
-        verdict = triage(value, topic)
+        verdict = triage(value, topic, self.bounds, written_ms)
         if not isinstance(verdict, Accepted):
             return False
         self.sinks["events"].add(event_row(verdict.event_type, verdict.record, topic, partition, offset, now_s))
@@ -151,12 +154,13 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
     try:
         def into(database: str, phase: str) -> int:
             client = connect(settings, database)
-            rows = ProjectionRows(client, database)
+            rows = ProjectionRows(client, database, settings.time_bounds)
 
             def handle(records: list[Any]) -> None:
                 now_s = int(time.time())
                 for record in records:
-                    if not rows.add(record.topic, record.partition, record.offset, record.value, now_s):
+                    if not rows.add(record.topic, record.partition, record.offset, record.value, now_s,
+                                    record.timestamp):
                         report.skipped += 1
                 report.rows.update(rows.flush())
 
