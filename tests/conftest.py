@@ -151,6 +151,26 @@ class WebhookReceiver:
 
 
 WEBHOOK_SECRET = "test-webhook-secret-of-32-bytes-at-least"
+
+
+def webhook_env(receiver: WebhookReceiver) -> dict[str, str]:
+    """Every alert route of a worker to `receiver`."""
+    return {"BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET, "BINHYEN_WEBHOOK_URLS":
+            f"commune-post={receiver.url},province-duty={receiver.url},morning-digest={receiver.url}"}
+
+
+@contextmanager
+def stack_of_its_own(tmp_path: Path) -> Iterator[tuple[Any, WebhookReceiver]]:
+    """A fresh local stack (`binhyen up`) and a webhook receiver, stopped on the way out."""
+    from streams.config import Settings
+
+    with stack_environment(tmp_path / "state"):
+        assert run_cli("up").returncode == 0
+        receiver = WebhookReceiver(fail_first=0)
+        try:
+            yield Settings.from_env(), receiver
+        finally:
+            receiver.server.shutdown()
 # Alert rules for the suite: a P1 escalates 30 s (not 5 min) after it was raised unacknowledged.
 TEST_ALERT_OVERRIDES = {"p1_ack_minutes": 0.5}
 

@@ -27,7 +27,7 @@ from streams.ops.stack import WorkerProcess, free_port_block
 from streams.sim.simulator import VN, SimConfig, simulate
 from streams.ops.reprocess import settle
 from streams.topics import ALERTS, COMMUNE_CONTROL, INPUT_TOPICS
-from tests.conftest import WEBHOOK_SECRET, WebhookReceiver, run_cli, stack_environment, wait_for
+from tests.conftest import WebhookReceiver, run_cli, stack_of_its_own, wait_for, webhook_env
 
 pytestmark = pytest.mark.integration
 WEEK = SimConfig(11, days=7, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
@@ -48,22 +48,15 @@ def week() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[Settings, WorkerProcess, WebhookReceiver]]:
-    with stack_environment(tmp_path / "state"):
-        assert run_cli("up").returncode == 0
-        settings = Settings.from_env()
-        receiver = WebhookReceiver(fail_first=0)
+    with stack_of_its_own(tmp_path) as (settings, receiver):
         worker = WorkerProcess(tmp_path / "worker.log", env={
-            **os.environ, "BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "BINHYEN_WEBHOOK_URLS": f"commune-post={receiver.url},province-duty={receiver.url},"
-                                    f"morning-digest={receiver.url}",
-            "BINHYEN_METRICS_PORT": str(free_port_block(1))})
+            **os.environ, **webhook_env(receiver), "BINHYEN_METRICS_PORT": str(free_port_block(1))})
         worker.start()
         try:
             yield settings, worker, receiver
         finally:
             if worker.alive():
                 worker.stop()
-            receiver.server.shutdown()
 
 
 def settled(settings: Settings, group: str) -> None:

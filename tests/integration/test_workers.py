@@ -35,7 +35,7 @@ from streams.sim.runner import publish_events
 from streams.sim.simulator import VN, SimConfig, id_prefix, simulate
 from streams.topics import ALERTS
 from tests.conftest import (
-    WEBHOOK_SECRET, WebhookReceiver, offline_run, publish_in_background, run_cli, stack_environment, wait_for,
+    WebhookReceiver, offline_run, publish_in_background, stack_of_its_own, wait_for, webhook_env,
 )
 
 pytestmark = pytest.mark.integration
@@ -60,9 +60,7 @@ class Group:
 
     def __init__(self, root: Path, webhook: WebhookReceiver, settings: Settings) -> None:
         self.root, self.count = root, 0
-        self.env = {**os.environ, "BINHYEN_CLICKHOUSE_PASSWORD": settings.clickhouse_password,
-                    "BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET, "BINHYEN_WEBHOOK_URLS":
-                    f"commune-post={webhook.url},province-duty={webhook.url},morning-digest={webhook.url}"}
+        self.env = {**os.environ, "BINHYEN_CLICKHOUSE_PASSWORD": settings.clickhouse_password, **webhook_env(webhook)}
         self.workers: list[WorkerProcess] = []
 
     def start(self) -> WorkerProcess:
@@ -82,16 +80,12 @@ class Group:
 
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[tuple[Group, Settings, WebhookReceiver]]:
-    with stack_environment(tmp_path / "state"):
-        assert run_cli("up").returncode == 0
-        settings = Settings.from_env()
-        receiver = WebhookReceiver(fail_first=0)
+    with stack_of_its_own(tmp_path) as (settings, receiver):
         workers = Group(tmp_path, receiver, settings)
         try:
             yield workers, settings, receiver
         finally:
             workers.stop_all()
-            receiver.server.shutdown()
 
 
 def arrived(client: Any, settings: Settings, config: SimConfig = CONFIG) -> int:
