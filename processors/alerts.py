@@ -21,7 +21,8 @@ share one partition). A tip never moves them: in the worker, tips can be read ah
 device signals and of the acks (which take a hop via the control topic), and a tip must not
 escalate a P1 whose ack is still on its way. So the lifecycle of every alert is a function of
 event time alone — escalated at its deadline if and only if no ack came before it — the same
-live and in `binhyen process`.
+live and in `binhyen process`. An action read before the event that raises its alert (the hop
+can overtake a lagging partition) waits in the commune's state and is applied at the raise.
 
 State: commune code -> {alerts, recent tip times, baseline, device last-seen, watermark},
 JSON-able, co-partitioned with the commune-keyed topics like the incident state.
@@ -173,14 +174,39 @@ class AlertEngine:
             return []
         state = self._state(commune)
         alert = state["alerts"].get(record["alert_id"])
-        if alert is None or alert["state"] == "resolved":
+        if alert is None:
+            self._park(state, record)
+            self._save(commune, state)
+            return []
+        out = self._act(state, commune, alert, record)
+        self._save(commune, state)
+        return out
+
+    def _park(self, state: dict[str, Any], record: dict[str, Any]) -> None:
+        """Keep an action on an alert not raised yet, for a day of event time: in the worker an ack
+        takes a hop (alert-actions → the control topic) that can overtake the device signal that
+        raises its alert, and `_raise_or_escalate` applies it then. One for an alert id that never
+        comes is forgotten."""
+        at = record["occurred_at_ms"]
+        self._forget_parked(state, at)
+        state.setdefault("parked_actions", {}).setdefault(record["alert_id"], []).append(
+            [at, record["action"], record.get("by")])
+
+    @staticmethod
+    def _forget_parked(state: dict[str, Any], now: int) -> None:
+        if state.get("parked_actions"):
+            state["parked_actions"] = {alert_id: kept for alert_id, actions in state["parked_actions"].items()
+                                       if (kept := [a for a in actions if a[0] > now - DAY_MS])}
+
+    def _act(self, state: dict[str, Any], commune: int, alert: dict[str, Any],
+             record: dict[str, Any]) -> list[dict[str, Any]]:
+        if alert["state"] == "resolved":
             return []
         at, action = record["occurred_at_ms"], record["action"]
         out = self._escalate_if_overdue(alert, commune, at)  # an ack after the deadline comes too late
         new_state = {"ack": "acked", "resolve": "resolved", "escalate": "escalated"}[action]
         if action == "ack" and alert["state"] == "acked":
             self._recompute_due(state)
-            self._save(commune, state)
             return out
         alert["state"] = new_state
         alert["deadline"] = None
@@ -189,7 +215,6 @@ class AlertEngine:
             alert["route"] = self.config.routes["escalated"]
         out.append(self._event(alert, commune, new_state, at, by=record.get("by")))
         self._recompute_due(state)
-        self._save(commune, state)
         return out
 
     def tick(self, commune: int, now_ms: int) -> list[dict[str, Any]]:
@@ -206,6 +231,7 @@ class AlertEngine:
         out += self._report_silent(state, commune, now_ms)
         state["alerts"] = {i: a for i, a in state["alerts"].items()
                            if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
+        self._forget_parked(state, now_ms)
         self._recompute_due(state)
         self._save(commune, state)
         return out
@@ -232,7 +258,12 @@ class AlertEngine:
                      "deadline": self._deadline(severity, at)}
             state["alerts"][alert_id] = alert
             self._due_by(state, alert["deadline"])
-            return [self._event(alert, commune, "raised", at)]
+            out = [self._event(alert, commune, "raised", at)]
+            # actions read before the raise, in time order; one dated before it would not have found it
+            for action_at, action, by in sorted(state.get("parked_actions", {}).pop(alert_id, []), key=lambda a: a[0]):
+                if action_at >= at:
+                    out += self._act(state, commune, alert, {"occurred_at_ms": action_at, "action": action, "by": by})
+            return out
         if alert["state"] == "resolved" or SEVERITY_RANK[severity] >= SEVERITY_RANK[alert["severity"]]:
             return []  # the same or weaker evidence again: no second page
         alert.update(severity=severity, rule=rule, summary=summary, updated=at, state="escalated",

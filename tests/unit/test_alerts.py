@@ -187,3 +187,28 @@ def test_live_escalation_comes_from_the_timer_at_the_first_deadline() -> None:
     replayed_at = first + 7 * 60_000 + 25 * 3_600_000  # as a replay a day later: event time decides
     assert due_communes(list(processor.state.alerts.items()), first + 7 * 60_000, replayed_at) == [
         (COMMUNE, first + 7 * 60_000)]
+
+
+def test_an_action_read_before_the_press_that_raises_its_alert_still_applies() -> None:
+    """In the worker an ack takes a hop via the control topic and can be read before the device
+    signal that raised its alert (CI once lost an ack so). Read early, each action gives the
+    lifecycle it gives read in order; one dated before the raise, or for an alert never raised,
+    changes nothing and is forgotten after a day."""
+    alert_id = run([press("p1", at(21, 0))])[0]["alert_id"]
+    for actions in ([action("a1", at(21, 6), alert_id, "ack"), action("a2", at(21, 30), alert_id, "resolve")],
+                    [action("a1", at(21, 3), alert_id, "ack")]):
+        in_order = run([press("p1", at(21, 0)), *actions])
+        early = run([*actions, press("p1", at(21, 0))])
+        assert [(a["state"], a["at_ms"], a["by"]) for a in early] == [
+            (a["state"], a["at_ms"], a["by"]) for a in in_order]
+    assert steps(run([action("a1", at(21, 6), alert_id, "ack"), action("a2", at(21, 30), alert_id, "resolve"),
+                      press("p1", at(21, 0))])) == [("raised", "P1", "panic_bell"), ("escalated", "P1", "panic_bell"),
+                                                    ("acked", "P1", "panic_bell"), ("resolved", "P1", "panic_bell")]
+    assert steps(run([action("a0", at(20, 59), alert_id, "ack"), press("p1", at(21, 0)),
+                      tip("later", at(21, 30), "chuyện khác ở chợ", commune=25813)])) == [
+        ("raised", "P1", "panic_bell"), ("escalated", "P1", "panic_bell")]
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    for event in (action("a1", at(9, 0), f"al-{COMMUNE}-never", "ack"), action("a2", at(10, 0, day=4), alert_id, "ack")):
+        _, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
+        processor.handle("alert_action", record)
+    assert list(processor.state.alerts[str(COMMUNE)]["parked_actions"]) == [alert_id]
