@@ -75,13 +75,18 @@ def down() -> None:
     """Stop what `binhyen up` started (by the PIDs in its pid files, nothing else)."""
     from streams.ops import stack
 
-    for part in reversed(stack.parts(_settings())):
+    settings = _settings()
+    out.print(f"{'worker':<15} {stack.stop_worker(settings)}")  # first: it leaves its group while the broker runs
+    for part in reversed(stack.parts(settings)):
         out.print(f"{part.name:<15} {stack.stop(part)}")
 
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Endpoints of the local stack and whether each answers; exit 1 if a part is down."""
+    """The local stack's servers (endpoint, whether each answers) and its workers (pid, group,
+    partitions held, lag); exit 1 if a server is down."""
+    import dataclasses
+
     from streams.ops import stack
 
     settings = _settings()
@@ -89,12 +94,31 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
         part.name: {"endpoint": part.endpoint, "healthy": part.healthy(), "pid": stack.running_pid(part)}
         for part in stack.parts(settings)
     }
+    workers = stack.workers(settings)
+    demo_worker = stack.pid_running(stack.worker_pid_file(settings), stack.BINHYEN)
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps({**report, "workers": [dataclasses.asdict(w) for w in workers]}))
     else:
         for name, part in report.items():
             state = "[green]up[/]" if part["healthy"] else "[red]down[/]"
             out.print(f"{name:<12} {state:<6} {part['endpoint']}" + (f"  (pid {part['pid']})" if part["pid"] else ""))
+        for w in workers:
+            if not w.answering:
+                out.print(f"{'worker':<12} [red]gone[/] metrics {w.endpoint} registered but not answering "
+                          "(killed? Prometheus shows it down)")
+                continue
+            by_set: dict[tuple[int, ...], list[str]] = {}
+            for topic, ps in w.partitions.items():
+                by_set.setdefault(tuple(ps), []).append(topic.removeprefix("binhyen."))
+            held = "; ".join(f"{','.join(map(str, ps))} of {', '.join(ts)}" for ps, ts in by_set.items()) or "none yet"
+            out.print(f"{'worker':<12} [green]up[/] pid {w.pid}, group {w.group}, version {w.version}, lag "
+                      f"{'?' if w.lag is None else w.lag}, metrics {w.endpoint}"
+                      + ("  (started by `binhyen demo`; `binhyen down` stops it)" if w.pid == demo_worker else ""),
+                      highlight=False)
+            out.print(f"{'':<12}    partitions held: {held}", highlight=False)
+        if not any(w.answering for w in workers):
+            out.print(f"{'worker':<12} [yellow]none[/] nothing processes events or alert acks: "
+                      "start one with `binhyen worker`")
     if not all(part["healthy"] for part in report.values()):
         raise typer.Exit(1)
 

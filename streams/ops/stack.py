@@ -7,6 +7,7 @@ and only if that process still runs the binary we started (a reused PID is left 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -169,13 +170,18 @@ def parts(settings: Settings) -> list[Part]:
 
 
 def running_pid(part: Part) -> int | None:
-    """The PID from the part's pid file if that process still runs the part's binary."""
+    return pid_running(part.pid_file, part.binary)
+
+
+def pid_running(pid_file: Path, binary: str) -> int | None:
+    """The PID from `pid_file` if that process still runs `binary` (as its program, or as the
+    script its interpreter runs: a worker is `python .venv/bin/binhyen worker`)."""
     try:
-        pid = int(part.pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        pid = int(pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
-    if not cmdline or os.path.basename(cmdline[0].decode(errors="replace")) != os.path.basename(part.binary):
+    if os.path.basename(binary) not in {os.path.basename(arg.decode(errors="replace")) for arg in argv}:
         return None
     return pid
 
@@ -214,29 +220,40 @@ def start(part: Part, timeout: float = 30.0) -> str:
 
 
 def stop(part: Part, timeout: float = 15.0) -> str:
-    pid = running_pid(part)
+    return stop_pid_file(part.pid_file, part.binary, timeout)
+
+
+def stop_pid_file(pid_file: Path, binary: str, timeout: float = 15.0) -> str:
+    """SIGTERM the process of `pid_file` (if it still runs `binary`), SIGKILL after `timeout`."""
+    pid = pid_running(pid_file, binary)
     if pid is None:
-        part.pid_file.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
         return "not running"
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and running_pid(part) == pid:
+    while time.monotonic() < deadline and pid_running(pid_file, binary) == pid:
         time.sleep(0.1)
-    if running_pid(part) == pid:
+    if pid_running(pid_file, binary) == pid:
         os.kill(pid, signal.SIGKILL)
-    part.pid_file.unlink(missing_ok=True)
+    pid_file.unlink(missing_ok=True)
     return f"stopped (pid {pid})"
 
 
+BINHYEN = str(Path(sys.executable).parent / "binhyen")
+
+
 class WorkerProcess:
-    """A `binhyen worker` child process, for the demo and the tests."""
+    """A `binhyen worker` child process, for the demo and the tests. With a `pid_file` it is
+    detached (a session of its own) and outlives its starter: `binhyen down` stops it."""
 
     READY_LINE = "Worker]: Ready"
 
-    def __init__(self, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+                 pid_file: Path | None = None) -> None:
         self.log_path = log_path
         self.env = env
         self.args = args  # after `binhyen worker`
+        self.pid_file = pid_file
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
@@ -245,16 +262,19 @@ class WorkerProcess:
             raise RuntimeError("worker already running")
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        binhyen = Path(sys.executable).parent / "binhyen"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - fixed argv
-                [str(binhyen), "worker", *self.args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env if self.env is not None else os.environ.copy(),
+                [BINHYEN, "worker", *self.args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env if self.env is not None else os.environ.copy(), start_new_session=self.pid_file is not None,
             )
+        if self.pid_file is not None:
+            self.pid_file.write_text(f"{self.process.pid}\n")
         deadline = time.monotonic() + timeout
         while self.READY_LINE not in self.log_since(offset):
             if self.process.poll() is not None:
                 code, self.process = self.process.returncode, None
+                if self.pid_file is not None:
+                    self.pid_file.unlink(missing_ok=True)
                 raise ConfigError(f"the worker exited with code {code} at start; see {self.log_path}")
             if time.monotonic() > deadline:
                 self.stop()
@@ -276,6 +296,9 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+        finally:
+            if self.pid_file is not None:
+                self.pid_file.unlink(missing_ok=True)
 
     def log_since(self, offset: int = 0) -> str:
         try:
@@ -284,6 +307,58 @@ class WorkerProcess:
                 return handle.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
+
+
+def worker_pid_file(settings: Settings) -> Path:
+    """The pid file of the worker `binhyen demo` leaves running (`binhyen down` stops it)."""
+    return settings.state_dir / "worker.pid"
+
+
+def stop_worker(settings: Settings) -> str:
+    return stop_pid_file(worker_pid_file(settings), BINHYEN, timeout=60.0)
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """A worker as its metrics endpoint describes it (`answering` False: registered, gone)."""
+
+    endpoint: str
+    answering: bool
+    pid: int | None = None
+    group: str = ""
+    version: str = ""
+    partitions: dict[str, list[int]] = field(default_factory=dict)  # topic -> partitions held
+    lag: int | None = None  # messages behind the high watermarks its fetches saw
+
+
+def workers(settings: Settings) -> list[WorkerStatus]:
+    """Every worker registered for the local Prometheus (`<state>/prometheus/targets`), each
+    read from its own metrics: pid, group, partitions held and lag."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found = []
+    for target in sorted((settings.state_dir / "prometheus" / "targets").glob("worker-*.json")):
+        try:
+            endpoint = json.loads(target.read_text())[0]["targets"][0]
+        except (OSError, ValueError, KeyError, IndexError):
+            continue  # removed meanwhile, or not a worker's registration
+        try:
+            with urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=2) as response:  # noqa: S310 - loopback
+                text = response.read().decode()
+        except OSError:
+            found.append(WorkerStatus(endpoint, answering=False))
+            continue
+        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        info = next((s.labels for s in samples if s.name == "binhyen_worker_info"), {})
+        partitions: dict[str, list[int]] = {}
+        for sample in samples:
+            if sample.name == "binhyen_consumer_position":
+                partitions.setdefault(sample.labels["topic"], []).append(int(sample.labels["partition"]))
+        lags = [int(s.value) for s in samples if s.name == "binhyen_consumer_lag"]
+        found.append(WorkerStatus(endpoint, True, int(info["pid"]) if "pid" in info else None, info.get("group", ""),
+                                  info.get("version", ""), {t: sorted(ps) for t, ps in sorted(partitions.items())},
+                                  sum(lags) if lags else None))
+    return found
 
 
 def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:

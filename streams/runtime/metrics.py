@@ -18,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 
 from streams.config import ConfigError, Settings
 from streams.runtime.batch import REJECTION_KINDS, BatchOutput
@@ -27,6 +27,8 @@ log = logging.getLogger("binhyen.worker")
 PORT_TRIES = 16  # without BINHYEN_METRICS_PORT, a second local worker takes the next free port
 
 REGISTRY = CollectorRegistry()
+WORKER = Info("binhyen_worker", "This worker: PID, consumer group and processor version (`binhyen status` "
+              "lists workers by it).", registry=REGISTRY)
 CONSUMED = Counter("binhyen_events_consumed", "Messages consumed, by topic and event type "
                    "(type 'invalid' for dead-lettered ones).", ["topic", "type"], registry=REGISTRY)
 DEAD_LETTERS = Counter("binhyen_dead_letters", "Messages dead-lettered, by kind of reason.", ["reason"],
@@ -96,6 +98,8 @@ def serve(settings: Settings) -> int:
             start_http_server(port, addr=settings.metrics_host, registry=REGISTRY)
         except OSError:
             continue
+        WORKER.info({"pid": str(os.getpid()), "group": settings.worker_group,
+                     "version": settings.processor_version or "from files"})
         register_target(settings, port)
         log.info("metrics at http://%s:%d/metrics", settings.metrics_host, port)
         return port

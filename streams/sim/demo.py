@@ -2,7 +2,8 @@
 
 Starts the stack and a worker, simulates a day of a province and publishes it at
 accelerated speed (plus the contract's invalid lines and raw garbage), waits until ClickHouse
-has every event, and prints what happened. Ctrl-C stops everything the demo started.
+has every event, and prints what happened. The stack and the worker stay up for queries and
+on-call actions (`binhyen down` stops both); Ctrl-C stops everything the demo started.
 """
 
 from __future__ import annotations
@@ -170,7 +171,10 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
         f"  Kafka:       {settings.kafka_bootstrap} (topics binhyen.*)\n"
         f"  Ground truth of the simulation: {report.truth_path}\n"
         f"  Logs:        {settings.state_dir}/*.log\n"
-        "  Stop it all: .venv/bin/binhyen down\n",
+        f"  On-call:     .venv/bin/binhyen alert ack ALERT_ID   (the worker, log {settings.state_dir}/demo-worker.log,\n"
+        "               keeps running beside the stack: it processes acks and escalates what nobody acks)\n"
+        "  Status:      .venv/bin/binhyen status   (servers and workers: pid, group, partitions, lag)\n"
+        "  Stop it all: .venv/bin/binhyen down     (the worker and the servers, by their pid files)\n",
         highlight=False,
     )
 
@@ -179,13 +183,18 @@ def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lin
              console: Console) -> DemoReport:
     """The demo from nothing running to the summary; Ctrl-C undoes what it started."""
     started: list[stack.Part] = []
-    worker = stack.WorkerProcess(settings.state_dir / "demo-worker.log")
+    worker = stack.WorkerProcess(settings.state_dir / "demo-worker.log", pid_file=stack.worker_pid_file(settings))
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         started += stack.bring_up(settings, lambda line: console.print(line, highlight=False, markup=False))
-        with console.status("starting a worker (joining its consumer group takes a few seconds)…"):
-            worker.start()
-        console.print(f"worker      ready (pid {worker.process.pid if worker.process else '?'}), log {worker.log_path}")
+        running = stack.pid_running(stack.worker_pid_file(settings), stack.BINHYEN)
+        if running is not None:  # an earlier demo's worker, still in its group
+            console.print(f"worker      already running (pid {running}), log {worker.log_path}")
+        else:
+            with console.status("starting a worker (joining its consumer group takes a few seconds)…"):
+                worker.start()
+            console.print(f"worker      ready (pid {worker.process.pid if worker.process else '?'}), "
+                          f"log {worker.log_path}")
         simulation = generate(config, console)
         report = DemoReport(simulation, expected_ids=len({e["event_id"] for e in simulation.events}))
         report.truth_path = settings.state_dir / f"simulation-seed{config.seed}.truth.jsonl"
@@ -209,8 +218,6 @@ def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lin
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if worker.alive():
-            worker.stop()
 
 
 def contract_invalid_lines(contracts: Path) -> list[str]:

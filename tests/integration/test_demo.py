@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli, stack_environment
+from sinks.clickhouse import connect
+from streams.config import Settings
+from tests.conftest import run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,5 +32,27 @@ def test_short_demo_runs_the_whole_path(tmp_path: Path) -> None:
         assert "not Avro single-object encoded" in out
         assert (tmp_path / "simulation-seed4.truth.jsonl").exists()
         assert not (tmp_path / "demo-worker.log").read_text().count("Traceback")
-        # The demo leaves the stack up for queries; stack_environment's `down` stops it.
-        assert run_cli("status").returncode == 0
+        # The demo leaves the stack and its worker up: an on-call ack of one of its alerts is processed.
+        pid = int((tmp_path / "worker.pid").read_text())
+
+        def worker_status() -> dict[str, Any]:
+            status = run_cli("status", "--json")
+            assert status.returncode == 0, status.stderr
+            [worker] = json.loads(status.stdout)["workers"]
+            return worker
+
+        worker = wait_for(lambda: (w := worker_status())["partitions"] and w, 30, "the worker's partitions (metrics)")
+        assert worker["pid"] == pid and worker["group"] == "binhyen-worker" and worker["answering"], worker
+        assert worker["partitions"]["binhyen.tips.v1"] == list(range(8)), worker  # alone in its group: every commune
+        assert "(started by `binhyen demo`; `binhyen down` stops it)" in run_cli("status").stdout
+        settings = Settings.from_env()
+        client = connect(settings, settings.clickhouse_database)
+        [(alert_id,)] = client.execute("SELECT alert_id FROM alert_lifecycle WHERE acked_ms = 0 AND resolved_ms = 0 "
+                                       "ORDER BY severity, raised_ms, alert_id LIMIT 1")
+        acked = run_cli("alert", "ack", alert_id, "--by", "ca-xa-demo")
+        assert acked.returncode == 0, acked.stderr
+        wait_for(lambda: client.execute("SELECT by FROM alerts FINAL WHERE alert_id = %(a)s AND state = 'acked'",
+                                        {"a": alert_id}) == [("ca-xa-demo",)], 30, f"the ack of {alert_id}")
+        down = run_cli("down")
+        assert f"worker          stopped (pid {pid})" in down.stdout
+        assert not Path(f"/proc/{pid}").exists() and not (tmp_path / "worker.pid").exists()
