@@ -251,6 +251,8 @@ def query(
     name: Annotated[str | None, typer.Argument(help="Query name (see `binhyen query` for the list).")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE, repeatable.")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="table, csv or json.")] = OutputFormat.table,
+    describe: Annotated[bool, typer.Option("--describe", help="What the query answers, its parameters and what "
+                                                               "each column means; runs nothing.")] = False,
 ) -> None:
     """Run a query from the analysts' catalog as the read-only analyst user."""
     import csv
@@ -270,6 +272,15 @@ def query(
         return
     if name not in queries:
         raise ConfigError(f"no query {name!r} in the catalog; there are: {', '.join(queries)}")
+    if describe:
+        entry = queries[name]
+        out.print(f"[bold]{name}[/]  {entry.title}\n{entry.doc}\n\n[bold]parameters[/] (--param NAME=VALUE)")
+        for p in entry.params.values():
+            out.print(f"  {p.name} ({p.type}, default {p.default or 'empty'}): {p.doc}", highlight=False)
+        out.print("[bold]columns[/]")
+        for column, meaning in entry.columns.items():
+            out.print(f"  {column}: {meaning}", highlight=False)
+        return
     values = {}
     for item in param or []:
         key, sep, value = item.partition("=")
@@ -281,26 +292,30 @@ def query(
     rows, columns = client.execute(queries[name].render(values), with_column_types=True)
     headers = [column for column, _ in columns]
 
-    def cell(value: object) -> object:
-        if isinstance(value, float) and math.isnan(value):
-            return None  # e.g. a quantile of no acked alerts; JSON has no NaN
+    nulls: set[str] = set()
+
+    def cell(header: str, value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            nulls.add(header)
+            return None  # e.g. a quantile of no acked alerts: no value, not a number (JSON has no NaN)
         return value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
 
     if output is OutputFormat.json:  # one JSON object per line
         for row in rows:
-            sys.stdout.write(json.dumps({h: cell(v) for h, v in zip(headers, row)}, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps({h: cell(h, v) for h, v in zip(headers, row)}, ensure_ascii=False) + "\n")
     elif output is OutputFormat.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(headers)
-        writer.writerows([cell(v) for v in row] for row in rows)
+        writer.writerows([cell(h, v) for h, v in zip(headers, row)] for row in rows)
     else:
         table = Table(title=queries[name].title, title_justify="left")
         for header in headers:
             table.add_column(header)
         for row in rows:
-            table.add_row(*(str(cell(v)) for v in row))
+            table.add_row(*("null" if (c := cell(h, v)) is None else str(c) for h, v in zip(headers, row)))
         out.print(table)
-        err.print(f"{len(rows)} rows")
+    err.print(f"{len(rows)} rows" + (f"; null in {', '.join(sorted(nulls))}: no value (e.g. a percentile of no acked "
+                                     f"alerts; see --describe)" if nulls else ""))
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The analysts' catalog: `infra/clickhouse/queries/*.sql`, each a documented question.
 
 A query file starts with comment lines: the first is its title, then what it answers, then
-`-- param NAME TYPE: what it is` for each parameter. Parameters live in the query's WITH
+`-- param NAME TYPE: what it is` for each parameter and `-- column NAME: what it means` for
+each column it returns, in order (`binhyen query NAME --describe` prints them). Parameters live in the query's WITH
 clause as literals marked `-- param NAME`, so the file runs unchanged in clickhouse-client
 with its defaults; `binhyen query NAME --param NAME=VALUE` swaps in checked values.
 """
@@ -17,6 +18,7 @@ from streams.config import INFRA_DIR, ConfigError
 
 QUERY_DIR = INFRA_DIR / "clickhouse" / "queries"
 _PARAM_DOC = re.compile(r"^--\s*param\s+(?P<name>\w+)\s+(?P<type>Date|Int|String)\s*:\s*(?P<doc>.*)$")
+_COLUMN_DOC = re.compile(r"^--\s*column\s+(?P<name>\w+)\s*:\s*(?P<doc>.*)$")
 _PARAM_LINE = re.compile(r"^(?P<head>.*?)(?P<literal>'[^']*'|-?\d+)(?P<tail>[^']*--\s*param\s+(?P<name>\w+)\s*)$")
 _VALID = {
     "Date": re.compile(r"^\d{4}-\d{2}-\d{2}$"),
@@ -48,6 +50,7 @@ class CatalogQuery:
     doc: str
     params: dict[str, Param]
     sql: str
+    columns: dict[str, str]  # name -> what it means, in the order the query returns them
 
     def render(self, values: dict[str, str]) -> str:
         """The SQL with the given parameter values in place of the defaults."""
@@ -77,10 +80,13 @@ def load(path: Path) -> CatalogQuery:
         raise ConfigError(f"{path}: a catalog query starts with a comment naming its question")
     docs: list[str] = []
     params: dict[str, Param] = {}
+    columns: dict[str, str] = {}
     for line in header:
-        doc = _PARAM_DOC.match(line)
+        doc, column = _PARAM_DOC.match(line), _COLUMN_DOC.match(line)
         if doc:
             params[doc["name"]] = Param(doc["name"], doc["type"], doc["doc"].strip(), None)
+        elif column:
+            columns[column["name"]] = column["doc"].strip()
         elif not _PARAM_LINE.match(line):
             docs.append(line.lstrip("-").strip())
     for line in text.splitlines():
@@ -91,7 +97,7 @@ def load(path: Path) -> CatalogQuery:
     missing = [name for name, param in params.items() if param.default is None]
     if missing:
         raise ConfigError(f"{path}: parameter {missing[0]} is documented but has no `-- param {missing[0]}` literal")
-    return CatalogQuery(path.stem, docs[0], " ".join(d for d in docs[1:] if d), params, text)
+    return CatalogQuery(path.stem, docs[0], " ".join(d for d in docs[1:] if d), params, text, columns)
 
 
 def catalog(directory: Path = QUERY_DIR) -> dict[str, CatalogQuery]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -148,6 +149,15 @@ def test_clickhouse_client_runs_every_catalog_query_as_the_analyst(worker: Any, 
              "--format", "JSONCompact", "--query", query.sql],
             capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, (name, result.stderr[-2000:])
+        answer = json.loads(result.stdout)
+        assert [column["name"] for column in answer["meta"]] == list(query.columns), name  # each one documented
         ours = run_cli("query", name, "--format", "json")
         assert ours.returncode == 0, (name, ours.stderr)
-        assert len(json.loads(result.stdout)["data"]) == len(ours.stdout.splitlines()), name
+        lines = [json.loads(line) for line in ours.stdout.splitlines()]
+        assert len(answer["data"]) == len(lines), name
+        integers = [column["name"] for column in answer["meta"] if re.match(r"U?Int", column["type"])]
+        for line in lines:  # integers as JSON numbers, no NaN (a percentile of nothing is null)
+            assert all(isinstance(line[column], int) for column in integers), line
+            assert all(value == value for value in line.values()), line
+        described = run_cli("query", name, "--describe").stdout
+        assert all(f"  {column}: {meaning}" in described for column, meaning in query.columns.items()), described

@@ -49,7 +49,12 @@ def test_version_is_current(engine: Any) -> None:
     assert major >= 24
 
 
+HCMC = "Thành phố Hồ Chí Minh"
+
+
 def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any) -> None:
+    insert(engine, "communes", ("commune_code", "name", "kind", "province_code", "province_name"),
+           [(c.code, c.name, "xã", c.province_code, c.province_name) for c in geography.communes_of_province(79)])
     tip = {"event_id": "t1", "occurred_at_ms": 1_756_904_400_000, "utc_offset_min": 420, "commune_code": 26680,
            "channel": "zalo", "text": "Có trộm ở chợ"}
     verdict = {"event_id": "f1", "occurred_at_ms": 1_756_908_000_000, "commune_code": 26680,
@@ -71,9 +76,11 @@ def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any)
 
     queries = catalog()
     assert rows(engine, queries["tips_per_commune"].sql) == [
-        {"day": "2025-09-03", "commune_code": 26680, "channel": "zalo", "tips": 1}]
+        {"day": "2025-09-03", "commune_code": 26680, "commune_name": "Xã Đất Đỏ", "province_name": HCMC,
+         "channel": "zalo", "tips": 1}]
     assert rows(engine, queries["valuable_ratio"].sql) == [
-        {"commune_code": 26680, "verdicts": 1, "valuable": 1, "valuable_ratio": 1}]
+        {"commune_code": 26680, "commune_name": "Xã Đất Đỏ", "province_name": HCMC, "verdicts": 1, "valuable": 1,
+         "valuable_ratio": 1}]
     credibility = rows(engine, queries["incident_credibility"].sql)
     assert [(r["kind"], r["incidents"]) for r in credibility] == [("theft", 1)]
     response = rows(engine, queries["alert_response_times"].sql)
@@ -93,9 +100,7 @@ def test_typed_tables_views_and_model_queries_work_on_current_clickhouse(engine:
     insert(engine, "binhyen_private.events", EVENT_COLUMNS, [event_row("device_signal", press, "binhyen.device-signals.v1", 0, 3, 1),
                                              event_row("model_change", launch, "binhyen.model-changes.v1", 0, 1, 1),
                                              event_row("model_change", copy, "binhyen.model-changes.v1", 0, 2, 1)])
-    places = [c for c in geography.communes_of_province(79)]
-    insert(engine, "communes", ("commune_code", "name", "kind", "province_code", "province_name"),
-           [(c.code, c.name, "xã", c.province_code, c.province_name) for c in places])
+    places = geography.communes_of_province(79)  # in `communes` since the test above
 
     assert rows(engine, "SELECT event_id, channel, anonymous FROM tips") == [
         {"event_id": "t1", "channel": "zalo", "anonymous": 0}]
@@ -111,13 +116,19 @@ def test_typed_tables_views_and_model_queries_work_on_current_clickhouse(engine:
     assert [(r["model_kind"], r["communes_with_model"], r["communes_total"]) for r in coverage] == [
         ("zalo_group", 2, len(places))]
     tree = rows(engine, queries["model_replication"].sql)
-    assert [(r["model_id"], r["replicated_from"], r["parent_commune_code"]) for r in tree] == [
-        ("zalo-b", "zalo-a", 26680)]
+    assert [(r["model_id"], r["commune_name"], r["replicated_from"], r["parent_commune_name"]) for r in tree] == [
+        ("zalo-b", "Xã Long Điền", "zalo-a", "Xã Đất Đỏ")]
     before_after = rows(engine, queries["model_before_after"].sql)
     assert [(r["model_id"], r["tips_before"], r["tips_after"], r["valuable_after"]) for r in before_after] == [
         ("zalo-b", 0, 0, 0), ("zalo-a", 0, 1, 1)]  # ordered by commune
     groups = rows(engine, queries["source_groups"].sql)
     assert [(r["channel"], r["verdicts"], r["valuable"]) for r in groups] == [("zalo", 1, 1)]
-    for view in ("tips_per_day", "valuable_ratio_by_source", "credibility_distribution", "alert_response"):
-        assert rows(engine, f"SELECT * FROM {view}"), view
+    for view in ("tips_per_day", "valuable_ratio_by_source", "alert_response", "device_health", "tip_verdicts",
+                 "alert_lifecycle", "community_models"):
+        named = {(r["commune_name"], r["province_name"]) for r in rows(engine, f"SELECT * FROM {view}")}
+        assert named and named <= {("Xã Đất Đỏ", HCMC), ("Xã Long Điền", HCMC)}, (view, named)
+    for view in ("credibility_distribution", "model_coverage"):
+        assert {r["province_name"] for r in rows(engine, f"SELECT * FROM {view}")} == {HCMC}, view
+    for name, query in queries.items():  # every column documented, in the order returned
+        assert list(rows(engine, query.sql + " LIMIT 1")[0]) == list(query.columns), name
     assert set(queries) == {path.stem for path in QUERY_DIR.glob("*.sql")}

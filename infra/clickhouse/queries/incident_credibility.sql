@@ -2,6 +2,12 @@
 -- How credible the incidents opened in the range were, per category: count, mean and quartiles.
 -- param day_from Date: first day incidents were opened
 -- param day_to Date: last day incidents were opened
+-- column kind: incident category (unknown when none was given)
+-- column incidents: incidents opened in the range
+-- column reported_by_several: of them, reported by two or more tips
+-- column mean_credibility: mean credibility (0–1)
+-- column q25: lower quartile of credibility
+-- column q75: upper quartile of credibility
 WITH
     toDate('2025-01-01') AS day_from,  -- param day_from
     toDate('2030-12-31') AS day_to  -- param day_to

@@ -1,6 +1,15 @@
 -- Community-model coverage per province
 -- For each kind of community security model, how many of the province's communes have an active one ("61/64 communes have a Zalo group"), with models, members and teams.
 -- param province Int: 2025 province code, 0 for every province
+-- column province_code: 2025 province code
+-- column province_name: the province's name
+-- column model_kind: kind of community model
+-- column communes_with_model: communes with an active model of the kind
+-- column communes_total: the province's communes
+-- column coverage: communes_with_model / communes_total
+-- column models: active models
+-- column members: their members
+-- column teams: their teams
 WITH
     0 AS province  -- param province
 SELECT
@@ -14,9 +23,5 @@ SELECT
     members,
     teams
 FROM model_coverage
-ANY LEFT JOIN
-(
-    SELECT province_code, any(province_name) AS province_name FROM communes FINAL GROUP BY province_code
-) AS right_1 USING province_code
 WHERE province = 0 OR province_code = province
 ORDER BY province_code, coverage DESC, model_kind
