@@ -32,6 +32,10 @@ app = typer.Typer(
 )
 schemas_app = typer.Typer(no_args_is_help=True, help="Avro schema tools.")
 app.add_typer(schemas_app, name="schemas")
+gateway_app = typer.Typer(help="The HTTP gateway for upstream systems and on-call action links.")
+app.add_typer(gateway_app, name="gateway")
+key_app = typer.Typer(no_args_is_help=True, help="The gateway's API keys (one per upstream system).")
+gateway_app.add_typer(key_app, name="key")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -484,6 +488,76 @@ def demo(
 
     config = sim_config(province, days, seed, scale, "2025-09-01")
     run_demo(_settings(), config, pace, contract_invalid_lines(REPO_ROOT / "tests" / "data" / "contracts"), out)
+
+
+@gateway_app.callback(invoke_without_command=True)
+def gateway(ctx: typer.Context) -> None:
+    """Run the gateway on 127.0.0.1:BINHYEN_GATEWAY_PORT (`binhyen up` starts one); Ctrl-C stops it."""
+    if ctx.invoked_subcommand is None:
+        from streams.edge.gateway import serve
+
+        serve(_settings())
+
+
+@gateway_app.command("openapi")
+def gateway_openapi(
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the committed document differs.")] = False,
+) -> None:
+    """Write the gateway's OpenAPI description to infra/gateway/openapi.json (or check it)."""
+    from streams.config import INFRA_DIR
+    from streams.edge.gateway import create_app
+
+    document = json.dumps(create_app(_settings()).openapi(), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    path = INFRA_DIR / "gateway" / "openapi.json"
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != document:
+            err.print(f"{path} differs from the gateway's; run `binhyen gateway openapi` and commit it")
+            raise typer.Exit(1)
+        out.print(f"{path}: up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+    out.print(f"wrote {path}")
+
+
+@key_app.command("create")
+def key_create(
+    name: Annotated[str, typer.Argument(help="The upstream system, e.g. hotline-ca-mau.")],
+    types: Annotated[str, typer.Option(help="Event types it may publish, comma-separated, or * for all.")],
+    provinces: Annotated[str, typer.Option(help="2025 province codes it may publish for, comma-separated, or * for all.")],
+    replace: Annotated[bool, typer.Option(help="Replace a live key of that name.")] = False,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from streams.edge.api_keys import EVERY, KeyStore
+
+    try:
+        codes = [] if provinces.strip() == EVERY else [int(code) for code in provinces.split(",") if code.strip()]
+    except ValueError:
+        raise ConfigError(f"--provinces {provinces!r}: give 2025 province codes like 96,79 or *") from None
+    token = KeyStore(_settings().gateway_keys_file).create(name, [t.strip() for t in types.split(",") if t.strip()],
+                                                           codes, replace=replace)
+    out.print(f"key {name}: {token}", markup=False)
+    err.print("shown once: it is stored only as a hash. Send it as `Authorization: Bearer <key>`.")
+
+
+@key_app.command("revoke")
+def key_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke a key: the gateway refuses it from its next request on."""
+    from streams.edge.api_keys import KeyStore
+
+    key = KeyStore(_settings().gateway_keys_file).revoke(name)
+    out.print(f"key {name} revoked at {key.revoked_at}")
+
+
+@key_app.command("list")
+def key_list() -> None:
+    """The keys: name, scope, created, revoked (never the key itself)."""
+    from streams.edge.api_keys import KeyStore
+
+    for key in KeyStore(_settings().gateway_keys_file).keys().values():
+        out.print(f"{key.name:<24} types {','.join(key.types)}  provinces {','.join(map(str, key.provinces)) or '*'}  "
+                  f"created {key.created_at}" + (f"  REVOKED {key.revoked_at}" if key.revoked_at else ""),
+                  markup=False)
 
 
 @schemas_app.command("check")

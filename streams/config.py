@@ -13,11 +13,13 @@ if TYPE_CHECKING:
     from processors.alerts import AlertConfig
     from processors.credibility import CredibilityConfig
     from processors.validation import TimeBounds
+    from sinks.action_links import StaffRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v1.json"
 DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v1.json"
+DEFAULT_STAFF_CONFIG = INFRA_DIR / "config" / "staff.v1.json"
 WRITER_PASSWORD_FILE = "clickhouse-writer.password"
 
 
@@ -61,7 +63,7 @@ def _load_config(kind: Any, variable: str, default: Path, what: str) -> Any:
         return kind.load(path)
     except FileNotFoundError:
         raise ConfigError(f"{what} config {path} not found; set {variable}") from None
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"{what} config {path} is invalid: {exc}; fix it or set {variable}") from None
 
 
@@ -210,6 +212,16 @@ class Settings:
     reprocessing: bool = False
     config_texts: dict[str, str] = field(default_factory=dict)  # "credibility"/"alerts" -> JSON of the version
     live_since_ms: int = 0  # when the version went live: alerts written before were paged by its predecessor
+    # The HTTP gateway (streams.edge.gateway): where it listens, what a request may hold, how
+    # often a key may call, and its public address and link lifetime for on-call action links.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 18080
+    gateway_public_url: str = ""
+    gateway_max_body_bytes: int = 4 * 1024 * 1024
+    gateway_max_lines: int = 5_000
+    gateway_rate: float = 50.0  # requests per second per key, on average …
+    gateway_burst: int = 100  # … and at most this many at once
+    link_ttl_s: int = 24 * 3600
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -250,6 +262,14 @@ class Settings:
             # The consumer group and the prefix of the state changelog topics.
             worker_group=os.environ.get("BINHYEN_WORKER_GROUP") or "binhyen-worker",
             time_bounds=_time_bounds(),
+            gateway_host=os.environ.get("BINHYEN_GATEWAY_HOST") or "127.0.0.1",
+            gateway_port=_int("BINHYEN_GATEWAY_PORT", 18080),
+            gateway_public_url=os.environ.get("BINHYEN_GATEWAY_URL") or "",
+            gateway_max_body_bytes=_int("BINHYEN_GATEWAY_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            gateway_max_lines=_int("BINHYEN_GATEWAY_MAX_LINES", 5_000),
+            gateway_rate=float(os.environ.get("BINHYEN_GATEWAY_RATE") or 50.0),
+            gateway_burst=_int("BINHYEN_GATEWAY_BURST", 100),
+            link_ttl_s=_int("BINHYEN_LINK_TTL_S", 24 * 3600),
         )
 
     def for_version(self, name: str, config_texts: dict[str, str], reprocessing: bool,
@@ -282,6 +302,36 @@ class Settings:
         if "alerts" in self.config_texts:
             return AlertConfig.parse(self.config_texts["alerts"])
         return _load_config(AlertConfig, "BINHYEN_ALERT_CONFIG", DEFAULT_ALERT_CONFIG, "alert")
+
+    @property
+    def gateway_url(self) -> str:
+        """The gateway's address as staff and upstream systems reach it (links in pages use it)."""
+        return (self.gateway_public_url or f"http://127.0.0.1:{self.gateway_port}").rstrip("/")
+
+    @property
+    def gateway_keys_file(self) -> Path:
+        return self.state_dir / "gateway-keys.json"
+
+    @property
+    def link_secret_file(self) -> Path:
+        return self.state_dir / "link.secret"
+
+    def link_secret(self) -> bytes | None:
+        """The action links' signing key: BINHYEN_LINK_SECRET, else the file `binhyen up` created;
+        None when neither exists (pages then carry no links)."""
+        secret = os.environ.get("BINHYEN_LINK_SECRET", "").encode() or _read_secret(self.link_secret_file).encode()
+        if secret and len(secret) < 32:
+            raise ConfigError("BINHYEN_LINK_SECRET is shorter than 32 characters; use 32+ random bytes")
+        return secret or None
+
+    def ensure_link_secret(self) -> bool:
+        return not os.environ.get("BINHYEN_LINK_SECRET") and _create_secret(self.link_secret_file)
+
+    def staff_registry(self) -> "StaffRegistry":
+        """Who is on call for which route and jurisdiction (BINHYEN_STAFF_CONFIG or the shipped v1)."""
+        from sinks.action_links import StaffRegistry
+
+        return _load_config(StaffRegistry, "BINHYEN_STAFF_CONFIG", DEFAULT_STAFF_CONFIG, "staff")
 
     @property
     def key_file(self) -> Path:

@@ -42,6 +42,9 @@ class Outcome:
     event_type: str | None = None
     reason: str | None = None
     assigned_id: bool = False
+    topic: str | None = None  # where it was published: known once the broker acknowledged it
+    partition: int | None = None
+    offset: int | None = None
 
 
 @dataclass
@@ -80,8 +83,16 @@ class Publisher:
 
     def encode(self, event: Any) -> Encoded:
         """The record to produce, or raise InvalidEvent; nothing is sent."""
+        return self._encoded(*self._parse(event))
+
+    def _parse(self, event: Any) -> tuple[str, dict[str, Any], bool]:
+        """(event type, the record as it will be encoded, whether its id was assigned), or raise InvalidEvent."""
         event_type, record, assigned = parse_contract(event, self.pseudonyms)
         self.bounds.check(record["occurred_at_ms"], int(self.clock() * 1000))
+        return event_type, record, assigned
+
+    @staticmethod
+    def _encoded(event_type: str, record: dict[str, Any], assigned: bool) -> Encoded:
         value = CODEC.encode(event_type, record)
         return Encoded(TOPIC_OF_TYPE[event_type], partition_key(event_type, record), value, record["event_id"], assigned)
 
@@ -101,6 +112,37 @@ class Publisher:
             if len(self._in_flight) >= FLUSH_EVERY:
                 self._collect()
             yield Outcome(number, "published", encoded.event_id, obj["type"], assigned_id=encoded.assigned_id)
+
+    def publish_and_confirm(self, objects: list[tuple[int, Any]], allowed: Callable[[str, dict[str, Any]], str | None],
+                            timeout: float = 30) -> list[Outcome]:
+        """Encode and send parsed events, wait for the broker's acknowledgements, and return one
+        outcome per event with where it landed ("failed" when the broker did not take it). An
+        event `allowed(event_type, record)` answers a reason for is rejected with that reason."""
+        sent: list[tuple[int, Any, Encoded, Any]] = []
+        outcomes: dict[int, Outcome] = {}
+        for number, obj in objects:
+            try:
+                event_type, record, assigned = self._parse(obj)
+            except InvalidEvent as exc:
+                outcomes[number] = Outcome(number, "rejected", claimed(obj, "event_id"), claimed(obj, "type"), str(exc))
+                continue
+            refused = allowed(event_type, record)
+            if refused is not None:
+                outcomes[number] = Outcome(number, "rejected", record["event_id"], event_type, refused)
+                continue
+            encoded = self._encoded(event_type, record, assigned)
+            future = self._producer().send(encoded.topic, key=encoded.key, value=encoded.value)
+            sent.append((number, event_type, encoded, future))
+        self._producer().flush(timeout=timeout)
+        for number, event_type, encoded, future in sent:
+            if future.succeeded():
+                where = future.value
+                outcomes[number] = Outcome(number, "published", encoded.event_id, event_type, None, encoded.assigned_id,
+                                           encoded.topic, where.partition, where.offset)
+            else:
+                reason = f"the broker did not take it ({type(future.exception).__name__}); send it again"
+                outcomes[number] = Outcome(number, "failed", encoded.event_id, event_type, reason)
+        return [outcomes[number] for number, _ in objects]
 
     def dry_run_lines(self, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
         """Per non-blank line, what `publish_lines` would send — the record decoded back from
