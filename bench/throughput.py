@@ -142,7 +142,8 @@ def main() -> None:
     state = tempfile.mkdtemp(prefix="binhyen-bench-")
     os.environ.update(BINHYEN_STATE_DIR=state, BINHYEN_KAFKA_PORT=str(base), BINHYEN_CLICKHOUSE_PORT=str(base + 1),
                       BINHYEN_CLICKHOUSE_HTTP_PORT=str(base + 2), BINHYEN_PROMETHEUS_PORT=str(base + 4),
-                      BINHYEN_METRICS_PORT=str(base + 5))  # workers take base + 5 and base + 6
+                      BINHYEN_METRICS_PORT=str(base + 5),  # workers take base + 5 and base + 6
+                      BINHYEN_GATEWAY_PORT=str(base + 7))
     os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
 
     from processors.pseudonym import Pseudonymiser

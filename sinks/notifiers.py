@@ -87,7 +87,9 @@ class WebhookNotifier(_AlertQueue):
     name = "webhook"
 
     def __init__(self, urls: dict[str, str], secret: bytes, digest_route: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 actions: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None) -> None:
+        """`actions(alert)`: the signed ack/resolve links per staff member on call (sinks.action_links)."""
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the webhook secret must be at least {MIN_SECRET_BYTES} bytes (an empty or short "
                              "one lets anybody forge pages)")
@@ -96,6 +98,7 @@ class WebhookNotifier(_AlertQueue):
         self.secret = secret
         self.digest_route = digest_route
         self.clock = clock
+        self.actions = actions
 
     def flush(self) -> int:
         """Post in order; the first failure stops the flush and keeps it and the rest queued."""
@@ -111,7 +114,8 @@ class WebhookNotifier(_AlertQueue):
         url = self.urls.get(route)
         if url is None:
             return  # no endpoint for this route: the log sink has it
-        body = json.dumps(alert, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        page = {**alert, "actions": self.actions(alert)} if self.actions and alert["state"] != "resolved" else alert
+        body = json.dumps(page, ensure_ascii=False, sort_keys=True).encode("utf-8")
         timestamp = str(int(self.clock()))
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Type": "application/json; charset=utf-8",

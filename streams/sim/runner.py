@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from processors.geography import communes_of_province, find_province, provinces
 from processors.validation import InvalidEvent
 from streams.config import ConfigError, Settings
+from streams.edge.gateway_client import GatewayClient
 from streams.sim.simulator import VN, SimConfig, Simulation, simulate
 
 
@@ -50,14 +51,15 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def publish_events(settings: Settings, events: list[dict[str, Any]], console: Console,
-                   pace_seconds: float = 0.0) -> int:
-    """Publish in event-time order; with `pace_seconds`, spread over that much wall time."""
+                   pace_seconds: float = 0.0, gateway: GatewayClient | None = None) -> int:
+    """Publish in event-time order (through `gateway` if given, else straight to Kafka); with
+    `pace_seconds`, spread over that much wall time."""
     import time
 
     from streams.edge.kafka import producer
     from streams.edge.publisher import Publisher
 
-    publisher = Publisher(producer(settings), settings.pseudonym_key(), settings.time_bounds)
+    publisher = gateway or Publisher(producer(settings), settings.pseudonym_key(), settings.time_bounds)
     began = time.monotonic()
     with _progress(console) as progress:
         task = progress.add_task("publishing", total=len(events))

@@ -27,7 +27,7 @@ def test_short_demo_runs_the_whole_path(tmp_path: Path) -> None:
         counts = {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"│ (\w+)\s+│\s+([\d,]+) │\s+\d+ │", out)}
         assert sum(counts[t] for t in ("device_signal", "tip", "feedback", "model_change", "alert_action")
                    if t in counts) == simulated
-        assert "11 invalid lines rejected by the publisher" in out
+        assert "through the gateway" in out and "11 invalid lines rejected by it" in out
         assert "Dead-letter topic binhyen.dead-letter.v1 (last 10 of 1)" in out
         assert "not Avro single-object encoded" in out
         assert (tmp_path / "simulation-seed4.truth.jsonl").exists()

@@ -124,4 +124,4 @@ def test_no_contact_in_metric_labels(observed: Any, settings: Any) -> None:
         assert secret not in page
     labels = set(re.findall(r'(\w+)="', page))
     assert labels <= {"topic", "type", "reason", "partition", "table", "severity", "rule", "state", "notifier",
-                      "outcome", "commune", "le", "worker"}
+                      "outcome", "commune", "le", "worker", "pid", "group", "version"}  # pid…: binhyen_worker_info

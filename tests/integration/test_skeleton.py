@@ -48,7 +48,7 @@ def device_signal(event_id: str, commune: int = 18352, second: int = 0) -> dict[
 def test_second_up_changes_nothing_and_status_reports_health(stack: dict[str, str]) -> None:
     again = run_cli("up")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.count("already running") == 3  # broker, ClickHouse, Prometheus
+    assert again.stdout.count("already running") == 4  # broker, ClickHouse, Prometheus, gateway
     assert "topics          all present" in again.stdout
     assert "migrations      up to date" in again.stdout
     status = run_cli("status", "--json")
@@ -336,14 +336,17 @@ def test_down_stops_only_what_up_started(tmp_path: Path) -> None:
     """A second stack of its own: up, down, and status then reports it down."""
     with stack_environment(tmp_path):
         assert run_cli("up").returncode == 0
-        pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("broker", "clickhouse", "prometheus")]
+        parts = ("broker", "clickhouse", "prometheus", "gateway")
+        pids = [int((tmp_path / f"{name}.pid").read_text()) for name in parts]
         stopped = run_cli("down")
         assert stopped.returncode == 0
-        assert [f"stopped (pid {pid})" in stopped.stdout for pid in pids] == [True, True, True]
+        assert [f"{name:<15} stopped (pid {pid})" in stopped.stdout for name, pid in zip(parts, pids)] == [True] * 4
+        assert f"{'worker':<15} not running" in stopped.stdout  # no demo worker was started
         for pid in pids:
             wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or
                      "State:\tZ" in Path(f"/proc/{pid}/status").read_text(), 20, f"pid {pid} to exit")
         status = run_cli("status")
         assert status.returncode == 1
-        assert status.stdout.count("down") == 3
-        assert run_cli("down").stdout.count("not running") == 3
+        assert [line.split()[:2] for line in status.stdout.splitlines() if line.split()[0] in parts] == [
+            [name, "down"] for name in parts]
+        assert run_cli("down").stdout.count("not running") == 5  # the worker and the four servers

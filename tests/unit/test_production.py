@@ -164,3 +164,18 @@ def test_the_worker_image_does_not_run_as_root() -> None:
     dockerfile = (PRODUCTION / "Dockerfile").read_text()
     user = re.findall(r"^USER (\S+)$", dockerfile, re.M)
     assert user and not user[-1].startswith(("0", "root"))
+
+
+def test_only_the_gateway_holds_the_pseudonym_key_and_it_runs_replicated_behind_tls() -> None:
+    services = COMPOSE["services"]
+    holders = [name for name, service in services.items() if "BINHYEN_PSEUDONYM_KEY" in (service.get("environment") or {})]
+    assert holders == ["gateway"]
+    gateway = services["gateway"]
+    assert gateway["environment"]["BINHYEN_KAFKA_SASL_USERNAME"] == "publisher"  # input topics only (ACLs)
+    assert set(gateway["environment"]) <= settings_read_by_the_code()
+    assert gateway["deploy"]["replicas"] >= 2 and "ports" not in gateway
+    assert services["tls"]["ports"] == ["443:443", "80:80"]
+    caddyfile = (PRODUCTION / "caddy" / "Caddyfile").read_text(encoding="utf-8")
+    assert f"dynamic a gateway {gateway['environment']['BINHYEN_GATEWAY_PORT']}" in caddyfile
+    assert "health_uri /readyz" in caddyfile
+    assert services["worker"]["environment"]["BINHYEN_GATEWAY_URL"].startswith("https://")  # links in pages

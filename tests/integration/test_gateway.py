@@ -1,0 +1,249 @@
+"""The HTTP gateway against the real broker, ClickHouse and worker, with a real HTTP client.
+
+The session stack's `binhyen up` started the gateway (its pid file, its log); each test makes
+keys of its own with the CLI, as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from processors.geography import communes_of_province
+from schemas import CODEC
+from sinks.action_links import new_link
+from streams.edge.kafka import read_topic
+from streams.ops.stack import BINHYEN, free_port_block
+from streams.ops.stack import http_ok
+from streams.topics import TIPS
+from tests.conftest import CONTRACTS, EVENTS, REPO, WebhookReceiver, contract_lines, run_cli, wait_for
+
+pytestmark = pytest.mark.integration
+VN = timezone(timedelta(hours=7))
+CA_MAU = [c.code for c in communes_of_province(96)][:5]
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: dict[str, str], worker: Any) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack['BINHYEN_GATEWAY_PORT']}", timeout=60) as client:
+        yield client
+
+
+def new_key(types: str = "*", provinces: str = "*") -> tuple[str, str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    created = run_cli("gateway", "key", "create", name, "--types", types, "--provinces", provinces)
+    assert created.returncode == 0, created.stderr
+    return name, created.stdout.strip().rsplit(" ", 1)[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post(client: httpx.Client, token: str, lines: list[str], content_type: str = "application/x-ndjson") -> httpx.Response:
+    return client.post("/v1/events", content="".join(line + "\n" for line in lines).encode(),
+                       headers={**bearer(token), "Content-Type": content_type})
+
+
+def tip(commune: int = 31867, **extra: Any) -> dict[str, Any]:
+    now = datetime.now(VN).replace(microsecond=0) - timedelta(minutes=1)
+    return {"type": "tip", "event_id": f"gw-{uuid.uuid4().hex[:16]}", "occurred_at": now.isoformat(),
+            "commune_code": commune, "channel": "hotline", "text": "Có người lạ đi xe máy dò xét nhà dân ban đêm",
+            "reporter_contact": "+84 912 000 111", **extra}
+
+
+def in_clickhouse(clickhouse: Any, ids: list[str], final: bool = True) -> int:
+    return clickhouse.execute(f"SELECT count() FROM {EVENTS} {'FINAL' if final else ''} WHERE event_id IN %(ids)s",
+                              {"ids": tuple(ids)})[0][0]
+
+
+def on_topic(settings: Any, topic: str, ids: set[str]) -> list[str]:
+    return [record["event_id"] for record in (CODEC.decode(r.value)[1] for r in read_topic(settings, topic))
+            if record["event_id"] in ids]
+
+
+def test_every_contract_example_and_invalid_line_over_http(gateway: httpx.Client, settings: Any) -> None:
+    _, token = new_key()
+    answer = post(gateway, token, contract_lines("examples.jsonl"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["published"], body["rejected"], body["failed"]) == (13, 0, 0)
+    assert all(line["topic"].startswith("binhyen.") and line["offset"] >= 0 for line in body["lines"])
+    verified = run_cli("verify", str(CONTRACTS / "examples.jsonl"), "--wait", "60")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    expected = [json.loads(line)["reason"]
+                for line in run_cli("publish", str(CONTRACTS / "invalid.jsonl"), "--dry-run").stdout.splitlines()]
+    for line, reason in zip(contract_lines("invalid.jsonl"), expected, strict=True):
+        answer = post(gateway, token, [line])
+        assert answer.status_code in (400, 422), answer.text
+        if answer.status_code == 422:  # the publisher's own words
+            assert answer.json()["lines"][0]["reason"] == reason
+        else:  # not JSON: the whole request is refused
+            assert answer.json()["error"] == f"line 1: {reason}; nothing of this request was published"
+
+
+def test_wrong_revoked_and_out_of_scope_keys_publish_nothing(gateway: httpx.Client, settings: Any) -> None:
+    assert post(gateway, "bh_not-a-key", [json.dumps(tip())]).status_code == 401
+    assert gateway.post("/v1/events", content=b"{}", headers={"Content-Type": "application/json"}).status_code == 401
+    name, token = new_key(types="tip", provinces="96")  # a Cà Mau hotline desk
+    fine, other_province = tip(commune=31867), tip(commune=26680)  # Cà Mau; Hồ Chí Minh City
+    bell = {"type": "device_signal", "event_id": f"gw-{uuid.uuid4().hex[:16]}", "occurred_at": fine["occurred_at"],
+            "commune_code": 31867, "device_id": "bell-gw", "device_kind": "alarm_bell", "signal": "panic_pressed"}
+    answer = post(gateway, token, [json.dumps(fine), json.dumps(other_province), json.dumps(bell)])
+    assert answer.status_code == 200
+    assert [(line["status"], (line["reason"] or "")[:9]) for line in answer.json()["lines"]] == [
+        ("published", ""), ("rejected", "forbidden"), ("rejected", "forbidden")]
+    assert f"key {name} may publish for province(s) 96, not province 79" in answer.json()["lines"][1]["reason"]
+    only_forbidden = post(gateway, token, [json.dumps(tip(commune=26680))])
+    assert only_forbidden.status_code == 403
+    assert run_cli("gateway", "key", "revoke", name).returncode == 0
+    revoked = post(gateway, token, [json.dumps(tip())])
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]
+    assert on_topic(settings, TIPS, {other_province["event_id"], bell["event_id"]}) == []
+
+
+def test_malformed_and_oversize_bodies_get_4xx_and_nothing_is_produced(gateway: httpx.Client, settings: Any) -> None:
+    _, token = new_key()
+    first, second = tip(), tip()
+    truncated = json.dumps(first) + "\n" + json.dumps(second) + "\n" + json.dumps(tip())[:40]
+    answer = gateway.post("/v1/events", content=truncated.encode(),
+                          headers={**bearer(token), "Content-Type": "application/x-ndjson"})
+    assert answer.status_code == 400 and answer.json()["error"].startswith("line 3: not valid JSON")
+    assert "nothing of this request was published" in answer.json()["error"]
+    assert post(gateway, token, [json.dumps(tip())], content_type="text/plain").status_code == 415
+    deep = post(gateway, token, ["[" * 20_000 + "]" * 20_000])
+    assert deep.status_code == 400 and deep.json()["error"].startswith("line 1: JSON nested too deeply")
+    huge = post(gateway, token, [json.dumps(tip(text="x" * 70_000))])
+    assert huge.status_code == 400 and "line longer than 65,536 bytes" in huge.json()["error"]
+    too_big = post(gateway, token, [json.dumps(tip(text="y" * 60_000))] * 80)  # ~4.8 MB > 4 MiB
+    assert too_big.status_code == 413 and "over the limit" in too_big.json()["error"]
+    too_many = post(gateway, token, [json.dumps(tip())] * 5_001)
+    assert too_many.status_code == 413 and "more than 5,000 events" in too_many.json()["error"]
+    assert post(gateway, token, [""]).status_code == 400
+    assert on_topic(settings, TIPS, {first["event_id"], second["event_id"]}) == []
+
+
+def test_a_retried_batch_is_answered_the_same_and_produces_no_duplicate(
+        gateway: httpx.Client, settings: Any, clickhouse: Any) -> None:
+    _, token = new_key()
+    lines = [json.dumps(tip(commune=CA_MAU[i % 3])) for i in range(20)]
+    first = post(gateway, token, lines)
+    again = post(gateway, token, lines)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()  # same partitions and offsets: answered from memory
+    ids = [json.loads(line)["event_id"] for line in lines]
+    wait_for(lambda: in_clickhouse(clickhouse, ids) == 20, 60, "the batch in ClickHouse")
+    assert in_clickhouse(clickhouse, ids, final=False) == 20  # no second copy was ever written
+    assert sorted(on_topic(settings, TIPS, set(ids))) == sorted(ids)
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(gateway: httpx.Client) -> None:
+    _, token = new_key()
+    codes = [gateway.post("/v1/events", content=b"", headers={**bearer(token), "Content-Type": "application/json"})
+             for _ in range(300)]
+    assert [c.status_code for c in codes[:100]] == [400] * 100  # the burst (the body is empty)
+    limited = [c for c in codes[100:] if c.status_code == 429]
+    assert limited and all(int(c.headers["Retry-After"]) >= 1 for c in limited)
+
+
+def test_openapi_health_readiness_metrics_and_access_log(gateway: httpx.Client, stack: dict[str, str]) -> None:
+    committed = json.loads((REPO / "infra" / "gateway" / "openapi.json").read_text())
+    assert gateway.get("/openapi.json").json() == committed
+    assert gateway.get("/healthz").json() == {"status": "ok"} and gateway.get("/readyz").status_code == 200
+    name, token = new_key()
+    event = tip(reporter_contact="+84 987 654 321", text="Báo tin bí mật ở chợ Phước Long")
+    assert post(gateway, token, [json.dumps(event)]).status_code == 200
+    metrics = gateway.get("/metrics").text
+    assert f'binhyen_gateway_events_total{{key="{name}",status="published",type="tip"}} 1.0' in metrics
+    assert "binhyen_gateway_produce_seconds_count" in metrics
+    log = (Path(stack["BINHYEN_STATE_DIR"]) / "gateway.log").read_text()
+    entry = [json.loads(line.split("binhyen.gateway.access: ", 1)[1]) for line in log.splitlines()
+             if "binhyen.gateway.access" in line and f'"key": "{name}"' in line][-1]
+    assert entry["path"] == "/v1/events" and entry["status"] == 200 and entry["published"] == 1
+    for secret in (token, "987 654 321", "987654321", "Báo tin bí mật", event["event_id"]):
+        assert secret not in log
+
+
+def test_pages_carry_action_links_that_ack_once_and_refuse_the_rest(
+        gateway: httpx.Client, settings: Any, clickhouse: Any, webhook: WebhookReceiver) -> None:
+    _, token = new_key()
+    pressed = datetime.now(VN).replace(microsecond=0) - timedelta(seconds=30)
+    bell = {"type": "device_signal", "event_id": f"gw-{uuid.uuid4().hex[:16]}", "occurred_at": pressed.isoformat(),
+            "commune_code": 18352, "device_id": f"bell-{uuid.uuid4().hex[:6]}", "device_kind": "alarm_bell",
+            "signal": "panic_pressed", "site_kind": "bank"}  # Xã Nghi Xuân, Hà Tĩnh
+    assert post(gateway, token, [json.dumps(bell)]).status_code == 200
+    page = wait_for(lambda: next((p for p in webhook.delivered() if p["commune_code"] == 18352 and p["state"] == "raised"
+                                  and p["at_ms"] == int(pressed.timestamp() * 1000)), None), 60, "the page")
+    [on_call] = page["actions"]  # Hà Tĩnh's commune-post staff
+    assert on_call["staff"] == "ca-xa-ha-tinh-truc" and on_call["ack"].startswith(settings.gateway_url + "/v1/actions/")
+    link = on_call["ack"].removeprefix(settings.gateway_url)
+    assert gateway.get(link).status_code == 200  # a preview shows a button and acts on nothing
+    secret = settings.link_secret()
+    expired = "/v1/actions/" + new_link(secret, page["alert_id"], "ack", "ca-xa-ha-tinh-truc", int(time.time()) - 1)
+    stranger = "/v1/actions/" + new_link(secret, page["alert_id"], "ack", "ca-xa-phuoc-long-01", int(time.time()) + 600)
+    tampered = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+    for refused, why in ((expired, "hết hạn"), (stranger, "no jurisdiction"), (tampered, "chữ ký")):
+        answer = gateway.post(refused)
+        assert answer.status_code == 403 and why in answer.text, answer.text
+    done = gateway.post(link)
+    assert done.status_code == 200 and "Đã xác nhận" in done.text
+    assert gateway.post(link).status_code == 403  # replayed
+    wait_for(lambda: clickhouse.execute("SELECT by FROM alerts FINAL WHERE alert_id = %(a)s AND state = 'acked'",
+                                        {"a": page["alert_id"]}) == [("ca-xa-ha-tinh-truc",)], 60, "the ack")
+
+
+def test_a_gateway_killed_mid_stream_loses_nothing_it_answered_published_for(
+        stack: dict[str, str], worker: Any, clickhouse: Any) -> None:
+    port = free_port_block(1)
+    env = {**os.environ, "BINHYEN_GATEWAY_PORT": str(port)}
+    log = Path(stack["BINHYEN_STATE_DIR"]) / "gateway-kill.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([BINHYEN, "gateway"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+        wait_for(lambda: process.poll() is not None or http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "the gateway")
+        assert process.poll() is None, log.read_text()[-2000:]
+        return process
+
+    _, token = new_key()
+    published: list[str] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            while not stop.is_set():
+                lines = [json.dumps(tip(commune=CA_MAU[i % 5])) for i in range(50)]
+                try:
+                    answer = post(client, token, lines)
+                except httpx.TransportError:
+                    time.sleep(0.2)  # the gateway is down: send it again (as a client would)
+                    continue
+                if answer.status_code == 200:
+                    published.extend(line["event_id"] for line in answer.json()["lines"] if line["status"] == "published")
+
+    gateway_process = start()
+    sender = threading.Thread(target=send)
+    sender.start()
+    wait_for(lambda: len(published) >= 500, 60, "500 events published")
+    gateway_process.send_signal(signal.SIGKILL)
+    gateway_process.wait()
+    before_restart = len(published)
+    gateway_process = start()
+    wait_for(lambda: len(published) >= before_restart + 500, 60, "500 more after the restart")
+    stop.set()
+    sender.join()
+    gateway_process.send_signal(signal.SIGTERM)
+    gateway_process.wait(30)
+    wait_for(lambda: in_clickhouse(clickhouse, published) == len(set(published)), 120,
+             f"all {len(published)} events answered 'published'")
