@@ -6,6 +6,7 @@ change made to them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.integration
 BLOCK = re.compile(r"<!-- first-hour: (?P<who>[\w-]+) -->\n```sh\n(?P<body>.*?)```", re.S)
 WALKTHROUGHS = {m["who"]: m["body"] for m in BLOCK.finditer((REPO / "README.md").read_text(encoding="utf-8"))}
 DEFAULT_PORTS = {"19092": "BINHYEN_KAFKA_PORT", "19000": "BINHYEN_CLICKHOUSE_PORT",
-                 "18123": "BINHYEN_CLICKHOUSE_HTTP_PORT", "19090": "BINHYEN_PROMETHEUS_PORT"}
+                 "18123": "BINHYEN_CLICKHOUSE_HTTP_PORT", "19090": "BINHYEN_PROMETHEUS_PORT",
+                 "18080": "BINHYEN_GATEWAY_PORT"}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,9 @@ def test_an_integrators_first_hour(after_demo: dict[str, str]) -> None:
     assert out.count('"status": "rejected"') == len((REPO / "tests/data/contracts/invalid.jsonl").read_text().splitlines())
     assert "exit 1: lines rejected, each with its reason" in out
     assert "ALL-RECORDS-DELIVERED: 12 events, each once" in out
+    answer = json.loads(out.strip().splitlines()[-1])  # curl's: the gateway's answer
+    assert (answer["published"], answer["lines"][0]["event_id"], answer["lines"][0]["topic"]) == (
+        1, "hl-2025-000123", "binhyen.tips.v1")
 
 
 def test_an_analysts_first_hour(after_demo: dict[str, str]) -> None:
