@@ -36,6 +36,8 @@ gateway_app = typer.Typer(help="The HTTP gateway for upstream systems and on-cal
 app.add_typer(gateway_app, name="gateway")
 key_app = typer.Typer(no_args_is_help=True, help="The gateway's API keys (one per upstream system).")
 gateway_app.add_typer(key_app, name="key")
+access_app = typer.Typer(no_args_is_help=True, help="Who reads which jurisdiction's analytics.")
+app.add_typer(access_app, name="access")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -558,6 +560,44 @@ def key_list() -> None:
         out.print(f"{key.name:<24} types {','.join(key.types)}  provinces {','.join(map(str, key.provinces)) or '*'}  "
                   f"created {key.created_at}" + (f"  REVOKED {key.revoked_at}" if key.revoked_at else ""),
                   markup=False)
+
+
+@access_app.command("apply")
+def access_apply(
+    config: Annotated[Path | None, typer.Option(help="Access config (default infra/config/access.v1.json).")] = None,
+) -> None:
+    """Create the config's users on the local ClickHouse, each seeing only its jurisdiction."""
+    from streams.ops.access import DEFAULT_ACCESS_CONFIG, AccessConfig, apply
+
+    apply(_settings(), AccessConfig.load(config or DEFAULT_ACCESS_CONFIG), lambda line: out.print(line, markup=False))
+
+
+@access_app.command("sql")
+def access_sql(
+    config: Annotated[Path | None, typer.Option(help="Access config (default infra/config/access.v1.json).")] = None,
+) -> None:
+    """Print the same jurisdictions as users and row policies for a current ClickHouse (production)."""
+    from streams.ops.access import DEFAULT_ACCESS_CONFIG, AccessConfig, production_sql
+
+    sys.stdout.write(production_sql(AccessConfig.load(config or DEFAULT_ACCESS_CONFIG), _settings().clickhouse_database))
+
+
+@access_app.command("grafana")
+def access_grafana(
+    config: Annotated[Path | None, typer.Option(help="Access config (default infra/config/access.v1.json).")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 if the committed file differs.")] = False,
+) -> None:
+    """Write a Grafana datasource per jurisdiction's user into the provisioning (or check it)."""
+    from streams.ops.access import DEFAULT_ACCESS_CONFIG, GRAFANA_DATASOURCES, AccessConfig, grafana_datasources
+
+    text = grafana_datasources(AccessConfig.load(config or DEFAULT_ACCESS_CONFIG))
+    if check:
+        if not GRAFANA_DATASOURCES.exists() or GRAFANA_DATASOURCES.read_text(encoding="utf-8") != text:
+            err.print(f"{GRAFANA_DATASOURCES} differs from the access config; run `binhyen access grafana`")
+            raise typer.Exit(1)
+        return
+    GRAFANA_DATASOURCES.write_text(text, encoding="utf-8")
+    out.print(f"wrote {GRAFANA_DATASOURCES}")
 
 
 @schemas_app.command("check")

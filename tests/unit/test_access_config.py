@@ -1,0 +1,64 @@
+"""The access config: validation, and the committed production SQL and Grafana datasources it generates."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from streams.config import ConfigError, INFRA_DIR
+from streams.ops.access import (DEFAULT_ACCESS_CONFIG, GRAFANA_DATASOURCES, TABLES, AccessConfig, grafana_datasources,
+                                production_sql, typed_feeds, view_statements)
+
+CONFIG = AccessConfig.load(DEFAULT_ACCESS_CONFIG)
+
+
+@pytest.mark.parametrize("user, message", [
+    ({"name": "Bad-Name", "jurisdiction": {}}, "user name 'Bad-Name'"),
+    ({"name": "analyst", "jurisdiction": {}}, "not a built-in user"),
+    ({"name": "x_tinh", "jurisdiction": {"province": 99}}, "province 99 is not a 2025 province code"),
+    ({"name": "x_xa", "jurisdiction": {"commune": 1}}, "commune 1 is not a 2025 commune code"),
+])
+def test_a_bad_access_config_says_what_is_wrong(tmp_path: Path, user: dict, message: str) -> None:
+    path = tmp_path / "access.json"
+    path.write_text(json.dumps({"version": "x", "users": [user]}))
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        AccessConfig.load(path)
+
+
+def test_jurisdictions_cover_their_communes() -> None:
+    users = {u.name: u for u in CONFIG.users}
+    assert users["ca_xa_phuoc_long"].communes() == [31867] and users["ca_xa_phuoc_long"].jurisdiction == "c31867"
+    assert len(users["ca_tinh_ca_mau"].communes()) == 64 and users["ca_tinh_ca_mau"].jurisdiction == "p96"
+    assert users["bo_chi_huy"].everything and users["bo_chi_huy"].communes() == []
+
+
+def test_the_production_row_policies_restrict_every_table_for_every_user() -> None:
+    sql = production_sql(CONFIG)
+    assert (INFRA_DIR / "production" / "clickhouse" / "access.sql").read_text(encoding="utf-8") == sql, (
+        "run `binhyen access sql > infra/production/clickhouse/access.sql`")
+    for table in TABLES:
+        policies = re.findall(rf"CREATE ROW POLICY OR REPLACE (\w+) ON binhyen\.{table} FOR SELECT USING (.+?) TO (.+);", sql)
+        assert {name for name, _, _ in policies} == {u.name for u in CONFIG.users} | {"everyone_else"}, table
+        using = {name: (condition, to) for name, condition, to in policies}
+        assert using["ca_xa_phuoc_long"] == ("commune_code IN (31867)", "ca_xa_phuoc_long")
+        assert using["bo_chi_huy"][0] == "1" and using["everyone_else"][1].startswith("ALL EXCEPT ca_tinh_ca_mau")
+    assert "binhyen_private" not in sql
+
+
+def test_a_grafana_datasource_per_jurisdiction_is_provisioned() -> None:
+    assert GRAFANA_DATASOURCES.read_text(encoding="utf-8") == grafana_datasources(CONFIG), (
+        "run `binhyen access grafana`")
+    assert GRAFANA_DATASOURCES.read_text().count("username: ") == len(CONFIG.users)
+
+
+def test_a_jurisdiction_gets_every_analysts_view_and_a_feed_for_every_typed_table() -> None:
+    views = [name for name, _ in view_statements("binhyen")]
+    assert {"tips_per_day", "tip_verdicts", "alert_lifecycle", "alert_response", "device_health", "community_models",
+            "model_coverage", "valuable_ratio_by_source", "credibility_distribution"} == set(views)
+    assert views.index("tip_verdicts") < views.index("valuable_ratio_by_source")  # dependencies first
+    feeds = typed_feeds("binhyen")
+    assert set(feeds) == {"tips", "device_signals", "feedback", "model_changes"}
+    assert all(select.rstrip().endswith("'") and "FROM binhyen_private.events" in select for select in feeds.values())
