@@ -217,6 +217,19 @@ class AlertEngine:
         self._recompute_due(state)
         return out
 
+    def resolve_incident(self, commune: int, incident_id: str, at: int, reason: str) -> list[dict[str, Any]]:
+        """Officers judged the incident false or a duplicate: its open alert is resolved, saying so."""
+        state = self._state(commune)
+        alert = state["alerts"].get(alert_id_for(commune, incident_id))
+        if alert is None or alert["state"] not in OPEN_STATES:
+            return []
+        out = self._escalate_if_overdue(alert, commune, at)  # a deadline before the verdict came first
+        alert.update(state="resolved", deadline=None, updated=at, summary=_append(alert["summary"], reason))
+        out.append(self._event(alert, commune, "resolved", at))
+        self._recompute_due(state)
+        self._save(commune, state)
+        return out
+
     def tick(self, commune: int, now_ms: int) -> list[dict[str, Any]]:
         """Time has reached `now_ms` in this commune: overdue P1s escalate, silent devices are
         reported, old closed alerts go. Nothing is due before `state["due"]` (kept at or before

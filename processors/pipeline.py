@@ -24,6 +24,7 @@ from processors.dedup import ExactDedup
 from processors.incidents import DedupConfig, IncidentClusterer, majority_category
 
 HOUR_MS = 3_600_000
+FALSE_VERDICTS = frozenset({"false_report", "duplicate"})
 ORIGIN_RETENTION_MS = 365 * 24 * HOUR_MS  # verdicts later than a year after the tip are not applied
 
 
@@ -99,15 +100,17 @@ class EventProcessor:
             alerts += self.alerting.on_tip(record)
             parked = self.clusterer.take_parked_verdict(record["commune_code"], record["event_id"])
             if parked is not None:  # its verdict was read first: apply it now the tip is placed
-                judged, _ = self._verdict({"verdict": parked, "tip_event_id": record["event_id"],
-                                           "commune_code": record["commune_code"],
-                                           "occurred_at_ms": record["occurred_at_ms"]})
+                verdict = {"verdict": parked, "tip_event_id": record["event_id"],
+                           "commune_code": record["commune_code"], "occurred_at_ms": record["occurred_at_ms"]}
+                judged, _ = self._verdict(verdict)
                 changed += [incident for incident in judged if incident not in changed]
+                alerts += self._close_if_judged_false(verdict, judged)
         elif event_type == "device_signal":
             alerts += self.alerting.on_device_signal(record)
         elif event_type == "feedback":
             changed, unapplied = self._verdict(record)
             incident_id = changed[0]["id"] if changed else None  # the incident the verdict judged
+            alerts += self._close_if_judged_false(record, changed)
         elif event_type == "alert_action":
             alerts += self.alerting.on_action(record)
         snapshots = []
@@ -214,6 +217,24 @@ class EventProcessor:
                 if origin is not None:
                     self.reputation.record(_reputation_keys(origin[2], origin[3], origin[4], commune), verdict)
         return ([incident] if incident is not None else []), None
+
+    def _close_if_judged_false(self, record: dict[str, Any], changed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A `false_report` or `duplicate` verdict on an incident — or on its last tip not so judged,
+        when no device alarmed in it — resolves the incident's open alert, with that reason."""
+        verdict = record["verdict"]
+        if verdict not in FALSE_VERDICTS:
+            return []
+        commune = self.commune_of(record)
+        if record.get("incident_id") and not record.get("tip_event_id") and commune is not None:
+            incident_id = record["incident_id"]
+        elif changed and not any(m["k"] == "device" for m in changed[0]["members"]) and all(
+                changed[0]["verdicts"].get(m["e"]) in FALSE_VERDICTS for m in changed[0]["members"]):
+            incident_id, commune = changed[0]["id"], changed[0]["commune"]
+        else:
+            return []
+        why = "báo sai (false_report)" if verdict == "false_report" else "trùng lặp (duplicate)"
+        return self.alerting.resolve_incident(int(commune), incident_id, record["occurred_at_ms"],
+                                              f"đóng theo kết luận của cán bộ: {why}")
 
     # -- chains -----------------------------------------------------------------------------
     def _note_chain(self, record: dict[str, Any]) -> None:

@@ -212,3 +212,29 @@ def test_an_action_read_before_the_press_that_raises_its_alert_still_applies() -
         _, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
         processor.handle("alert_action", record)
     assert list(processor.state.alerts[str(COMMUNE)]["parked_actions"]) == [alert_id]
+
+
+def verdict(event_id: str, when: str, verdict: str, **about: Any) -> dict:
+    return {"type": "feedback", "event_id": event_id, "occurred_at": when, "commune_code": COMMUNE,
+            "verdict": verdict, **about}
+
+
+def test_a_false_report_or_duplicate_verdict_resolves_the_incidents_alert_with_that_reason() -> None:
+    text = "Đánh nhau ở quán nhậu Hồng Phúc khu phố 4, khoảng 5 người cầm dao, có người bị thương"
+    tips = [tip("t1", at(10, 0), text, category="fight", location_text="quán nhậu Hồng Phúc, khu phố 4"),
+            *(tip(f"t{i}", at(10, i), text.lower(), channel=channel, reporter_contact=f"+8491100000{i}")
+              for i, channel in ((2, "hotline"), (3, "facebook")))]
+    raised = run(tips)
+    incident = raised[0]["incident_id"]
+    closed = run([*tips, verdict("v1", at(10, 30), "false_report", incident_id=incident)])
+    assert [a["state"] for a in closed][-1] == "resolved" and closed[-1]["at_ms"] == 1756870200000
+    assert closed[-1]["summary"].endswith("đóng theo kết luận của cán bộ: báo sai (false_report)")
+    one_tip_judged = run([*tips, verdict("v1", at(10, 30), "duplicate", tip_event_id="t1")])
+    assert "resolved" not in [a["state"] for a in one_tip_judged]  # two tips still stand
+    every_tip = run([*tips, *(verdict(f"v{i}", at(10, 30 + i), "duplicate", tip_event_id=f"t{i}") for i in (1, 2, 3))])
+    assert every_tip[-1]["state"] == "resolved" and "trùng lặp (duplicate)" in every_tip[-1]["summary"]
+    valuable = run([*tips, verdict("v1", at(10, 30), "valuable", incident_id=incident)])
+    assert "resolved" not in [a["state"] for a in valuable]
+    bell = run([press("p1", at(21, 0)), tip("t9", at(21, 1), "Có cướp ở phòng giao dịch ngân hàng", category="theft"),
+                verdict("v9", at(21, 2), "false_report", tip_event_id="t9")])
+    assert "resolved" not in [a["state"] for a in bell]  # a bell was pressed: a tip judged false does not close it
