@@ -352,6 +352,7 @@ class AlertEngine:
             "alert_id": alert["id"], "state": state, "severity": alert["severity"], "rule": alert["rule"],
             "incident_id": alert["incident"], "commune_code": commune, "at_ms": at, "by": by,
             "summary": alert["summary"], "route": alert["route"], "delivery": self._delivery(alert["severity"], at),
+            "config_version": self.config.version,  # which rules decided this step
         }
         alert.setdefault("history", []).append(event)  # a handful per alert; kept for re-emission
         return event

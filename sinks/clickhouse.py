@@ -253,7 +253,7 @@ class TableSink:
 
 ALERT_COLUMNS = (
     "alert_id", "state", "severity", "rule", "incident_id", "commune_code", "province_code", "at", "at_ms", "by",
-    "route", "delivery", "summary",
+    "route", "delivery", "summary", "config_version",
 )
 
 
@@ -262,7 +262,7 @@ def alert_row(alert: dict[str, Any]) -> tuple[Any, ...]:
     return (
         alert["alert_id"], alert["state"], alert["severity"], alert["rule"], alert["incident_id"] or "",
         alert["commune_code"], place.province_code if place else 0, alert["at_ms"] // 1000, alert["at_ms"],
-        alert.get("by") or "", alert["route"], alert["delivery"], alert["summary"],
+        alert.get("by") or "", alert["route"], alert["delivery"], alert["summary"], alert.get("config_version") or "",
     )
 
 

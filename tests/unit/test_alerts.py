@@ -53,6 +53,7 @@ def test_a_panic_bell_pages_p1_at_once_even_at_night() -> None:
     alerts = run([press("p1", at(3, 0))])
     assert steps(alerts) == [("raised", "P1", "panic_bell")]
     assert alerts[0]["delivery"] == "now" and alerts[0]["route"] == "commune-post"
+    assert alerts[0]["config_version"] == ALERTING.version == "alerts-1"  # the rules that decided it
     assert alerts[0]["at_ms"] == 1756843200000  # the press itself, no waiting
     assert alerts[0]["alert_id"] == f"al-{COMMUNE}-" + alerts[0]["incident_id"].removeprefix("inc-")
 
