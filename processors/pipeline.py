@@ -88,8 +88,11 @@ class EventProcessor:
             for incident in outcome.updated:
                 snapshot = self._snapshot(incident)
                 snapshots.append(snapshot)
-                replayed += (self.alerting.history(snapshot["commune_code"], snapshot["incident_id"])
-                             or self.alerting.on_incident(incident, snapshot))
+                history = self.alerting.history(snapshot["commune_code"], snapshot["incident_id"])
+                if not history:  # decided again as of this event, as it was decided then (same time, same page key)
+                    then = _as_of(incident, record["event_id"])
+                    history = self.alerting.on_incident(then, self._snapshot(then))
+                replayed += history
             return Result("duplicate", outcome.reason, outcome.incident_id, snapshots, replayed)
         changed, incident_id = outcome.updated, outcome.incident_id
         alerts: list[dict[str, Any]] = []
@@ -268,6 +271,12 @@ class EventProcessor:
             "reasons": reasons,
             "scorer_version": self.credibility.version,
         }
+
+
+def _as_of(incident: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """The incident as it was when `event_id` joined it (its members up to that one)."""
+    index = next((i for i, m in enumerate(incident["members"]) if m["e"] == event_id), len(incident["members"]) - 1)
+    return {**incident, "members": incident["members"][:index + 1]}
 
 
 def _reputation_keys(reporter: str | None, source: str | None, channel: str | None, commune: int) -> list[str]:

@@ -239,3 +239,19 @@ def test_a_false_report_or_duplicate_verdict_resolves_the_incidents_alert_with_t
     bell = run([press("p1", at(21, 0)), tip("t9", at(21, 1), "Có cướp ở phòng giao dịch ngân hàng", category="theft"),
                 verdict("v9", at(21, 2), "false_report", tip_event_id="t9")])
     assert "resolved" not in [a["state"] for a in bell]  # a bell was pressed: a tip judged false does not close it
+
+
+def test_an_alert_decided_again_after_its_state_was_lost_keeps_its_time() -> None:
+    """SIGKILL lost the alert state of a batch that raised a P1 and then added a second press to
+    its incident; the re-delivered first press decides the alert as it was decided then (same
+    time, so the same page key), not as of the incident's latest member."""
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING)
+    pressed, again = (parse_contract(press(e, at(21, m), device=d), Pseudonymiser(b"k" * 32))[1]
+                      for e, m, d in (("p1", 0, "bell-1"), ("p2", 1, "bell-1")))
+    first = processor.handle("device_signal", pressed).alerts
+    processor.handle("device_signal", again)
+    processor.state.alerts.clear()
+    redecided = processor.handle("device_signal", pressed)
+    assert redecided.status == "duplicate"
+    assert [(a["state"], a["alert_id"], a["at_ms"]) for a in redecided.alerts] == [
+        ("raised", first[0]["alert_id"], first[0]["at_ms"])]
