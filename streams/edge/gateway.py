@@ -171,14 +171,17 @@ class Gateway:
     metrics: Metrics
     publisher: Publisher | None = None
     used_links: set[str] = field(default_factory=set)  # nonces acted on (a replay elsewhere is a duplicate id)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def publisher_now(self) -> Publisher:
-        if self.publisher is None:
-            from streams.edge.kafka import producer
+        """The publisher, connected on first use (requests run in threads: one connection)."""
+        with self.lock:
+            if self.publisher is None:
+                from streams.edge.kafka import producer
 
-            self.publisher = Publisher(producer(self.settings, max_block_ms=10_000), self.settings.pseudonym_key(),
-                                       self.settings.time_bounds)
-        return self.publisher
+                self.publisher = Publisher(producer(self.settings, max_block_ms=10_000),
+                                           self.settings.pseudonym_key(), self.settings.time_bounds)
+            return self.publisher
 
 
 def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAPI:
