@@ -34,8 +34,11 @@ import json
 import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from processors.geography import commune as commune_of
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -100,7 +103,8 @@ class AlertEngine:
         rule = self._incident_rule(incident, snapshot)
         if rule is None:
             return []
-        severity, name, summary = rule
+        severity, name, what = rule
+        summary = self._page_text(what, incident, snapshot)
         commune = snapshot["commune_code"]
         state = self._state(commune)
         at = snapshot["updated_at_ms"]
@@ -111,21 +115,36 @@ class AlertEngine:
 
     def _incident_rule(self, incident: dict[str, Any], snapshot: dict[str, Any]) -> tuple[str, str, str] | None:
         signals = {m.get("sig") for m in incident["members"] if m["k"] == "device"}
-        tips, credibility = snapshot["tips"], snapshot["credibility"]
+        credibility = snapshot["credibility"]
         category = snapshot["category"]
         if "panic_pressed" in signals:
-            site = next((m.get("name") or m.get("site") for m in incident["members"] if m.get("sig") == "panic_pressed"), "")
-            return "P1", "panic_bell", f"Chuông báo động được bấm: {site}; {tips} tin báo kèm theo"
+            return "P1", "panic_bell", "Chuông báo động được bấm"
         if "gate_forced" in signals:
-            return "P1", "gate_forced", f"Cổng an ninh bị phá; {tips} tin báo kèm theo"
+            return "P1", "gate_forced", "Cổng an ninh bị phá"
         if any(r["signal"] == "chain_message" for r in snapshot["reasons"]):
             return None  # a forwarded rumour with no device behind it never pages
         if category in self.config.urgent_categories and credibility >= self.config.credible_p2:
             severity = "P1" if credibility >= self.config.credible_p1 else "P2"
-            return severity, "credible_incident", f"{category}: {tips} tin báo, độ tin cậy {credibility:.2f}"
+            return severity, "credible_incident", f"Tin báo khẩn ({category})"
         if "tamper" in signals:
             return "P2", "device_tamper", "Thiết bị bị can thiệp (tamper)"
         return None
+
+    def _page_text(self, what: str, incident: dict[str, Any], snapshot: dict[str, Any]) -> str:
+        """What an officer needs to act, in Vietnamese: what, where (commune, place or site), when,
+        how many reporters and devices, credibility and its strongest reasons. No reporter, no tip text."""
+        place = commune_of(snapshot["commune_code"])
+        where = f"{place.name}, {place.province_name}" if place else f"xã {snapshot['commune_code']}"
+        spot = next((m.get("loc") or m.get("name") for m in incident["members"] if m.get("loc") or m.get("name")), None)
+        local = datetime.fromtimestamp(snapshot["opened_at_ms"] / 1000,
+                                       timezone(timedelta(minutes=self.config.utc_offset_minutes)))
+        devices = len({m["dev"] for m in incident["members"] if m["k"] == "device"})
+        reasons = sorted((r for r in snapshot["reasons"] if r["signal"] != "calibration"),
+                         key=lambda r: -abs(r["contribution"]))[:2]
+        why = ", ".join(f"{r['signal']} {r['contribution']:+.1f}" for r in reasons)
+        return (f"{what} — {where}" + (f" ({spot[:80]})" if spot else "") + f" — lúc {local:%H:%M %d/%m/%Y} — "
+                f"{snapshot['tips']} tin báo, {devices} thiết bị — độ tin cậy {snapshot['credibility']:.2f}"
+                + (f" ({why})" if why else ""))
 
     def on_tip(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """Count the tip towards the commune's spike detector."""

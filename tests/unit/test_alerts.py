@@ -255,3 +255,24 @@ def test_an_alert_decided_again_after_its_state_was_lost_keeps_its_time() -> Non
     assert redecided.status == "duplicate"
     assert [(a["state"], a["alert_id"], a["at_ms"]) for a in redecided.alerts] == [
         ("raised", first[0]["alert_id"], first[0]["at_ms"])]
+
+
+def test_a_page_says_what_where_when_how_many_and_how_credible_without_the_reporter() -> None:
+    contact, words = "+84912345678", "có hai đối tượng cầm dao khống chế nhân viên"
+    alerts = run([press("p1", at(21, 0), site_name="Phòng giao dịch Agribank Nghi Xuân"),
+                  tip("t1", at(21, 1), f"Cướp ở phòng giao dịch ngân hàng, {words}", category="theft",
+                      reporter_contact=contact)])
+    page = alerts[0]["summary"]
+    assert page.startswith("Chuông báo động được bấm — Xã Nghi Xuân, Hà Tĩnh (Phòng giao dịch Agribank Nghi Xuân)"
+                           " — lúc 21:00 03/09/2025 — 0 tin báo, 1 thiết bị — độ tin cậy "), page
+    assert contact not in page and words not in page
+    text = "Đánh nhau ở quán nhậu Hồng Phúc khu phố 4, khoảng 5 người cầm dao, có người bị thương"
+    fight = run([tip("t1", at(10, 0), text, category="fight", location_text="quán nhậu Hồng Phúc, khu phố 4"),
+                 *(tip(f"t{i}", at(10, i), text.lower(), channel=channel, reporter_contact=f"+8491100000{i}")
+                   for i, channel in ((2, "hotline"), (3, "facebook")))])
+    assert [a["summary"] for a in fight] == [
+        "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
+        "2 tin báo, 0 thiết bị — độ tin cậy 0.80 (specificity +2.6, distinct_channels +1.0)",
+        "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
+        "3 tin báo, 0 thiết bị — độ tin cậy 0.97 (specificity +2.6, independent_reporters +2.2)"]
+    assert not any("+849110000" in a["summary"] or "5 người cầm dao" in a["summary"] for a in fight)
