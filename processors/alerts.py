@@ -38,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from processors.credibility import SIGNAL_LABELS
 from processors.geography import commune as commune_of
 
 MINUTE_MS = 60_000
@@ -141,7 +142,7 @@ class AlertEngine:
         devices = len({m["dev"] for m in incident["members"] if m["k"] == "device"})
         reasons = sorted((r for r in snapshot["reasons"] if r["signal"] != "calibration"),
                          key=lambda r: -abs(r["contribution"]))[:2]
-        why = ", ".join(f"{r['signal']} {r['contribution']:+.1f}" for r in reasons)
+        why = ", ".join(f"{SIGNAL_LABELS.get(r['signal'], r['signal'])} {r['contribution']:+.1f}" for r in reasons)
         return (f"{what} — {where}" + (f" ({spot[:80]})" if spot else "") + f" — lúc {local:%H:%M %d/%m/%Y} — "
                 f"{snapshot['tips']} tin báo, {devices} thiết bị — độ tin cậy {snapshot['credibility']:.2f}"
                 + (f" ({why})" if why else ""))

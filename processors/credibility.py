@@ -24,6 +24,15 @@ from typing import Any
 from processors.text import content_tokens, locators
 
 VALUABLE, NOT_VALUABLE = "valuable", ("not_valuable", "false_report")
+# What each signal means, for the officer a page goes to (the reasons keep the signal ids).
+SIGNAL_LABELS = {
+    "independent_reporters": "nhiều người báo độc lập", "distinct_channels": "nhiều kênh báo",
+    "attachments": "có ảnh/tệp đính kèm", "specificity": "mô tả cụ thể", "device_corroboration": "thiết bị xác nhận",
+    "reporter_reputation": "uy tín người báo", "source_reputation": "uy tín nhóm/kênh nguồn",
+    "spam_burst": "tin báo dồn dập (spam)", "chain_message": "tin nhắn chuyển tiếp dây chuyền",
+    "vague_text": "nội dung mơ hồ", "officer_valuable": "cán bộ xác nhận có giá trị",
+    "officer_not_valuable": "cán bộ đánh giá không giá trị", "officer_false_report": "cán bộ kết luận báo sai",
+}
 
 
 @dataclass(frozen=True)

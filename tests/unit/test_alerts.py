@@ -272,7 +272,7 @@ def test_a_page_says_what_where_when_how_many_and_how_credible_without_the_repor
                    for i, channel in ((2, "hotline"), (3, "facebook")))])
     assert [a["summary"] for a in fight] == [
         "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
-        "2 tin báo, 0 thiết bị — độ tin cậy 0.80 (specificity +2.6, distinct_channels +1.0)",
+        "2 tin báo, 0 thiết bị — độ tin cậy 0.80 (mô tả cụ thể +2.6, nhiều kênh báo +1.0)",
         "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
-        "3 tin báo, 0 thiết bị — độ tin cậy 0.97 (specificity +2.6, independent_reporters +2.2)"]
+        "3 tin báo, 0 thiết bị — độ tin cậy 0.97 (mô tả cụ thể +2.6, nhiều người báo độc lập +2.2)"]
     assert not any("+849110000" in a["summary"] or "5 người cầm dao" in a["summary"] for a in fight)

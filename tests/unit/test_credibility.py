@@ -173,3 +173,9 @@ def test_a_source_group_with_valuable_tips_outscores_one_with_false_reports() ->
     bad = run(group_history("zalo-bad-group", "false_report") + [tip("t", 0, source_ref="zalo-bad-group")])
     assert _reason(good, "source_reputation") > 0 > _reason(bad, "source_reputation")
     assert good["credibility"] > bad["credibility"]
+
+
+def test_every_signal_has_a_label_an_officer_can_read() -> None:
+    from processors.credibility import SIGNAL_LABELS
+
+    assert set(SIGNAL_LABELS) == set(CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG).weights)
