@@ -121,17 +121,29 @@ PROJECTION_TABLES = (("private", "events"), ("", "tips"), ("", "device_signals")
 def projection_table(database: str, role: str, table: str) -> str:
     return f"{private_database(database) if role == 'private' else database}.{table}"
 _MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+)")
+_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+)")
+
+
+def defined_by_migrations(kind: re.Pattern[str], database: str, directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """Name -> latest CREATE statement of every object of `kind` the migrations define for
+    `database`, in the order each first appears (so what a view reads is created before it)."""
+    found: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        for statement in _statements(path.read_text(encoding="utf-8"), database):
+            match = kind.match(statement)
+            if match:
+                found[match["name"]] = statement
+    return found
 
 
 def materialized_views(database: str, directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
     """Name -> CREATE statement of every materialized view the migrations define for `database`."""
-    views = {}
-    for path in sorted(directory.glob("*.sql")):
-        for statement in _statements(path.read_text(encoding="utf-8"), database):
-            match = _MATERIALIZED_VIEW.match(statement)
-            if match:
-                views[match["name"]] = statement
-    return views
+    return defined_by_migrations(_MATERIALIZED_VIEW, database, directory)
+
+
+def analysts_views(database: str, directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """Name -> CREATE statement of every (plain) view the migrations define for `database`."""
+    return defined_by_migrations(_VIEW, database, directory)
 
 
 def swap_projections(client: Client, live: str, fresh: str) -> None:

@@ -29,14 +29,13 @@ from typing import Any
 
 from processors.geography import commune as commune_of
 from processors.geography import communes_of_province, provinces
-from sinks.clickhouse import MIGRATIONS_DIR, _statements, connect, materialized_views, private_database
+from sinks.clickhouse import analysts_views, connect, materialized_views, private_database
 from streams.config import INFRA_DIR, ConfigError, Settings
 
 DEFAULT_ACCESS_CONFIG = INFRA_DIR / "config" / "access.v1.json"
 # The analytics tables a jurisdiction gets copies of (the analysts' views read only these).
 TABLES = ("tips", "device_signals", "feedback", "model_changes", "incidents", "incident_members", "alerts", "communes")
 _USER = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
-_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+)")
 _FEED = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \w+ TO (?P<table>\w+) AS\s+(?P<select>SELECT\b.*\bWHERE [^;]*)$",
                    re.S)
 
@@ -96,18 +95,6 @@ def jurisdiction_database(settings: Settings, user: AccessUser) -> str:
     return settings.clickhouse_database if user.everything else f"{settings.clickhouse_database}_{user.jurisdiction}"
 
 
-def view_statements(database: str) -> list[tuple[str, str]]:
-    """(view, CREATE statement) of every analysts' view, its latest definition, in creation order."""
-    views: dict[str, str] = {}
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        for statement in _statements(path.read_text(encoding="utf-8"), database):
-            match = _VIEW.match(statement)
-            if match:
-                views.pop(match["name"], None)
-                views[match["name"]] = statement
-    return list(views.items())
-
-
 def typed_feeds(database: str) -> dict[str, str]:
     """Typed table -> the SELECT (ending in its WHERE clause) that the migrations feed it with from `events`."""
     feeds = {}
@@ -138,7 +125,7 @@ def build_jurisdiction(client: Any, settings: Settings, user: AccessUser) -> dic
         client.execute(f"INSERT INTO {database}.{table} SELECT * FROM {main}.{table} WHERE {where}")
         copied[table] = client.execute(f"SELECT count() FROM {database}.{table}")[0][0]
     local = connect(settings, database)  # the views' unqualified tables are this database's copies
-    for view, statement in view_statements(database):
+    for view, statement in analysts_views(database).items():
         local.execute(f"DROP TABLE IF EXISTS {view}")
         local.execute(statement)
     return copied

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from sinks.clickhouse import analysts_views
 from streams.config import ConfigError, INFRA_DIR
 from streams.ops.access import (DEFAULT_ACCESS_CONFIG, GRAFANA_DATASOURCES, TABLES, AccessConfig, grafana_datasources,
-                                production_sql, typed_feeds, view_statements)
+                                production_sql, typed_feeds)
 
 CONFIG = AccessConfig.load(DEFAULT_ACCESS_CONFIG)
 
@@ -55,7 +56,7 @@ def test_a_grafana_datasource_per_jurisdiction_is_provisioned() -> None:
 
 
 def test_a_jurisdiction_gets_every_analysts_view_and_a_feed_for_every_typed_table() -> None:
-    views = [name for name, _ in view_statements("binhyen")]
+    views = list(analysts_views("binhyen"))
     assert {"tips_per_day", "tip_verdicts", "alert_lifecycle", "alert_response", "device_health", "community_models",
             "model_coverage", "valuable_ratio_by_source", "credibility_distribution"} == set(views)
     assert views.index("tip_verdicts") < views.index("valuable_ratio_by_source")  # dependencies first
