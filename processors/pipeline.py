@@ -134,10 +134,17 @@ class EventProcessor:
         fired: list[dict[str, Any]] = []
         while self._due and self._due[0][0] <= self._watermark:
             _, commune = heapq.heappop(self._due)
-            if (self.alerting.next_deadline(commune) or self._watermark + 1) <= self._watermark:
+            if self._overdue(commune):
                 fired += self.alerting.tick(commune, self._watermark)
+                if self._overdue(commune):  # a tick that leaves its commune due would loop here for ever
+                    raise RuntimeError(f"the alert engine ticked commune {commune} at {self._watermark} and left it "
+                                       f"due at {self.alerting.next_deadline(commune)}")
             self._schedule(commune)
         return fired
+
+    def _overdue(self, commune: int) -> bool:
+        deadline = self.alerting.next_deadline(commune)
+        return deadline is not None and deadline <= self._watermark
 
     def _schedule(self, commune: int) -> None:
         deadline = self.alerting.next_deadline(commune)

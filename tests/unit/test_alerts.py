@@ -276,3 +276,27 @@ def test_a_page_says_what_where_when_how_many_and_how_credible_without_the_repor
         "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
         "3 tin báo, 0 thiết bị — độ tin cậy 0.97 (mô tả cụ thể +2.6, nhiều người báo độc lập +2.2)"]
     assert not any("+849110000" in a["summary"] or "5 người cầm dao" in a["summary"] for a in fight)
+
+
+def test_the_next_deadline_is_the_earliest_open_one_and_a_tick_before_it_changes_nothing() -> None:
+    """Three P1s two minutes apart; the middle one is acked. The commune is due at the first
+    one's deadline — not the last one's — a tick a millisecond early does nothing, the tick at
+    it escalates the first alone, and the third's deadline is next."""
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False)
+    raised = []
+    for n, minute in enumerate((0, 2, 4)):
+        event_type, record, _ = parse_contract(press(f"p{n}", at(21, minute), device=f"bell-{n}"),
+                                               Pseudonymiser(b"k" * 32))
+        raised += processor.handle(event_type, record).alerts
+    assert steps(raised) == [("raised", "P1", "panic_bell")] * 3
+    deadlines = [alert["at_ms"] + 5 * 60_000 for alert in raised]
+    event_type, record, _ = parse_contract(action("ack-p1", at(21, 3), raised[1]["alert_id"], "ack"),
+                                           Pseudonymiser(b"k" * 32))
+    assert steps(processor.handle(event_type, record).alerts) == [("acked", "P1", "panic_bell")]
+    assert processor.alerting.next_deadline(COMMUNE) == deadlines[0]
+    assert processor.alerting.tick(COMMUNE, deadlines[0] - 1) == []
+    assert processor.alerting.next_deadline(COMMUNE) == deadlines[0]
+    escalated = processor.alerting.tick(COMMUNE, deadlines[0])
+    assert [(a["state"], a["alert_id"], a["at_ms"]) for a in escalated] == [
+        ("escalated", raised[0]["alert_id"], deadlines[0])]
+    assert processor.alerting.next_deadline(COMMUNE) == deadlines[2]
