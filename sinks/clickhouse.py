@@ -146,6 +146,10 @@ def analysts_views(database: str, directory: Path = MIGRATIONS_DIR) -> dict[str,
     return defined_by_migrations(_VIEW, database, directory)
 
 
+class SwapError(RuntimeError):
+    """The projections could not be swapped in; the message says in what state it left them."""
+
+
 def swap_projections(client: Client, live: str, fresh: str) -> None:
     """Put `fresh`'s projection tables in place of `live`'s; the old ones move into `fresh`.
 
@@ -154,17 +158,48 @@ def swap_projections(client: Client, live: str, fresh: str) -> None:
     follows a renamed source table by name on 18.16 and by UUID on current releases, so only
     re-creating it behaves the same on both. Events inserted into `live` while its views are
     away miss the typed tables; the caller replays the log's tail again after the swap.
+    A fresh table missing stops it before anything changed; a failed rename is undone
+    (`rename_all`) and the live tables get their views back.
     """
+    missing = [name for name in (projection_table(fresh, role, table) for role, table in PROJECTION_TABLES)
+               if not client.execute(f"EXISTS TABLE {name}")[0][0]]
+    if missing:
+        raise SwapError(f"the rebuilt table {missing[0]} is missing, so nothing was swapped and the live projections "
+                        "are as they were; run `binhyen replay` again")
     for database in (fresh, live):
         for name in materialized_views(database):
             client.execute(f"DROP TABLE IF EXISTS {database}.{name}")
-    pairs = []
+    renames = []
     for role, table in PROJECTION_TABLES:
         live_name, fresh_name = projection_table(live, role, table), projection_table(fresh, role, table)
-        pairs.append(f"{live_name} TO {fresh_name}__old, {fresh_name} TO {live_name}")
-    client.execute("RENAME TABLE " + ", ".join(pairs))
-    for statement in materialized_views(live).values():
-        client.execute(statement)  # unqualified names: the client's database, `live`
+        renames += [(live_name, f"{fresh_name}__old"), (fresh_name, live_name)]
+    try:
+        rename_all(client, renames)
+    finally:
+        _create_views(client, live)
+
+
+def rename_all(client: Client, renames: list[tuple[str, str]]) -> None:
+    """Rename each (source, target) in turn; if one fails, undo those done, newest first, and
+    raise SwapError. One multi-table RENAME would not do: it stops half-way on a failure, on
+    18.16 and on current releases alike."""
+    done: list[tuple[str, str]] = []
+    try:
+        for source, target in renames:
+            client.execute(f"RENAME TABLE {source} TO {target}")
+            done.append((source, target))
+    except ClickHouseError as exc:
+        failed = renames[len(done)]
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        for source, target in reversed(done):
+            client.execute(f"RENAME TABLE {target} TO {source}")
+        raise SwapError(f"renaming {failed[0]} to {failed[1]} failed ({reason}); every table was put back as it "
+                        "was") from None
+
+
+def _create_views(client: Client, database: str) -> None:
+    for statement in materialized_views(database).values():
+        client.execute(statement)  # unqualified names: the client's database
 
 
 def seed_communes(client: Client) -> None:

@@ -623,6 +623,8 @@ def main() -> None:
     from clickhouse_driver.errors import ServerException
     from kafka.errors import KafkaError
 
+    from sinks.clickhouse import SwapError
+
     # What binhyen writes (keys, passwords, state, our servers' data and logs, outputs with tip
     # text) is readable by its owner only.
     os.umask(0o077)
@@ -631,6 +633,9 @@ def main() -> None:
     except ConfigError as exc:
         err.print(f"binhyen: {exc}", markup=False)
         sys.exit(2)
+    except SwapError as exc:
+        err.print(f"binhyen: {exc}", markup=False)
+        sys.exit(1)
     except KafkaError as exc:
         err.print(f"binhyen: Kafka error: {type(exc).__name__}: {exc}; is the broker up (`binhyen status`)?", markup=False)
         sys.exit(2)

@@ -31,7 +31,7 @@ from typing import Any
 
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
-from sinks.clickhouse import connect, migrate
+from sinks.clickhouse import connect, migrate, rename_all
 from streams.config import (
     DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, ConfigError, Settings, check_version_name,
 )
@@ -271,11 +271,11 @@ def _count_by_severity(alerts: dict[str, str], other: dict[str, str]) -> dict[st
 
 def swap_in(settings: Settings, reprocessing: Settings) -> None:
     """Exchange the version's incidents, members and alerts with the live ones (the old ones stay
-    in the version's database). Analytics views read these tables by name and follow."""
+    in the version's database), all or nothing. Analytics views read these tables by name and follow."""
     live, new = settings.clickhouse_database, reprocessing.clickhouse_database
-    pairs = [f"{live}.{t} TO {new}.{t}__old, {new}.{t} TO {live}.{t}, {new}.{t}__old TO {new}.{t}"
-             for t in SWAPPED_TABLES]
-    connect(settings, live).execute("RENAME TABLE " + ", ".join(pairs))
+    renames = [pair for t in SWAPPED_TABLES for pair in (
+        (f"{live}.{t}", f"{new}.{t}__old"), (f"{new}.{t}", f"{live}.{t}"), (f"{new}.{t}__old", f"{new}.{t}"))]
+    rename_all(connect(settings, live), renames)
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import re
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -19,11 +18,11 @@ from clickhouse_driver.errors import ServerException
 from sinks.base import Sink
 from sinks.clickhouse import TableSink
 from sinks.notifiers import LogNotifier, WebhookNotifier
+from tests.chdb_client import INSERT, ChdbClient
 from tests.conftest import WebhookReceiver
 from tests.sink_contract import FailingSinkContract, SinkContract
 
 _items = itertools.count()
-INSERT = re.compile(r"INSERT INTO ([\w.]+) \(([\w, ]+)\) VALUES$")
 
 
 class FakeClickHouse:
@@ -40,25 +39,6 @@ class FakeClickHouse:
         table = INSERT.match(query)
         assert table, query
         self.tables.setdefault(table.group(1), []).extend(rows)
-        return len(rows)
-
-
-class ChdbClient:
-    """`Client.execute` for inserts on a chdb session (ClickHouse 26.x in process): the rows go
-    as JSONEachRow; chdb's errors come back as the driver's ServerException."""
-
-    def __init__(self, db: Any) -> None:
-        self.db = db
-
-    def execute(self, query: str, rows: list[tuple[Any, ...]], types_check: bool = False) -> int:
-        table = INSERT.match(query)
-        assert table, query
-        columns = [name.strip() for name in table.group(2).split(",")]
-        lines = "\n".join(json.dumps(dict(zip(columns, row))) for row in rows)
-        try:
-            self.db.query(f"INSERT INTO {table.group(1)} FORMAT JSONEachRow\n{lines}")
-        except Exception as exc:  # chdb raises its own RuntimeError subclasses
-            raise ServerException(str(exc), code=60) from None
         return len(rows)
 
 
