@@ -80,6 +80,34 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: flo
         time.sleep(every)
 
 
+def caught_up(settings: Any, group: str, topics: tuple[str, ...]) -> bool:
+    """Has `group` committed every record of `topics` (so its sinks and deliveries are done)?"""
+    from streams.edge.kafka import GroupProgress
+
+    progress = GroupProgress(settings, group, topics)
+    try:
+        ends, committed = progress.highwaters(), progress.committed()
+        return ends is not None and all(committed.get(tp, 0) >= end for tp, end in ends.items())
+    finally:
+        progress.close()
+
+
+def settled(settings: Any, group: str, control_topic: str) -> None:
+    """Until `group` has processed the inputs, fired what its timer had due (read from
+    `control_topic`), and delivered it: a condition, never a quiet spell."""
+    from streams.edge.kafka import GroupProgress
+    from streams.ops.reprocess import settle
+    from streams.topics import ALERTS, INPUT_TOPICS
+
+    wait_for(lambda: caught_up(settings, group, INPUT_TOPICS), 300, f"{group} to read the inputs")
+    control = GroupProgress(settings, group, (control_topic,))
+    try:
+        settle(control)
+    finally:
+        control.close()
+    wait_for(lambda: caught_up(settings, group, (ALERTS,)), 120, f"{group} to deliver its alerts")
+
+
 def run_cli(*args: str, input: str | None = None, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [BINHYEN, *args], input=input, capture_output=True, text=True, timeout=timeout, check=check,
@@ -122,20 +150,22 @@ def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
 
 
 class WebhookReceiver:
-    """An HTTP endpoint on 127.0.0.1 that records alert posts and fails the first `fail_first`."""
+    """An HTTP endpoint on 127.0.0.1 that records alert posts; it answers 503 to the first
+    `fail_first` posts, and to the next posts whose body holds a marker given to `fail_pages`."""
 
     def __init__(self, fail_first: int) -> None:
         import http.server
         import threading
 
         self.fail_first = fail_first
+        self.failing_pages: dict[str, int] = {}  # marker -> posts still to refuse
         self.requests: list[tuple[dict[str, str], bytes, int]] = []  # headers, body, status answered
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 503 if len(receiver.requests) < receiver.fail_first else 200
+                status = 503 if len(receiver.requests) < receiver.fail_first or receiver._refuses(body) else 200
                 receiver.requests.append((dict(self.headers), body, status))
                 self.send_response(status)
                 self.end_headers()
@@ -146,6 +176,18 @@ class WebhookReceiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail_pages(self, marker: str, times: int) -> None:
+        """Refuse the next `times` posts whose body contains `marker` (other pages pass)."""
+        self.failing_pages[marker] = times
+
+    def _refuses(self, body: bytes) -> bool:
+        text = body.decode("utf-8")
+        for marker, left in self.failing_pages.items():
+            if left and marker in text:
+                self.failing_pages[marker] = left - 1
+                return True
+        return False
 
     def delivered(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, body, status in self.requests if status == 200]
@@ -176,7 +218,7 @@ def stack_of_its_own(tmp_path: Path) -> Iterator[tuple[Any, WebhookReceiver]]:
 
 @pytest.fixture(scope="session")
 def webhook() -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver(fail_first=2)
+    receiver = WebhookReceiver(fail_first=0)
     yield receiver
     receiver.server.shutdown()
 

@@ -104,6 +104,9 @@ def consumer(settings: Settings, **options: Any) -> KafkaConsumer:
         raise _unreachable(settings, exc) from None
 
 
+BOOTSTRAP_TIMEOUT_MS = 5_000  # a broker that has not answered in 5 s is not there (kafka-python waits 30 s)
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotent, all-acks producer: a retry never duplicates or reorders a partition."""
     options: dict[str, Any] = dict(
@@ -113,6 +116,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         enable_idempotence=True,
         linger_ms=5,
         compression_type=None,
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
         **settings.kafka_security.client_options(),
     )
     options.update(overrides)

@@ -23,11 +23,11 @@ pytestmark = pytest.mark.integration
 VIETNAM = timezone(timedelta(hours=7))
 
 
-def panic(commune: int, ago: timedelta = timedelta(0)) -> dict[str, Any]:
+def panic(commune: int, ago: timedelta = timedelta(0), site: str = "Tiệm vàng Kim Phát") -> dict[str, Any]:
     return {"type": "device_signal", "event_id": f"it-panic-{uuid.uuid4().hex[:8]}",
             "occurred_at": (datetime.now(VIETNAM) - ago).isoformat(timespec="seconds"), "commune_code": commune,
             "device_id": f"bell-{commune}-it", "device_kind": "alarm_bell", "signal": "panic_pressed",
-            "site_kind": "gold_shop", "site_name": "Tiệm vàng Kim Phát"}
+            "site_kind": "gold_shop", "site_name": site}
 
 
 def alert_steps(clickhouse: Any, alert_id: str) -> list[tuple[str, str, str]]:
@@ -45,7 +45,9 @@ def alert_id_of(clickhouse: Any, event_id: str) -> str | None:
 def test_panic_bell_is_paged_delivered_through_retries_and_acked(
     worker: WorkerProcess, clickhouse: Any, settings: Any, webhook: WebhookReceiver
 ) -> None:
-    bell = panic(26680)
+    marker = uuid.uuid4().hex[:8]
+    bell = panic(26680, site=f"Tiệm vàng {marker}")
+    webhook.fail_pages(marker, 2)  # this alert's page is refused twice, whatever else the endpoint gets
     assert run_cli("publish", "-q", "-", input=jsonl([bell])).returncode == 0
     alert_id = wait_for(lambda: alert_id_of(clickhouse, bell["event_id"]), 60, "the P1 alert in ClickHouse")
     assert alert_steps(clickhouse, alert_id)[0] == ("raised", "P1", "commune-post")
@@ -56,8 +58,13 @@ def test_panic_bell_is_paged_delivered_through_retries_and_acked(
     raised = wait_for(lambda: [a for a in webhook.delivered() if a["alert_id"] == alert_id], 60,
                       "the webhook to take the alert after its failures")
     assert raised[0]["state"] == "raised" and raised[0]["rule"] == "panic_bell"
-    assert [status for _, _, status in webhook.requests[:2]] == [503, 503]  # the endpoint failed first
-    headers, body, _ = next(r for r in webhook.requests if json.loads(r[1])["alert_id"] == alert_id)
+    attempts = [(headers, body, status) for headers, body, status in webhook.requests
+                if json.loads(body)["alert_id"] == alert_id and json.loads(body)["state"] == "raised"]
+    assert [status for _, _, status in attempts] == [503, 503, 200]  # retried until taken, then never again
+    pages = {(headers["Idempotency-Key"], json.dumps({k: v for k, v in json.loads(body).items() if k != "actions"}))
+             for headers, body, _ in attempts}  # each attempt signs fresh action links; the page is the same
+    assert len(pages) == 1
+    headers, body, _ = attempts[-1]
     signed = headers["X-Binhyen-Timestamp"].encode() + b"." + body
     expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
     assert headers["X-Binhyen-Signature"] == expected

@@ -125,3 +125,20 @@ def test_no_contact_in_metric_labels(observed: Any, settings: Any) -> None:
     labels = set(re.findall(r'(\w+)="', page))
     assert labels <= {"topic", "type", "reason", "partition", "table", "severity", "rule", "state", "notifier",
                       "outcome", "commune", "le", "worker", "pid", "group", "version"}  # pid…: binhyen_worker_info
+
+
+def test_status_exits_1_and_names_the_part_when_only_prometheus_is_down(stack: dict[str, str], settings: Any) -> None:
+    from streams.ops import stack as local_stack
+
+    prometheus = next(part for part in local_stack.parts(settings) if part.name == "prometheus")
+    assert run_cli("status").returncode == 0
+    assert local_stack.stop(prometheus).startswith("stopped")
+    try:
+        down = run_cli("status", "--json")
+        assert down.returncode == 1
+        report = json.loads(down.stdout)
+        assert {name for name, part in report.items() if name != "workers" and not part["healthy"]} == {"prometheus"}
+        assert re.search(r"^prometheus\s+down\s", run_cli("status").stdout, re.MULTILINE)
+    finally:
+        assert local_stack.start(prometheus).startswith("started")
+    wait_for(lambda: run_cli("status").returncode == 0, 60, "status to report every part up again")

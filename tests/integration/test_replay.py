@@ -3,7 +3,6 @@ live worker keeps writing into the swapped-in tables (their materialized views i
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +11,8 @@ import pytest
 from sinks.clickhouse import PROJECTION_TABLES, private_database, projection_table
 from streams.sim.simulator import VN, SimConfig, simulate
 from streams.ops.stack import WorkerProcess
-from tests.conftest import EVENTS, jsonl, run_cli, wait_for
+from streams.topics import COMMUNE_CONTROL
+from tests.conftest import EVENTS, jsonl, run_cli, settled, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,27 +30,18 @@ def projections(clickhouse: Any, database: str) -> dict[str, list[tuple[Any, ...
     return snapshot
 
 
-def settled(clickhouse: Any, database: str) -> dict[str, list[tuple[Any, ...]]]:
-    """The projections once the worker has written everything (unchanged for 3 s)."""
-    previous: dict[str, list[tuple[Any, ...]]] = {}
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        current = projections(clickhouse, database)
-        if current == previous:
-            return current
-        previous = current
-        time.sleep(3)
-    raise AssertionError("the live projections kept changing for 120 s")
-
-
 def test_replayed_projections_equal_the_live_ones(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
     events = simulate(SimConfig(11, days=1, seed=41, scale=0.3, start=datetime(2022, 2, 1, tzinfo=VN))).events
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
     wait_for(lambda: clickhouse.execute(f"SELECT uniqExact(event_id) FROM {EVENTS} WHERE startsWith(event_id, 'sim41-p11-')")
              [0][0] == len(events), 120, "the simulated day in ClickHouse")
-    live = settled(clickhouse, settings.clickhouse_database)
+    settled(settings, settings.worker_group, COMMUNE_CONTROL)  # every input, tick and delivery done
+    live = projections(clickhouse, settings.clickhouse_database)
     assert len(live["events"]) >= len(events) and live["tips"] and live["device_signals"] and live["incidents"]
 
+    stale = f"{settings.clickhouse_database}_replay"  # left by a replay that stopped half-way
+    clickhouse.execute(f"CREATE DATABASE IF NOT EXISTS {stale}")
+    clickhouse.execute(f"CREATE TABLE {stale}.alerts (x UInt8) ENGINE = Memory")
     result = run_cli("replay", "--quiet", timeout=600)
     assert result.returncode == 0, result.stderr
     assert "projections swapped in" in result.stdout and "replayed" in result.stdout

@@ -22,12 +22,10 @@ from processors.offline import OfflineRun
 from processors.pseudonym import Pseudonymiser
 from sinks.clickhouse import connect
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, Settings
-from streams.edge.kafka import GroupProgress
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.sim.simulator import VN, SimConfig, simulate
-from streams.ops.reprocess import settle
-from streams.topics import ALERTS, COMMUNE_CONTROL, INPUT_TOPICS
-from tests.conftest import WebhookReceiver, run_cli, stack_of_its_own, wait_for, webhook_env
+from streams.topics import COMMUNE_CONTROL
+from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, wait_for, webhook_env
 
 pytestmark = pytest.mark.integration
 WEEK = SimConfig(11, days=7, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
@@ -59,26 +57,8 @@ def live(tmp_path: Path) -> Iterator[tuple[Settings, WorkerProcess, WebhookRecei
                 worker.stop()
 
 
-def settled(settings: Settings, group: str) -> None:
-    """Until `group` has processed the inputs, fired what its timer had due, and delivered it."""
-    wait_for(lambda: caught_up(settings, group, INPUT_TOPICS), 300, f"{group} to read the inputs")
-    control = GroupProgress(settings, group, (COMMUNE_CONTROL if group == settings.worker_group
-                                              else f"{COMMUNE_CONTROL}.{NEW_VERSION}",))
-    try:
-        settle(control)
-    finally:
-        control.close()
-    wait_for(lambda: caught_up(settings, group, (ALERTS,)), 120, f"{group} to deliver its alerts")
-
-
-def caught_up(settings: Settings, group: str, topics: tuple[str, ...]) -> bool:
-    """Has `group` committed every record of `topics` (so its sinks and deliveries are done)?"""
-    progress = GroupProgress(settings, group, topics)
-    try:
-        ends, committed = progress.highwaters(), progress.committed()
-        return ends is not None and all(committed.get(tp, 0) >= end for tp, end in ends.items())
-    finally:
-        progress.close()
+def settled_group(settings: Settings, group: str) -> None:
+    settled(settings, group, COMMUNE_CONTROL if group == settings.worker_group else f"{COMMUNE_CONTROL}.{NEW_VERSION}")
 
 
 def scores_by_members(client: Any, database: str) -> dict[frozenset[str], float]:
@@ -105,7 +85,7 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     history = tmp_path / "week.jsonl"
     history.write_text("".join(json.dumps(event, ensure_ascii=False) + "\n" for event in week), encoding="utf-8")
     assert run_cli("publish", str(history), timeout=300).returncode == 0
-    settled(settings, settings.worker_group)
+    settled_group(settings, settings.worker_group)
     client = connect(settings, settings.clickhouse_database)
     live_scores = scores_by_members(client, settings.clickhouse_database)
     paged_live = [(page["alert_id"], page["state"]) for page in webhook.delivered()]
@@ -151,7 +131,7 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     wait_for(lambda: client.execute(
         f"SELECT count() FROM {settings.clickhouse_database}.incident_members WHERE event_id = 'after-promotion-press'"
     )[0][0], 120, "the press after the promotion")
-    settled(settings, group)
+    settled_group(settings, group)
     incident = client.execute(f"SELECT incident_id FROM {settings.clickhouse_database}.incident_members "
                               "WHERE event_id = 'after-promotion-press'")[0][0]
     pages_after = [(page["alert_id"], page["state"]) for page in webhook.delivered()][len(paged_live):]
