@@ -52,3 +52,15 @@ def test_contacts_are_pseudonymised_and_redacted_as_a_publish_would() -> None:
     assert "912" not in result.stdout and "reporter_contact" not in event
     assert event["reporter_pseudonym"] == Pseudonymiser(KEY.encode()).reporter("0912000111")
     assert event["text"] == "gọi lại em " + Pseudonymiser(KEY.encode()).text_token("SĐT", "0912345678") + " nhé"
+
+
+def test_without_dry_run_an_absent_broker_is_exit_2_and_one_line() -> None:
+    """The exit codes: 0 all published, 1 lines rejected, 2 nothing could be sent."""
+    example = (CONTRACTS / "examples.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    env = {**os.environ, "BINHYEN_PSEUDONYM_KEY": KEY, "BINHYEN_KAFKA_BOOTSTRAP": "127.0.0.1:9"}  # nothing listens
+    result = subprocess.run([BINHYEN, "publish", "-"], input=example + "\n", capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == ("binhyen: Kafka at 127.0.0.1:9 is not reachable (KafkaTimeoutError); start it "
+                                     "with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from processors.dedup import DAY_MS, ExactDedup
@@ -66,10 +68,30 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
     output = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(output)])
     assert result.exit_code == 0, result.output
-    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents, 7 alert events" in result.output
+    lines = (CONTRACTS / "examples.jsonl").read_text(encoding="utf-8").splitlines()
+    ids = [json.loads(line)["event_id"] for line in lines]
+    assert (len(lines), len(set(ids))) == (13, 12)  # tip-0001 is sent twice
     first = output.read_text(encoding="utf-8")
+    records = [json.loads(line) for line in first.splitlines()]
+    # What the examples describe: two reporters about one boarding house; a bell pressed twice
+    # within seconds; a forced gate; two unrelated single tips.
+    assert sorted(r["event_ids"] for r in records if r["kind"] == "incident") == [
+        ["dev-0001", "dev-0002"], ["dev-0003"], ["tip-0001", "tip-0002"], ["tip-0003"], ["tip-0004"]]
+    # The second reporter makes the boarding-house report P1; nobody acks any P1 (aa-0001 names an
+    # alert that does not exist), so each escalates after the 5-minute window.
+    assert [(r["state"], r["severity"], r["rule"], r["at"][11:16]) for r in records if r["kind"] == "alert"] == [
+        ("raised", "P2", "credible_incident", "06:35"), ("escalated", "P1", "credible_incident", "06:38"),
+        ("escalated", "P1", "credible_incident", "06:43"), ("raised", "P1", "panic_bell", "21:02"),
+        ("raised", "P1", "gate_forced", "22:10"), ("escalated", "P1", "panic_bell", "21:07"),
+        ("escalated", "P1", "gate_forced", "22:15")]
+    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents, 7 alert events" in result.output
     again = tmp_path / "again.jsonl"
-    CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(again)])
+    real_time = time.time
+    with pytest.MonkeyPatch.context() as later:  # run again as if 400 days later: no wall clock in the output
+        later.setattr(time, "time", lambda: real_time() + 400 * 86_400)
+        later.setattr(time, "time_ns", lambda: int((real_time() + 400 * 86_400) * 1e9))
+        rerun = CliRunner().invoke(app, ["process", "--input", str(CONTRACTS / "examples.jsonl"), "--output", str(again)])
+    assert rerun.exit_code == 0, rerun.output
     assert again.read_text(encoding="utf-8") == first  # same input, same output
     kinds = [json.loads(line)["kind"] for line in first.splitlines()]
     assert kinds.count("event") == 13 and kinds.count("alert") == 7
