@@ -17,6 +17,7 @@ from schemas import CODEC
 from streams.edge.kafka import read_topic
 from streams.ops.stack import WorkerProcess
 from streams.topics import ALERTS
+from tests.builders import device_signal, recent
 from tests.conftest import REPO, WEBHOOK_SECRET, WebhookReceiver, jsonl, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
@@ -24,10 +25,8 @@ VIETNAM = timezone(timedelta(hours=7))
 
 
 def panic(commune: int, ago: timedelta = timedelta(0), site: str = "Tiệm vàng Kim Phát") -> dict[str, Any]:
-    return {"type": "device_signal", "event_id": f"it-panic-{uuid.uuid4().hex[:8]}",
-            "occurred_at": (datetime.now(VIETNAM) - ago).isoformat(timespec="seconds"), "commune_code": commune,
-            "device_id": f"bell-{commune}-it", "device_kind": "alarm_bell", "signal": "panic_pressed",
-            "site_kind": "gold_shop", "site_name": site}
+    return device_signal(f"it-panic-{uuid.uuid4().hex[:8]}", recent(ago.total_seconds() / 60), commune,
+                         f"bell-{commune}-it", site_kind="gold_shop", site_name=site)
 
 
 def alert_steps(clickhouse: Any, alert_id: str) -> list[tuple[str, str, str]]:

@@ -11,6 +11,7 @@ import stat
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ from kafka import KafkaAdminClient
 from processors.pseudonym import Pseudonymiser, normalise_contact
 from processors.validation import parse_contract
 from schemas import CODEC
-from sinks.clickhouse import event_row, event_sink, private_database
+from sinks.clickhouse import event_row, event_sink, events_table, private_database
 from streams.edge.kafka import producer, read_topic
 from streams.edge.publisher import Publisher
 from streams.topics import DEAD_LETTER, INPUT_TOPICS, TIPS
 from streams.ops.stack import WorkerProcess
+from tests.builders import at, device_signal
 from tests.conftest import BINHYEN, EVENTS, CONTRACTS, legacy_event_id, unkeyed_hashes, contract_lines, jsonl, run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,11 +40,8 @@ def final_count(clickhouse: Any, ids: list[str]) -> int:
     return clickhouse.execute(f"SELECT count() FROM {EVENTS} FINAL WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0]
 
 
-def device_signal(event_id: str, commune: int = 18352, second: int = 0) -> dict[str, Any]:
-    return {"type": "device_signal", "event_id": event_id,
-            "occurred_at": f"2025-09-03T21:{second // 60 % 60:02d}:{second % 60:02d}+07:00",
-            "commune_code": commune, "device_id": f"bell-{commune}", "device_kind": "alarm_bell",
-            "signal": "heartbeat", "site_kind": "bank"}
+def heartbeat(event_id: str, commune: int = 18352, second: int = 0) -> dict[str, Any]:
+    return device_signal(event_id, at(21, second // 60 % 60, second % 60), commune, f"bell-{commune}", "heartbeat")
 
 
 def test_second_up_changes_nothing_and_status_reports_health(stack: dict[str, str]) -> None:
@@ -95,7 +94,7 @@ def test_contract_examples_become_12_distinct_events(worker: WorkerProcess, clic
 
 
 def test_every_invalid_line_is_rejected_and_valid_lines_still_publish(worker: WorkerProcess, clickhouse: Any) -> None:
-    marker = device_signal("it-invalid-marker")
+    marker = heartbeat("it-invalid-marker")
     text = (CONTRACTS / "invalid.jsonl").read_text(encoding="utf-8") + jsonl([marker])
     result = run_cli("publish", "-q", "-", input=text)
     assert result.returncode == 1
@@ -132,7 +131,7 @@ def test_raw_garbage_on_every_input_topic_is_dead_lettered_and_the_worker_goes_o
     raw.send(TIPS, key=b"big", value=oversize)
     raw.flush()
     raw.close()
-    after = [device_signal(f"it-after-garbage-{n}", second=n) for n in range(5)]
+    after = [heartbeat(f"it-after-garbage-{n}", second=n) for n in range(5)]
     assert run_cli("publish", "-q", "-", input=jsonl(after)).returncode == 0
     wait_for(lambda: distinct_ids(clickhouse, [e["event_id"] for e in after]) == 5, 60, "events after the garbage")
 
@@ -189,7 +188,7 @@ def test_a_verdict_without_a_commune_reaches_its_tips_incident(worker: WorkerPro
 
 
 def test_publish_rejects_hostile_lines_one_by_one_and_publishes_the_rest(worker: WorkerProcess, clickhouse: Any) -> None:
-    good = [json.dumps(device_signal(f"it-hostile-ok-{n}", second=n)).encode() for n in range(3)]
+    good = [json.dumps(heartbeat(f"it-hostile-ok-{n}", second=n)).encode() for n in range(3)]
     hostile = [b'{"type": "tip", "text": "\xff\xfe not UTF-8"}',
                b'{"type": "tip", "event_id": "it-hostile-surrogate", "occurred_at": "2025-06-26T06:35:00+07:00", '
                b'"commune_code": 25813, "channel": "zalo", "text": "ch\\ud83d"}',
@@ -214,7 +213,7 @@ def test_worker_restart_mid_stream_leaves_exactly_10000_events(
 ) -> None:
     total = 10_000
     communes = [18352, 25813, 26680, 26659, 31951, 31885]
-    events = [device_signal(f"it-stream-{n:05d}", communes[n % len(communes)], n % 3600) for n in range(total)]
+    events = [heartbeat(f"it-stream-{n:05d}", communes[n % len(communes)], n % 3600) for n in range(total)]
     ids = [event["event_id"] for event in events]
     publisher = Publisher(producer(settings), settings.pseudonym_key())
     stopped = threading.Event()
@@ -247,12 +246,19 @@ def test_worker_restart_mid_stream_leaves_exactly_10000_events(
 
 
 def test_sink_reinsert_of_a_batch_does_not_double_count(clickhouse: Any) -> None:
-    record = {"event_id": "it-sink-replay", "occurred_at_ms": 1_750_895_100_000, "commune_code": 25813}
-    sink = event_sink(clickhouse, "binhyen")
-    for attempt in range(3):
-        sink.add(event_row("feedback", record, "binhyen.feedback.v1", 0, 7, 1_800_000_000 + attempt))
-        assert sink.flush() == 1
-    assert final_count(clickhouse, ["it-sink-replay"]) == 1
+    """Into an events table of its own: a row the log does not hold would differ from any replay."""
+    scratch = f"sink_reinsert_{uuid.uuid4().hex[:8]}"
+    clickhouse.execute(f"CREATE DATABASE {private_database(scratch)}")
+    try:
+        clickhouse.execute(f"CREATE TABLE {events_table(scratch)} AS {EVENTS}")
+        record = {"event_id": "it-sink-replay", "occurred_at_ms": 1_750_895_100_000, "commune_code": 25813}
+        sink = event_sink(clickhouse, scratch)
+        for attempt in range(3):
+            sink.add(event_row("feedback", record, "binhyen.feedback.v1", 0, 7, 1_800_000_000 + attempt))
+            assert sink.flush() == 1
+        assert clickhouse.execute(f"SELECT count() FROM {events_table(scratch)} FINAL")[0][0] == 1
+    finally:
+        clickhouse.execute(f"DROP DATABASE IF EXISTS {private_database(scratch)}")
 
 
 def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:

@@ -10,30 +10,24 @@ from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
+from tests import builders
+from tests.builders import alert_action, at, device_signal
 
 CREDIBILITY = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
 ALERTING = AlertConfig.load(DEFAULT_ALERT_CONFIG)
 COMMUNE = 18352
 
 
-def at(hh: int, mm: int = 0, ss: int = 0, day: int = 3) -> str:
-    return f"2025-09-{day:02d}T{hh:02d}:{mm:02d}:{ss:02d}+07:00"
-
-
 def press(event_id: str, when: str, device: str = "bell-1", signal: str = "panic_pressed", **extra: Any) -> dict:
-    return {"type": "device_signal", "event_id": event_id, "occurred_at": when, "commune_code": COMMUNE,
-            "device_id": device, "device_kind": "alarm_bell", "signal": signal, "site_kind": "bank",
-            "site_name": "Phòng giao dịch ngân hàng", **extra}
+    return device_signal(event_id, when, COMMUNE, device, signal, **{"site_name": "Phòng giao dịch ngân hàng", **extra})
 
 
 def tip(event_id: str, when: str, text: str, commune: int = COMMUNE, **extra: Any) -> dict:
-    return {"type": "tip", "event_id": event_id, "occurred_at": when, "commune_code": commune,
-            "channel": extra.pop("channel", "zalo"), "text": text, **extra}
+    return builders.tip(event_id, when, text, commune, **extra)
 
 
 def action(event_id: str, when: str, alert_id: str, verb: str) -> dict:
-    return {"type": "alert_action", "event_id": event_id, "occurred_at": when, "alert_id": alert_id,
-            "action": verb, "by": "ca-truc-ban"}
+    return alert_action(event_id, when, alert_id, verb)
 
 
 def run(events: list[dict]) -> list[dict[str, Any]]:
@@ -216,8 +210,7 @@ def test_an_action_read_before_the_press_that_raises_its_alert_still_applies() -
 
 
 def verdict(event_id: str, when: str, verdict: str, **about: Any) -> dict:
-    return {"type": "feedback", "event_id": event_id, "occurred_at": when, "commune_code": COMMUNE,
-            "verdict": verdict, **about}
+    return builders.verdict(event_id, when, verdict, commune_code=COMMUNE, **about)
 
 
 def test_a_false_report_or_duplicate_verdict_resolves_the_incidents_alert_with_that_reason() -> None:

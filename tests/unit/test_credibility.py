@@ -12,6 +12,8 @@ from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from processors.alerts import AlertConfig
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
+from tests import builders
+from tests.builders import at, device_signal
 
 CONFIG = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
 ALERTS = AlertConfig.load(DEFAULT_ALERT_CONFIG)
@@ -19,13 +21,12 @@ SPECIFIC = "Tiệm vàng Ngọc Hân ấp Nội Ô có 2 đối tượng đi xe 
 PHOTO = [{"kind": "image", "sha256": "cd" * 32}]
 
 
-def event(event_type: str, event_id: str, minute: int, day: int = 10, **fields: Any) -> dict[str, Any]:
-    return {"type": event_type, "event_id": event_id, "commune_code": 26680,
-            "occurred_at": f"2025-09-{day:02d}T{8 + minute // 60:02d}:{minute % 60:02d}:00+07:00", **fields}
+def when(minute: int, day: int = 10) -> str:
+    return at(8 + minute // 60, minute % 60, day=day)
 
 
 def tip(event_id: str, minute: int, text: str = SPECIFIC, day: int = 10, **fields: Any) -> dict[str, Any]:
-    return event("tip", event_id, minute, day, channel=fields.pop("channel", "zalo"), text=text, **fields)
+    return builders.tip(event_id, when(minute, day), text, **fields)
 
 
 def run(events: list[dict[str, Any]], processor: EventProcessor | None = None) -> dict[str, Any]:
@@ -46,8 +47,8 @@ def history(contact: str, verdict: str, n: int = 4) -> list[dict[str, Any]]:
     for i in range(n):
         out.append(tip(f"old-{contact}-{i}", i, f"Chuyện thứ {i} ở ấp {i}, khu phố {i}", day=1 + i,
                        reporter_contact=contact, channel="sms"))
-        out.append(event("feedback", f"fb-{contact}-{i}", i + 30, day=1 + i, tip_event_id=f"old-{contact}-{i}",
-                         verdict=verdict))
+        out.append(builders.verdict(f"fb-{contact}-{i}", when(i + 30, day=1 + i), verdict,
+                                    tip_event_id=f"old-{contact}-{i}", commune_code=26680))
     return out
 
 
@@ -61,8 +62,7 @@ def test_a_reporter_with_valuable_tips_outscores_one_with_false_reports() -> Non
 def test_device_corroboration_raises_the_score() -> None:
     alone = run([tip("t", 5, "Có cướp tại phòng giao dịch ngân hàng đường Lý Thường Kiệt", category="theft")])
     with_bell = run([
-        event("device_signal", "bell", 4, device_id="bell-1", device_kind="alarm_bell", signal="panic_pressed",
-              site_kind="bank"),
+        device_signal("bell", when(4)),
         tip("t", 5, "Có cướp tại phòng giao dịch ngân hàng đường Lý Thường Kiệt", category="theft"),
     ])
     assert with_bell["event_ids"] == ["bell", "t"]
@@ -122,7 +122,7 @@ def test_reasons_add_up_to_the_score_and_carry_the_version() -> None:
 def test_a_verdict_rescores_the_open_incident() -> None:
     processor = EventProcessor(ProcessorState(), CONFIG, ALERTS)
     before = run([tip("t", 0, reporter_contact="+84911000030")], processor)
-    after = run([event("feedback", "fb", 90, tip_event_id="t", verdict="false_report")], processor)
+    after = run([builders.verdict("fb", when(90), "false_report", tip_event_id="t", commune_code=26680)], processor)
     assert after["incident_id"] == before["incident_id"]
     assert after["version"] == before["version"] + 1
     assert after["credibility"] < before["credibility"]
@@ -151,7 +151,7 @@ def test_officers_verdicts_push_the_score_their_way() -> None:
     for verdict in ("valuable", "not_valuable", "false_report"):
         processor = EventProcessor(ProcessorState(), CONFIG, ALERTS)
         before = run([tip("t", 0, reporter_contact="+84911000050")], processor)
-        after = run([event("feedback", "fb", 90, tip_event_id="t", verdict=verdict)], processor)
+        after = run([builders.verdict("fb", when(90), verdict, tip_event_id="t", commune_code=26680)], processor)
         scores[verdict] = after["credibility"] - before["credibility"]
         signal = {"valuable": "officer_valuable", "not_valuable": "officer_not_valuable",
                   "false_report": "officer_false_report"}[verdict]
@@ -165,8 +165,8 @@ def test_a_source_group_with_valuable_tips_outscores_one_with_false_reports() ->
         for i in range(4):  # different reporters, one Zalo group
             out.append(tip(f"old-{group}-{i}", i, f"Chuyện thứ {i} ở ấp {i}", day=1 + i, source_ref=group,
                            reporter_contact=f"+8491200{i:04d}{len(group)}"))
-            out.append(event("feedback", f"fb-{group}-{i}", i + 30, day=1 + i, tip_event_id=f"old-{group}-{i}",
-                             verdict=verdict))
+            out.append(builders.verdict(f"fb-{group}-{i}", when(i + 30, day=1 + i), verdict,
+                                        tip_event_id=f"old-{group}-{i}", commune_code=26680))
         return out
 
     good = run(group_history("zalo-good", "valuable") + [tip("t", 0, source_ref="zalo-good")])

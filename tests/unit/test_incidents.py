@@ -12,19 +12,18 @@ from processors.incidents import IncidentClusterer
 from processors.pseudonym import Pseudonymiser
 from processors.text import content_tokens, locators, normalise
 from processors.validation import parse_contract
+from tests import builders
+from tests.builders import at, device_signal
 from tests.conftest import offline_run
 
 
 def tip(event_id: str, minute: int, text: str, commune: int = 26680, channel: str = "zalo",
         day: int = 12, **extra: Any) -> dict[str, Any]:
-    return {"type": "tip", "event_id": event_id, "occurred_at": f"2025-09-{day:02d}T18:{minute:02d}:00+07:00",
-            "commune_code": commune, "channel": channel, "text": text, **extra}
+    return builders.tip(event_id, at(18, minute, day=day), text, commune, channel, **extra)
 
 
 def bell(event_id: str, second: int, device: str = "bell-1", site: str = "bank", minute: int = 0) -> dict[str, Any]:
-    return {"type": "device_signal", "event_id": event_id,
-            "occurred_at": f"2025-09-12T18:{minute:02d}:{second:02d}+07:00", "commune_code": 26680,
-            "device_id": device, "device_kind": "alarm_bell", "signal": "panic_pressed", "site_kind": site}
+    return device_signal(event_id, at(18, minute, second, day=12), 26680, device, site_kind=site)
 
 
 def groups(events: list[dict[str, Any]]) -> list[list[str]]:

@@ -14,14 +14,11 @@ from schemas import CODEC
 from streams.runtime.batch import BatchStep, Message
 from streams.topics import COMMUNE_CONTROL, DEAD_LETTER, FEEDBACK, TIPS
 from tests.conftest import offline_run
+from tests.builders import verdict
 from tests.unit.test_alerts import ALERTING, COMMUNE, CREDIBILITY, at, tip
 
 KEY = Pseudonymiser(b"k" * 32)
 TEXT = "Có nhóm thanh niên đánh bạc ở bãi đất trống cạnh chợ, khoảng 10 người"
-
-
-def verdict(event_id: str, when: str, verdict: str = "valuable", **target: Any) -> dict[str, Any]:
-    return {"type": "feedback", "event_id": event_id, "occurred_at": when, "verdict": verdict, **target}
 
 
 def run(processor: EventProcessor, events: list[dict[str, Any]]) -> list[Any]:
