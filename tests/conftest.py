@@ -68,6 +68,28 @@ def contract_lines(name: str) -> list[str]:
     return (CONTRACTS / name).read_text(encoding="utf-8").splitlines()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """BINHYEN_MODULE_ORDER=reverse|shuffle:SEED runs the test modules in another order (each
+    module's tests keep theirs): the check that no module depends on another having run first
+    on the shared stack and worker."""
+    order = os.environ.get("BINHYEN_MODULE_ORDER", "")
+    if not order:
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    names = list(modules)
+    if order == "reverse":
+        names.reverse()
+    elif order.startswith("shuffle:"):
+        import random
+
+        random.Random(order.removeprefix("shuffle:")).shuffle(names)
+    else:
+        raise pytest.UsageError(f"BINHYEN_MODULE_ORDER={order!r}: use reverse or shuffle:SEED")
+    items[:] = [item for name in names for item in modules[name]]
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
     """Poll until `predicate()` is truthy; a liveness bound, not a speed assertion."""
     deadline = time.monotonic() + timeout
