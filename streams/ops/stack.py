@@ -210,14 +210,20 @@ def start(part: Part, timeout: float = 30.0) -> str:
         )
     if not os.path.exists(part.binary):
         raise ConfigError(f"{part.name}: {part.binary} is missing; run `make setup` to install it")
-    part.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    part.prepare()
-    with open(part.log_file, "ab") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            part.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    part.pid_file.write_text(f"{process.pid}\n")
+    # The state folder holds keys, passwords and the servers' data: private whoever calls us
+    # (the CLI sets this umask for itself; a library caller such as a test may not have).
+    previous_umask = os.umask(0o077)
+    try:
+        part.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        part.prepare()
+        with open(part.log_file, "ab") as log:
+            process = subprocess.Popen(  # noqa: S603 - fixed argv
+                part.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, umask=0o077,
+            )
+        part.pid_file.write_text(f"{process.pid}\n")
+    finally:
+        os.umask(previous_umask)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

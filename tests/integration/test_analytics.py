@@ -18,7 +18,7 @@ from streams.ops.stack import WorkerProcess
 from tests.conftest import EVENTS, jsonl, offline_run, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
-# Simulated days no other test uses, so the figures are this test's alone.
+# Simulated days in a province no other test uses, so the figures are this test's alone.
 START, END = "2023-03-01", "2023-03-02"
 
 
@@ -28,7 +28,7 @@ def simulated(worker: WorkerProcess, clickhouse: Any) -> list[dict[str, Any]]:
 
     from streams.sim.simulator import VN
 
-    config = SimConfig(96, days=2, seed=21, scale=0.4, start=datetime(2023, 3, 1, tzinfo=VN))
+    config = SimConfig(46, days=2, seed=21, scale=0.4, start=datetime(2023, 3, 1, tzinfo=VN))  # a province of its own
     events = [e for e in simulate(config).events if e["type"] in ("tip", "feedback", "device_signal")
               and (e["type"] != "device_signal" or e["signal"] in ("panic_pressed", "gate_forced"))]
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0

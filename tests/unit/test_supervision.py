@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +68,28 @@ def test_state_reset_restarts_the_process_but_never_loops(tmp_path: Path, monkey
         restart_with_fresh_state(settings, ran_for_s=5.0, execv=lambda *args: executed.append(args))
     restart_with_fresh_state(settings, ran_for_s=STEADY_AFTER_S, execv=lambda *args: executed.append(args))
     assert len(executed) == MAX_STATE_RESETS + 1  # a worker that ran steadily counts afresh
+
+
+def test_a_part_started_from_a_permissive_process_keeps_the_state_folder_private(tmp_path: Path) -> None:
+    """`binhyen` sets umask 077 for itself; a library caller (a test restarting ClickHouse) may
+    not have: the pid file, the log and what the server writes are private all the same."""
+    from streams.ops import stack
+
+    state = tmp_path / "state"
+    started: list[bool] = []
+    server = f"import time; open({str(state / 'data')!r}, 'w').write('x'); time.sleep(30)"
+    part = stack.Part(name="writer", binary=sys.executable, command=[sys.executable, "-c", server],
+                      pid_file=state / "writer.pid", log_file=state / "writer.log", endpoint="-",
+                      healthy=lambda: bool(started) and (state / "data").exists())
+    previous = os.umask(0o022)
+    try:
+        started.append(True)
+        assert stack.start(part).startswith("started")
+        assert os.umask(0o022) == 0o022  # the caller's umask is given back
+    finally:
+        os.umask(previous)
+    try:
+        modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in state.iterdir()}
+        assert modes == {"writer.pid": 0o600, "writer.log": 0o600, "data": 0o600}
+    finally:
+        assert stack.stop(part).startswith("stopped")
