@@ -220,10 +220,10 @@ def test_pages_carry_action_links_that_ack_once_and_refuse_the_rest(
 
 
 def test_a_gateway_killed_mid_stream_loses_nothing_it_answered_published_for(
-        stack: dict[str, str], worker: Any, clickhouse: Any) -> None:
+        stack: dict[str, str], worker: Any, clickhouse: Any, tmp_path: Path) -> None:
     port = free_port_block(1)
     env = {**os.environ, "BINHYEN_GATEWAY_PORT": str(port)}
-    log = Path(stack["BINHYEN_STATE_DIR"]) / "gateway-kill.log"
+    log = tmp_path / "gateway-kill.log"  # the test's own, not in the (private) state folder
 
     def start() -> subprocess.Popen[bytes]:
         process = subprocess.Popen([BINHYEN, "gateway"], env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
