@@ -123,8 +123,15 @@ def settled(settings: Any, group: str, control_topic: str) -> None:
 
     wait_for(lambda: caught_up(settings, group, INPUT_TOPICS), 300, f"{group} to read the inputs")
     control = GroupProgress(settings, group, (control_topic,))
+    deadline = time.monotonic() + 120
+
+    def in_time() -> None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after 120s waiting for {group}'s timer to settle (ticks keep coming: a "
+                                 "commune whose state says it is due and whose tick changes nothing?)")
+
     try:
-        settle(control)
+        settle(control, check=in_time)
     finally:
         control.close()
     wait_for(lambda: caught_up(settings, group, (ALERTS,)), 120, f"{group} to deliver its alerts")

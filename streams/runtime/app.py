@@ -149,7 +149,8 @@ def make_app(settings: Settings) -> faust.App:
         sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client)}
         if not settings.reprocessing:  # history's events are in the live tables already
             sinks["events"] = event_sink(client, settings.clickhouse_database)
-        step = BatchStep(processor, cursor, clock, settings.time_bounds, record_events="events" in sinks)
+        step = BatchStep(processor, cursor, clock, settings.time_bounds, record_events="events" in sinks,
+                         partitions=settings.commune_partitions)
         run = step.run if aligner is None else AlignedStep(step, aligner, lambda: [
             (aligned[tp.topic], tp.partition) for tp in app.consumer.assignment() if tp.topic in aligned]).run
         try:

@@ -23,19 +23,24 @@ from typing import Any, Literal
 
 from processors.alerts import commune_of_alert
 from processors.pipeline import EventProcessor
-from processors.validation import InvalidEvent, TimeBounds, check_rules
+from kafka.partitioner.default import murmur2
+
+from processors.validation import InvalidEvent, TimeBounds, check_rules, partition_key
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import alert_row, event_row, incident_rows
 from streams.runtime.state import EventCursor
-from streams.topics import ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TOPIC_OF_TYPE
+from streams.topics import (
+    ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, TIPS, TOPIC_OF_TYPE,
+)
 
 log = logging.getLogger("binhyen.worker")
 MAX_DEAD_LETTER_ORIGINAL = 65_536
 SWEEP_EVERY_MS = 60_000
 
-RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "contract", "clock", "verdict", "processing"]
-REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "contract", "clock",
-                                              "verdict", "processing")
+RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "wrong_partition", "contract", "clock",
+                        "verdict", "processing"]
+REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "wrong_partition",
+                                              "contract", "clock", "verdict", "processing")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,22 @@ def triage(value: Any, topic: str, bounds: TimeBounds | None = None, now_ms: int
     return Accepted(event_type, record)
 
 
+def on_its_partition(message: Message, verdict: Verdict, partitions: int) -> Verdict:
+    """An event of a commune-keyed input topic must be on the partition its key hashes to (murmur2,
+    as the Java client and binhyen's publisher and gateway partition): the commune's state lives
+    with that partition, and an event elsewhere would split it (an alert raised on one partition
+    and escalated on another, for ever "due" to the timer). Such an event is dead-lettered."""
+    if not isinstance(verdict, Accepted) or message.topic not in (TIPS, DEVICE_SIGNALS, FEEDBACK):
+        return verdict
+    key = partition_key(verdict.event_type, verdict.record)
+    expected = (murmur2(key) & 0x7FFFFFFF) % partitions
+    if message.partition == expected:
+        return verdict
+    return Rejected("wrong_partition", f"key {key.decode(errors='replace')!r} belongs on partition {expected} of "
+                                       f"{message.topic}, not {message.partition}: the producer must partition keys "
+                                       "with murmur2 as the Java client does (librdkafka: partitioner=murmur2_random)")
+
+
 def dead_letter(rejected: Rejected, message: Message, now_ms: int) -> bytes:
     """The dead-letter event; the original is cut to 64 KiB so a near-limit message still fits."""
     original = bytes(message.value or b"")
@@ -169,8 +190,12 @@ class BatchStep:
     record their events (model changes, alert actions)."""
 
     def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None,
-                 clock: EventClock | None = None, bounds: TimeBounds | None = None, record_events: bool = True) -> None:
+                 clock: EventClock | None = None, bounds: TimeBounds | None = None, record_events: bool = True,
+                 partitions: int | None = None) -> None:
+        """`partitions`: the commune-keyed input topics' partition count, to dead-letter an event on
+        a partition its key does not hash to (None: not checked, as for a step fed by hand)."""
         self.processor = processor
+        self.partitions = partitions
         self.record_events = record_events  # False when reprocessing: the events are recorded already
         self.cursor = cursor
         self.clock = clock or EventClock()
@@ -181,7 +206,10 @@ class BatchStep:
         return self.process(in_event_time_order(self.triage(messages, now_ms)), now_ms)
 
     def triage(self, messages: list[Message], now_ms: int) -> list[Triaged]:
-        return [(m, triage(m.value, m.topic, self.bounds, now_ms)) for m in messages]
+        verdicts = [(m, triage(m.value, m.topic, self.bounds, now_ms)) for m in messages]
+        if self.partitions is None:
+            return verdicts
+        return [(m, on_its_partition(m, verdict, self.partitions)) for m, verdict in verdicts]
 
     def process(self, ordered: list[Triaged], now_ms: int) -> BatchOutput:
         """The triaged messages, in the order given, through the processors."""

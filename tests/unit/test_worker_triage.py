@@ -75,3 +75,33 @@ def test_an_oversize_original_is_cut_but_its_size_kept() -> None:
     assert len(letter) < 70_000
     record = CODEC.decode(letter)[1]
     assert record["original"] == huge[:65_536] and record["original_size"] == 900_000
+
+
+def test_an_event_off_its_keys_partition_is_dead_lettered_and_on_it_accepted() -> None:
+    """Key 25813 hashes (murmur2, as kafka-python and the Java client) to one partition of eight;
+    a producer with another partitioner (librdkafka's default) puts it elsewhere, where the
+    commune's state is not: dead-lettered, with what the producer must change."""
+    from kafka.partitioner.default import DefaultPartitioner
+
+    from streams.runtime.batch import BatchStep
+
+    event_type, record = wire(TIP)
+    value = CODEC.encode(event_type, record)
+    class EightPartitions:  # the cluster metadata kafka-python's partitioner asks
+        def topics(self) -> set[str]:
+            return {TIPS}
+
+        def partitions_for_topic(self, topic: str) -> set[int]:
+            return set(range(8))
+
+        available_partitions_for_topic = partitions_for_topic
+
+    home = DefaultPartitioner().partition(TIPS, "25813", b"25813", None, value, EightPartitions())
+    away = (home + 1) % 8
+    step = BatchStep(None, partitions=8)
+    [(_, at_home), (_, elsewhere)] = step.triage([Message(TIPS, home, 0, value), Message(TIPS, away, 0, value)], 0)
+    assert isinstance(at_home, Accepted)
+    assert elsewhere == Rejected("wrong_partition", f"key '25813' belongs on partition {home} of {TIPS}, not {away}: "
+                                 "the producer must partition keys with murmur2 as the Java client does "
+                                 "(librdkafka: partitioner=murmur2_random)")
+    assert isinstance(BatchStep(None).triage([Message(TIPS, away, 0, value)], 0)[0][1], Accepted)  # unchecked
