@@ -92,4 +92,6 @@ def test_a_part_started_from_a_permissive_process_keeps_the_state_folder_private
         modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in state.iterdir()}
         assert modes == {"writer.pid": 0o600, "writer.log": 0o600, "data": 0o600}
     finally:
+        pid = int(part.pid_file.read_text())
         assert stack.stop(part).startswith("stopped")
+        os.waitpid(pid, 0)  # our child: reap it (a test runner that waits for children would trip on it)
