@@ -61,3 +61,36 @@ class FailingSinkContract(SinkContract):
         sink.add(self.item(3))
         assert sink.flush() == 4
         assert sorted(set(self.written())) == [0, 1, 2, 3] and sink.pending == 0
+
+
+class FlakySink:
+    """A fake that honours the contract and fails its first `failures` flushes (keeping what is
+    pending); what happens goes into `journal` ("NAME failed", "NAME took N"), each failure's
+    error into `errors`, what was taken into `written`."""
+
+    def __init__(self, name: str, journal: list[str] | None = None, failures: int = 0) -> None:
+        self.name = name
+        self.journal = journal if journal is not None else []
+        self.failures = failures
+        self.items: list[Any] = []
+        self.written: list[Any] = []
+        self.errors: list[SinkError] = []
+
+    @property
+    def pending(self) -> int:
+        return len(self.items)
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+
+    def flush(self) -> int:
+        if self.failures:
+            self.failures -= 1
+            self.journal.append(f"{self.name} failed")
+            error = SinkError(f"{self.name} is down ({self.failures} more)")
+            self.errors.append(error)
+            raise error
+        self.written += self.items
+        written, self.items = len(self.items), []
+        self.journal.append(f"{self.name} took {written}")
+        return written

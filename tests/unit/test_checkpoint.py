@@ -17,43 +17,15 @@ from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from schemas import CODEC
-from sinks.base import SinkError
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 from streams.runtime.batch import BatchOutput, BatchStep, Message
 from streams.runtime.checkpoint import Checkpoint
 from streams.runtime.state import BatchedTable, EventCursor, PartitionedCounts
 from streams.topics import ALERT_ACTIONS, DEAD_LETTER, DEVICE_SIGNALS, TIPS
 from tests.conftest import offline_run
+from tests.sink_contract import FlakySink
 
 PSEUDONYMS = Pseudonymiser(b"k" * 32)
-
-
-class FlakySink:
-    """Honours the sink contract; fails its first `failures` flushes, keeping what is pending."""
-
-    def __init__(self, name: str, journal: list[str], failures: int = 0) -> None:
-        self.name = name
-        self.journal = journal
-        self.failures = failures
-        self.items: list[Any] = []
-        self.written: list[Any] = []
-
-    @property
-    def pending(self) -> int:
-        return len(self.items)
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-
-    def flush(self) -> int:
-        if self.failures:
-            self.failures -= 1
-            self.journal.append(f"{self.name} failed")
-            raise SinkError(f"{self.name} is down")
-        self.written += self.items
-        written, self.items = len(self.items), []
-        self.journal.append(f"{self.name} took {written}")
-        return written
 
 
 class JournalTable(BatchedTable):

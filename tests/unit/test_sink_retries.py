@@ -17,32 +17,7 @@ from sinks.base import SinkError, flush_until_done
 from streams.runtime import metrics
 from streams.runtime.batch import BatchOutput
 from streams.runtime.checkpoint import Checkpoint
-
-
-class DownFor:
-    """A sink that fails its first `failures` flushes (keeping its items), then takes them all."""
-
-    def __init__(self, name: str, failures: int) -> None:
-        self.name = name
-        self.failures = failures
-        self.items: list[Any] = []
-        self.errors: list[SinkError] = []
-
-    @property
-    def pending(self) -> int:
-        return len(self.items)
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-
-    def flush(self) -> int:
-        if self.failures:
-            self.failures -= 1
-            error = SinkError(f"{self.name} is down ({self.failures} more)")
-            self.errors.append(error)
-            raise error
-        written, self.items = len(self.items), []
-        return written
+from tests.sink_contract import FlakySink
 
 
 @pytest.fixture
@@ -60,7 +35,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_the_backoff_doubles_from_half_a_second_to_ten_and_stays_there(sleeps: list[Any]) -> None:
-    sink = DownFor("events", failures=7)
+    sink = FlakySink("events", failures=7)
     for n in range(3):
         sink.add(n)
     failures: list[tuple[Any, SinkError, float]] = []
@@ -76,7 +51,7 @@ def test_the_backoff_doubles_from_half_a_second_to_ten_and_stays_there(sleeps: l
 
 
 def test_a_sink_with_nothing_pending_is_not_flushed(sleeps: list[Any]) -> None:
-    sink = DownFor("events", failures=1)
+    sink = FlakySink("events", failures=1)
     asyncio.run(flush_until_done(sink, lambda *args: pytest.fail("flushed"), lambda *args: pytest.fail("flushed")))
     assert sink.errors == [] and sleeps == []
 
@@ -91,7 +66,7 @@ def test_the_checkpoint_produces_each_record_with_its_key_and_counts_each_sink(
     before = {sample: _sample(sample, name) for sample in (
         "binhyen_sink_failures_total", "binhyen_sink_rows_total", "binhyen_sink_batch_rows_count",
         "binhyen_sink_batch_rows_sum", "binhyen_sink_insert_seconds_count")}
-    sink = DownFor(name, failures=2)
+    sink = FlakySink(name, failures=2)
     sent: list[tuple[str, bytes | None, bytes]] = []
     acked: list[Any] = []
 
