@@ -21,10 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from processors.alerts import commune_of_alert
-from processors.pipeline import EventProcessor
 from kafka.partitioner.default import murmur2
 
+from processors.alerts import commune_of_alert
+from processors.pipeline import EventProcessor
 from processors.validation import InvalidEvent, TimeBounds, check_rules, partition_key
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import alert_row, event_row, incident_rows
