@@ -1,6 +1,6 @@
 """Alert rules and the alert lifecycle, as a pure engine with explicit state.
 
-Rules (weights in the versioned `infra/config/alerts.v1.json`):
+Rules (weights in the versioned `infra/config/alerts.v2.json`):
 - P1 at once: a panic bell pressed, a smart gate forced — no waiting for corroboration;
 - P1/P2: a credible incident (credibility above a threshold) of an urgent kind;
 - P2: a spike of tips in a commune against its own baseline (event-time windows);
@@ -9,12 +9,16 @@ A forwarded chain message with nothing to back it never pages.
 
 One alert per incident: new evidence that raises the severity escalates the alert instead of
 paging again, repeated triggers change nothing, and a P1 raised in a commune within the spike
-window inhibits its tip spike alert. A P1 not acknowledged within N minutes escalates to the
-province duty desk. Staff act with `alert_action` events (ack, resolve, escalate). Non-urgent
-alerts outside office hours are routed to the morning digest; P1 always goes out now.
+window inhibits its tip spike alert. An alert goes to its commune's route (the commune post),
+then up the escalation chain (commune post → province duty desk → command), each step waiting
+its own minutes for an ack. Staff act with `alert_action` events (ack, resolve, escalate); only
+a member of the staff registry whose jurisdiction covers the alert's commune may (`refusal`).
+P1s and the urgent kinds (`page_any_hour`: a knife fight, a fire, a camera tampered with) page
+at any hour; the rest outside office hours is held and sent as one digest per commune at the
+start of office hours. An alert with no activity for `auto_resolve_minutes` resolves itself.
 
-Time-driven changes (an overdue P1 escalates, a silent device is reported, old alerts are
-forgotten) happen in `tick`, and otherwise only where the event's own stream is ordered with
+Time-driven changes (an overdue P1 escalates, a silent device is reported, the digest is sent,
+a quiet alert resolves, old alerts are forgotten) happen in `tick`, and otherwise only where the event's own stream is ordered with
 what it judges: an action advances its own alert's deadline (actions on one alert arrive in
 order), a device signal advances the commune's device silences (a commune's device signals
 share one partition). A tip never moves them: in the worker, tips can be read ahead of the
@@ -33,13 +37,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from processors.credibility import SIGNAL_LABELS
 from processors.geography import commune as commune_of
+from processors.staff import StaffRegistry
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -55,7 +60,6 @@ class AlertConfig:
     credible_p1: float
     credible_p2: float
     urgent_categories: list[str]
-    p1_ack_minutes: float
     spike_window_minutes: float
     spike_min_tips: int
     spike_factor: float
@@ -63,8 +67,15 @@ class AlertConfig:
     heartbeat_missing_minutes: float
     office_hours: list[int]
     utc_offset_minutes: int
-    routes: dict[str, str]
-    commune_routes: dict[str, str]
+    # [{"route": …, "ack_minutes": {"P1": 5}}, …, {"route": "command"}]: where an alert goes, and how
+    # long each step waits for an ack before the next (a severity without a wait stays at its step)
+    escalation: list[dict[str, Any]]
+    commune_routes: dict[str, str]  # commune code -> its own first route (its post's channel)
+    page_any_hour: dict[str, list[str]] = field(default_factory=dict)  # {"categories": […], "rules": […]}
+    repeat_press_gap_minutes: float = 2.0  # presses of one device this close extend one trigger
+    # {"default": 180, "missing_person": 1440}: an open alert with no activity this long (by its
+    # incident's category: as long as the incident's own window) resolves itself; {} never
+    auto_resolve_minutes: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "AlertConfig":
@@ -74,7 +85,20 @@ class AlertConfig:
     def parse(cls, text: str) -> "AlertConfig":
         raw = json.loads(text)
         raw.pop("doc", None)
+        if "p1_ack_minutes" in raw:  # alerts-1 (kept by processor versions registered before alerts-2)
+            routes = raw.pop("routes")
+            raw["escalation"] = [{"route": routes["default"], "ack_minutes": {"P1": raw.pop("p1_ack_minutes")}},
+                                 {"route": routes["escalated"]}]
+        if not raw.get("escalation"):
+            raise ValueError("the alert config's escalation needs at least one step")
         return cls(**raw)
+
+    def wait_ms(self, step: int, severity: str) -> int | None:
+        """How long an alert of `severity` at `step` waits for an ack before the next step (None: it stays)."""
+        if step + 1 >= len(self.escalation):
+            return None
+        minutes = (self.escalation[step].get("ack_minutes") or {}).get(severity)
+        return None if minutes is None else int(minutes * MINUTE_MS)
 
 
 def alert_id_for(commune_code: int, incident_id: str) -> str:
@@ -94,9 +118,12 @@ def commune_of_alert(alert_id: str) -> int | None:
 
 
 class AlertEngine:
-    def __init__(self, communes: MutableMapping[str, Any], config: AlertConfig) -> None:
+    def __init__(self, communes: MutableMapping[str, Any], config: AlertConfig,
+                 staff: StaffRegistry | None = None) -> None:
+        """`staff`: the registry `by` is checked against (None: actions are not checked)."""
         self.communes = communes
         self.config = config
+        self.staff = staff
 
     # -- rules ------------------------------------------------------------------------------
     def on_incident(self, incident: dict[str, Any], snapshot: dict[str, Any]) -> list[dict[str, Any]]:
@@ -110,7 +137,8 @@ class AlertEngine:
         state = self._state(commune)
         at = snapshot["updated_at_ms"]
         alert_id = alert_id_for(commune, snapshot["incident_id"])
-        out = self._raise_or_escalate(state, commune, alert_id, severity, name, summary, at, snapshot["incident_id"])
+        out = self._raise_or_escalate(state, commune, alert_id, severity, name, summary, at, snapshot["incident_id"],
+                                      snapshot["category"])
         self._save(commune, state)
         return out
 
@@ -187,8 +215,17 @@ class AlertEngine:
         self._save(commune, state)
         return out
 
+    def refusal(self, record: dict[str, Any]) -> str | None:
+        """Why an action may not be applied: its `by` is not in the staff registry, or not someone
+        whose jurisdiction covers the alert's commune. None when it may (or nothing is checked)."""
+        commune = commune_of_alert(record["alert_id"])
+        if self.staff is None or commune is None:
+            return None
+        why = self.staff.refusal(record.get("by"), commune)
+        return None if why is None else f"{record['action']} on {record['alert_id']} refused: {why}"
+
     def on_action(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """ack / resolve / escalate from on-call staff."""
+        """ack / resolve / escalate from on-call staff (checked with `refusal` first)."""
         commune = commune_of_alert(record["alert_id"])
         if commune is None:
             return []
@@ -223,17 +260,21 @@ class AlertEngine:
         if alert["state"] == "resolved":
             return []
         at, action = record["occurred_at_ms"], record["action"]
-        out = self._escalate_if_overdue(alert, commune, at)  # an ack after the deadline comes too late
+        out = self._escalate_if_overdue(state, alert, commune, at)  # an ack after the deadline comes too late
+        out += self._resolve_if_quiet(state, alert, commune, at)  # and one after it went quiet, too late to act
+        if alert["state"] == "resolved":
+            self._recompute_due(state)
+            return out
         new_state = {"ack": "acked", "resolve": "resolved", "escalate": "escalated"}[action]
         if action == "ack" and alert["state"] == "acked":
             self._recompute_due(state)
             return out
-        alert["state"] = new_state
-        alert["deadline"] = None
-        alert["updated"] = at
-        if action == "escalate":
-            alert["route"] = self.config.routes["escalated"]
-        out.append(self._event(alert, commune, new_state, at, by=record.get("by")))
+        alert.update(state=new_state, deadline=None, updated=at, active=at)
+        if action == "escalate":  # one step up the chain, where the next desk has its own wait
+            alert["step"] = min(alert.get("step", 0) + 1, len(self.config.escalation) - 1)
+            alert["route"] = self._route_at(commune, alert["step"])
+            alert["deadline"] = self._deadline(alert, at)
+        out.append(self._event(state, alert, commune, new_state, at, by=record.get("by")))
         self._recompute_due(state)
         return out
 
@@ -243,9 +284,9 @@ class AlertEngine:
         alert = state["alerts"].get(alert_id_for(commune, incident_id))
         if alert is None or alert["state"] not in OPEN_STATES:
             return []
-        out = self._escalate_if_overdue(alert, commune, at)  # a deadline before the verdict came first
+        out = self._escalate_if_overdue(state, alert, commune, at)  # a deadline before the verdict came first
         alert.update(state="resolved", deadline=None, updated=at, summary=_append(alert["summary"], reason))
-        out.append(self._event(alert, commune, "resolved", at))
+        out.append(self._event(state, alert, commune, "resolved", at))
         self._recompute_due(state)
         self._save(commune, state)
         return out
@@ -259,9 +300,11 @@ class AlertEngine:
         if state["due"] is None or now_ms < state["due"]:
             return []
         out = []
-        for alert in state["alerts"].values():
-            out += self._escalate_if_overdue(alert, commune, now_ms)
+        for alert in list(state["alerts"].values()):
+            out += self._escalate_if_overdue(state, alert, commune, now_ms)
+            out += self._resolve_if_quiet(state, alert, commune, now_ms)
         out += self._report_silent(state, commune, now_ms)
+        out += self._send_digest(state, commune, now_ms)
         state["alerts"] = {i: a for i, a in state["alerts"].items()
                            if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
         self._forget_parked(state, now_ms)
@@ -282,41 +325,89 @@ class AlertEngine:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _raise_or_escalate(self, state: dict[str, Any], commune: int, alert_id: str, severity: str, rule: str,
-                           summary: str, at: int, incident_id: str | None) -> list[dict[str, Any]]:
+                           summary: str, at: int, incident_id: str | None,
+                           category: str | None = None) -> list[dict[str, Any]]:
         alert = state["alerts"].get(alert_id)
         if alert is None:
             alert = {"id": alert_id, "incident": incident_id, "severity": severity, "rule": rule,
-                     "state": "raised", "raised": at, "updated": at, "summary": summary,
-                     "route": self.config.commune_routes.get(str(commune), self.config.routes["default"]),
-                     "deadline": self._deadline(severity, at)}
+                     "category": category, "state": "raised", "raised": at, "updated": at, "active": at,
+                     "summary": summary, "step": 0, "route": self._route_at(commune, 0)}
+            alert["deadline"] = self._deadline(alert, at)
             state["alerts"][alert_id] = alert
             self._due_by(state, alert["deadline"])
-            out = [self._event(alert, commune, "raised", at)]
+            self._due_by(state, self._quiet_until(alert))
+            out = [self._event(state, alert, commune, "raised", at)]
             # actions read before the raise, in time order; one dated before it would not have found it
             for action_at, action, by in sorted(state.get("parked_actions", {}).pop(alert_id, []), key=lambda a: a[0]):
                 if action_at >= at:
                     out += self._act(state, commune, alert, {"occurred_at_ms": action_at, "action": action, "by": by})
             return out
-        if alert["state"] == "resolved" or SEVERITY_RANK[severity] >= SEVERITY_RANK[alert["severity"]]:
-            return []  # the same or weaker evidence again: no second page
-        alert.update(severity=severity, rule=rule, summary=summary, updated=at, state="escalated",
-                     deadline=None if alert["state"] == "acked" else self._deadline(severity, at))
+        out = self._resolve_if_quiet(state, alert, commune, at)  # event time passed its quiet moment first
+        if alert["state"] == "resolved":
+            return out
+        alert["active"] = max(alert.get("active", at), at)  # still going on: not quiet yet
+        if SEVERITY_RANK[severity] >= SEVERITY_RANK[alert["severity"]]:
+            return out  # the same or weaker evidence again: no second page
+        acked = alert["state"] == "acked"
+        alert.update(severity=severity, rule=rule, summary=summary, updated=at, state="escalated")
+        alert["deadline"] = None if acked else self._deadline(alert, at)
         self._due_by(state, alert["deadline"])
-        return [self._event(alert, commune, "escalated", at)]
+        return [self._event(state, alert, commune, "escalated", at)]
 
     @staticmethod
     def _due_by(state: dict[str, Any], moment: int | None) -> None:
         if moment is not None and (state["due"] is None or moment < state["due"]):
             state["due"] = moment
 
-    def _escalate_if_overdue(self, alert: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
-        """A P1 nobody acknowledged by its deadline escalates, at the deadline."""
-        deadline = alert.get("deadline")
-        if not deadline or deadline > now or alert["state"] not in ("raised", "escalated"):
+    def _escalate_if_overdue(self, state: dict[str, Any], alert: dict[str, Any], commune: int,
+                             now: int) -> list[dict[str, Any]]:
+        """An alert nobody acknowledged by its step's deadline goes up the chain, at the deadline —
+        step after step, each with its own wait, until one is acked or the chain ends."""
+        out = []
+        while (deadline := alert.get("deadline")) and deadline <= now and alert["state"] in ("raised", "escalated"):
+            waited = (self.config.wait_ms(alert.get("step", 0), alert["severity"]) or 0) / MINUTE_MS
+            alert["step"] = alert.get("step", 0) + 1
+            alert.update(state="escalated", updated=deadline, active=deadline,
+                         route=self._route_at(commune, alert["step"]),
+                         summary=alert["summary"] + f" — chưa xác nhận sau {waited:g} phút")
+            alert["deadline"] = self._deadline(alert, deadline)
+            out.append(self._event(state, alert, commune, "escalated", deadline))
+        return out
+
+    def _resolve_if_quiet(self, state: dict[str, Any], alert: dict[str, Any], commune: int,
+                          now: int) -> list[dict[str, Any]]:
+        """An open alert with nothing new (evidence, step, action) for `auto_resolve_minutes` resolves
+        itself, at that moment — once its escalation chain has run out."""
+        quiet = self._quiet_until(alert)
+        if quiet is None or quiet > now:
             return []
-        alert.update(state="escalated", deadline=None, updated=deadline, route=self.config.routes["escalated"],
-                     summary=alert["summary"] + f" — chưa xác nhận sau {self.config.p1_ack_minutes:g} phút")
-        return [self._event(alert, commune, "escalated", deadline)]
+        minutes = (quiet - alert.get("active", alert["updated"])) / MINUTE_MS
+        unacked = "" if alert["state"] == "acked" else ", chưa ai xác nhận"
+        alert.update(state="resolved", updated=quiet, summary=_append(
+            alert["summary"], f"tự đóng: không có hoạt động trong {minutes:g} phút{unacked}"))
+        return [self._event(state, alert, commune, "resolved", quiet)]
+
+    def _quiet_until(self, alert: dict[str, Any]) -> int | None:
+        quiet = self.config.auto_resolve_minutes
+        minutes = quiet.get(alert.get("category") or "default", quiet.get("default"))
+        if minutes is None or alert["state"] not in OPEN_STATES or alert.get("deadline"):
+            return None
+        return int(alert.get("active", alert["updated"]) + minutes * MINUTE_MS)
+
+    def _send_digest(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
+        """At the start of office hours, one page listing what was held overnight and is still open."""
+        at = state.get("digest_at")
+        if at is None or at > now:
+            return []
+        held = [a for i in state.pop("held", []) if (a := state["alerts"].get(i)) and a["state"] in OPEN_STATES]
+        state["digest_at"] = None
+        if not held:
+            return []
+        local = datetime.fromtimestamp(at / 1000, timezone(timedelta(minutes=self.config.utc_offset_minutes)))
+        lines = "; ".join(f"[{a['severity']}] {a['summary'][:160]} ({a['id']})" for a in held)
+        summary = f"Tổng hợp đầu giờ {local:%H:%M %d/%m}: {len(held)} cảnh báo ngoài giờ chưa xử lý — {lines}"
+        return self._raise_or_escalate(state, commune, f"al-{commune}-digest-{at // HOUR_MS}", "P3",
+                                       "morning_digest", summary, at, None)
 
     def _report_silent(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
         """Devices with no heartbeat for too long by `now`, in the order they fell silent."""
@@ -331,18 +422,28 @@ class AlertEngine:
     def _recompute_due(self, state: dict[str, Any]) -> None:
         silent_after = self.config.heartbeat_missing_minutes * MINUTE_MS
         moments = [a["deadline"] for a in state["alerts"].values() if a.get("deadline")]
+        moments += [quiet for a in state["alerts"].values() if (quiet := self._quiet_until(a)) is not None]
+        moments += [state["digest_at"]] if state.get("digest_at") else []
         moments += [a["updated"] + FORGET_AFTER_MS for a in state["alerts"].values() if a["state"] not in OPEN_STATES]
         moments += [int(t + silent_after) for t in state["devices"].values()]
         state["due"] = min(moments) if moments else None
 
     def _device_health(self, state: dict[str, Any], commune: int, at: int, what: str) -> list[dict[str, Any]]:
+        """One open device-health alert per commune and day; later devices join it, and one after
+        it was closed (by staff, or quiet) opens another."""
         day = (at + self.config.utc_offset_minutes * MINUTE_MS) // DAY_MS
-        alert_id = f"al-{commune}-devices-{day}"
-        alert = state["alerts"].get(alert_id)
+        base = f"al-{commune}-devices-{day}"
+        out: list[dict[str, Any]] = []
+        todays = [a for i, a in state["alerts"].items() if i == base or i.startswith(base + "-")]
+        for alert in todays:
+            out += self._resolve_if_quiet(state, alert, commune, at)
+        alert = next((a for a in todays if a["state"] in OPEN_STATES), None)
         if alert is not None:
             alert["summary"] = _append(alert["summary"], what)
-            return []  # one device-health alert per commune and day; later devices join it
-        return self._raise_or_escalate(state, commune, alert_id, "P3", "device_health", what, at, None)
+            alert["active"] = max(alert.get("active", at), at)
+            return out
+        alert_id = f"{base}-{at // MINUTE_MS}" if todays else base
+        return out + self._raise_or_escalate(state, commune, alert_id, "P3", "device_health", what, at, None)
 
     def _p1_raised_since(self, state: dict[str, Any], since: int) -> bool:
         """A P1 raised within the spike window explains the burst of tips, even if already
@@ -364,26 +465,54 @@ class AlertEngine:
                 state["hour"] = hour  # nothing left to decay: jump ahead
                 state["baseline"] = 0.0
 
-    def _deadline(self, severity: str, at: int) -> int | None:
-        return int(at + self.config.p1_ack_minutes * MINUTE_MS) if severity == "P1" else None
+    def _deadline(self, alert: dict[str, Any], at: int) -> int | None:
+        """When the alert's current step stops waiting for an ack (held alerts wait for no one)."""
+        if self._delivery(alert, at) != "now":
+            return None
+        wait = self.config.wait_ms(alert.get("step", 0), alert["severity"])
+        return None if wait is None else at + wait
 
-    def _event(self, alert: dict[str, Any], commune: int, state: str, at: int, by: str | None = None) -> dict[str, Any]:
+    def _route_at(self, commune: int, step: int) -> str:
+        """The route of a step of the chain; the first is the commune's own where it has one."""
+        first = self.config.escalation[0]["route"]
+        return self.config.commune_routes.get(str(commune), first) if step == 0 else self.config.escalation[step]["route"]
+
+    def _event(self, state: dict[str, Any], alert: dict[str, Any], commune: int, step: str, at: int,
+               by: str | None = None) -> dict[str, Any]:
+        """The lifecycle event; one held for the digest is noted in the commune's `state`."""
+        delivery = self._delivery(alert, at)
         event = {
-            "alert_id": alert["id"], "state": state, "severity": alert["severity"], "rule": alert["rule"],
+            "alert_id": alert["id"], "state": step, "severity": alert["severity"], "rule": alert["rule"],
             "incident_id": alert["incident"], "commune_code": commune, "at_ms": at, "by": by,
-            "summary": alert["summary"], "route": alert["route"], "delivery": self._delivery(alert["severity"], at),
+            "summary": alert["summary"], "route": alert["route"], "delivery": delivery,
             "config_version": self.config.version,  # which rules decided this step
         }
         alert.setdefault("history", []).append(event)  # a handful per alert; kept for re-emission
+        if delivery == "digest" and step != "resolved":
+            if alert["id"] not in state.setdefault("held", []):
+                state["held"].append(alert["id"])
+            if not state.get("digest_at"):
+                state["digest_at"] = self._office_start_after(at)
+            self._due_by(state, state["digest_at"])
         return event
 
-    def _delivery(self, severity: str, at: int) -> str:
-        """P1 always goes out now; the rest waits for office hours (the Zalo groups' own rule)."""
-        if severity == "P1":
+    def _delivery(self, alert: dict[str, Any], at: int) -> str:
+        """P1s and the urgent kinds page now at any hour; the rest waits for office hours (the Zalo
+        groups' own rule) and goes out in the digest."""
+        urgent = self.config.page_any_hour
+        if alert["severity"] == "P1" or alert["rule"] in urgent.get("rules", ()) \
+                or alert.get("category") in urgent.get("categories", ()):
             return "now"
         local_hour = (at + self.config.utc_offset_minutes * MINUTE_MS) // HOUR_MS % 24
         start, end = self.config.office_hours
         return "now" if start <= local_hour < end else "digest"
+
+    def _office_start_after(self, at: int) -> int:
+        """The next start of office hours (local time) after `at`."""
+        offset = self.config.utc_offset_minutes * MINUTE_MS
+        local = at + offset
+        start = local - local % DAY_MS + self.config.office_hours[0] * HOUR_MS
+        return (start if start > local else start + DAY_MS) - offset
 
     def _state(self, commune: int) -> dict[str, Any]:
         return self.communes.get(str(commune)) or {

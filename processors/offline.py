@@ -20,6 +20,7 @@ from processors.credibility import CredibilityConfig
 from processors.dedup import ExactDedup
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
+from processors.staff import StaffRegistry
 from processors.validation import InvalidEvent, claimed, parse_contract, parse_json_line
 
 SWEEP_EVERY = 10_000
@@ -37,10 +38,12 @@ class OfflineRun:
     alert_events: int = 0
 
     @classmethod
-    def create(cls, pseudonyms: Pseudonymiser, credibility: CredibilityConfig,
-               alerting: AlertConfig) -> "OfflineRun":
-        """A run with fresh state; repeats of any event id are reported as duplicates."""
-        return cls(pseudonyms, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup()))
+    def create(cls, pseudonyms: Pseudonymiser, credibility: CredibilityConfig, alerting: AlertConfig,
+               staff: StaffRegistry | None = None) -> "OfflineRun":
+        """A run with fresh state; repeats of any event id are reported as duplicates; an action by
+        someone `staff` does not allow is rejected, as the worker dead-letters it."""
+        return cls(pseudonyms, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup(),
+                                              staff=staff))
 
     def process(self, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
         for number, line in enumerate(lines, start=1):
@@ -97,7 +100,7 @@ def alert_line(alert: dict[str, Any]) -> dict[str, Any]:
     """An alert lifecycle event as an output line; times in Vietnam time, as staff read them."""
     line = {"kind": "alert", "alert_id": alert["alert_id"], "state": alert["state"], "severity": alert["severity"],
             "rule": alert["rule"], "commune_code": alert["commune_code"], "at": _vietnam_time(alert["at_ms"]),
-            "delivery": alert["delivery"], "summary": alert["summary"]}
+            "route": alert["route"], "delivery": alert["delivery"], "summary": alert["summary"]}
     if alert["incident_id"]:
         line["incident_id"] = alert["incident_id"]
     if alert.get("by"):

@@ -21,7 +21,8 @@ from typing import Any
 from processors.alerts import AlertConfig, AlertEngine
 from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, score
 from processors.dedup import ExactDedup
-from processors.incidents import DedupConfig, IncidentClusterer, majority_category
+from processors.incidents import MINUTE_MS, DedupConfig, IncidentClusterer, majority_category
+from processors.staff import StaffRegistry
 
 HOUR_MS = 3_600_000
 FALSE_VERDICTS = frozenset({"false_report", "duplicate"})
@@ -54,8 +55,11 @@ class Result:
 
 class EventProcessor:
     def __init__(self, state: ProcessorState, credibility: CredibilityConfig, alerting: AlertConfig,
-                 dedup: DedupConfig | None = None, exact: ExactDedup | None = None, global_ticks: bool = True) -> None:
-        """`exact` also catches repeats of events that change no state (heartbeats): offline it
+                 dedup: DedupConfig | None = None, exact: ExactDedup | None = None, global_ticks: bool = True,
+                 staff: StaffRegistry | None = None) -> None:
+        """`dedup` defaults to the alert config's gap between repeated presses of one device.
+        `staff`: the registry an action's `by` is checked against (None: not checked).
+        `exact` also catches repeats of events that change no state (heartbeats): offline it
         reports them; the worker leaves them to ClickHouse, whose tables are idempotent.
 
         `global_ticks`: event time anywhere fires what is due in every commune (offline). The
@@ -65,9 +69,10 @@ class EventProcessor:
         self.state = state
         self.credibility = credibility
         self.exact = exact
+        dedup = dedup or DedupConfig(debounce_ms=int(alerting.repeat_press_gap_minutes * MINUTE_MS))
         self.clusterer = IncidentClusterer(state.communes, dedup)
         self.reputation = ReputationBook(state.reputation, credibility)
-        self.alerting = AlertEngine(state.alerts, alerting)
+        self.alerting = AlertEngine(state.alerts, alerting, staff)
         self.chain_window_ms = int(credibility.chain_window_hours * HOUR_MS)
         self._due: list[tuple[int, int]] = []  # (deadline, commune) heap; derived, not state
         self._scheduled: dict[int, int | None] = {}
@@ -115,7 +120,9 @@ class EventProcessor:
             incident_id = changed[0]["id"] if changed else None  # the incident the verdict judged
             alerts += self._close_if_judged_false(record, changed)
         elif event_type == "alert_action":
-            alerts += self.alerting.on_action(record)
+            unapplied = self.alerting.refusal(record)
+            if unapplied is None:
+                alerts += self.alerting.on_action(record)
         snapshots = []
         for incident in changed:
             snapshot = self._snapshot(incident)

@@ -1,4 +1,4 @@
-"""Signed, expiring action links for on-call staff, and the staff registry they are bound to.
+"""Signed, expiring action links for on-call staff, bound to the staff registry (processors.staff).
 
 A page carries, for each staff member on the alert's route whose jurisdiction covers the
 alert's commune, an ack and a resolve link. A link names the alert, the action, the staff
@@ -17,51 +17,12 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from processors.alerts import commune_of_alert
-from processors.geography import commune as commune_of
+from processors.staff import StaffMember, StaffRegistry
 
 ACTIONS = ("ack", "resolve")
-
-
-@dataclass(frozen=True)
-class StaffMember:
-    id: str
-    name: str
-    route: str  # the alert route whose pages this member receives
-    province: int | None = None  # jurisdiction: a province, a commune, or neither (the whole country)
-    commune: int | None = None
-
-    def covers(self, commune: int) -> bool:
-        if self.commune is not None:
-            return self.commune == commune
-        if self.province is not None:
-            place = commune_of(commune)
-            return place is not None and place.province_code == self.province
-        return True
-
-
-@dataclass(frozen=True)
-class StaffRegistry:
-    version: str
-    members: dict[str, StaffMember]
-
-    @classmethod
-    def load(cls, path: Path) -> "StaffRegistry":
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        members = {}
-        for entry in raw["staff"]:
-            where = entry.get("jurisdiction") or {}
-            members[entry["id"]] = StaffMember(entry["id"], entry["name"], entry["route"], where.get("province"),
-                                               where.get("commune"))
-        return cls(raw["version"], members)
-
-    def on_call_for(self, alert: dict[str, Any]) -> list[StaffMember]:
-        """Who the alert's page goes to: its route's members whose jurisdiction covers its commune."""
-        return [m for m in self.members.values()
-                if m.route == alert["route"] and m.covers(int(alert["commune_code"]))]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""Alert delivery: a log sink and a webhook sink, both honouring the sink contract (sinks.base).
+"""Alert delivery: a log sink and a webhook sink per route, honouring the sink contract (sinks.base).
 
-The webhook posts each alert event as JSON, signed with HMAC-SHA256 over the send time and
-the body (`X-Binhyen-Timestamp`, `X-Binhyen-Signature`), with an idempotency key (alert id,
-state, time): a receiver rejects forged and old pages and drops the repeats that
+A webhook sink serves one route (one endpoint), so a dead endpoint holds back only its own
+route's pages (streams.runtime.delivery runs each route on its own). It posts each alert event
+as JSON, signed with HMAC-SHA256 over the send time and the body (`X-Binhyen-Timestamp`,
+`X-Binhyen-Signature`), with an idempotency key (alert id, state, time): a receiver rejects forged and old pages and drops the repeats that
 at-least-once delivery brings (README, "Receiving pages"). Redirects are never followed: a
 3xx is a failed delivery. `flush()` sends in order and stops at the first failure, keeping
 the rest; the caller retries with backoff, so a failing endpoint delays alerts but never
-loses one. Errors and logs name the route, never its URL (which may carry a token).
+loses one — until the delivery runner gives the page up as undeliverable (`give_up`). Errors
+and logs name the route, never its URL (which may carry a token).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def idempotency_key(alert: dict[str, Any]) -> str:
     return f"{alert['alert_id']}:{alert['state']}:{alert['at_ms']}"
 
 
-class _AlertQueue:
+class AlertQueue:
     """The queue half of the sink contract, shared by the notifiers."""
 
     name = "alerts"
@@ -66,8 +68,13 @@ class _AlertQueue:
     def add(self, alert: dict[str, Any]) -> None:
         self.alerts.append(alert)
 
+    def give_up(self) -> list[dict[str, Any]]:
+        """Drop what is pending (it stayed undeliverable too long) and return it, to be reported."""
+        dropped, self.alerts = self.alerts, []
+        return dropped
 
-class LogNotifier(_AlertQueue):
+
+class LogNotifier(AlertQueue):
     """One structured log line per alert event (no reporter data is ever in an alert)."""
 
     name = "log"
@@ -81,22 +88,20 @@ class LogNotifier(_AlertQueue):
         return sent
 
 
-class WebhookNotifier(_AlertQueue):
-    """POST each alert to the URL of its route (digest deliveries go to the digest route)."""
+class WebhookNotifier(AlertQueue):
+    """POST each alert of one route to that route's URL."""
 
-    name = "webhook"
-
-    def __init__(self, urls: dict[str, str], secret: bytes, digest_route: str,
-                 clock: Callable[[], float] = time.time,
+    def __init__(self, route: str, url: str, secret: bytes, clock: Callable[[], float] = time.time,
                  actions: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None) -> None:
         """`actions(alert)`: the signed ack/resolve links per staff member on call (sinks.action_links)."""
         if len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the webhook secret must be at least {MIN_SECRET_BYTES} bytes (an empty or short "
                              "one lets anybody forge pages)")
         super().__init__()
-        self.urls = urls
+        self.name = f"webhook:{route}"
+        self.route = route
+        self.url = url
         self.secret = secret
-        self.digest_route = digest_route
         self.clock = clock
         self.actions = actions
 
@@ -110,14 +115,10 @@ class WebhookNotifier(_AlertQueue):
         return sent
 
     def _post(self, alert: dict[str, Any]) -> None:
-        route = self.digest_route if alert["delivery"] == "digest" else alert["route"]
-        url = self.urls.get(route)
-        if url is None:
-            return  # no endpoint for this route: the log sink has it
         page = {**alert, "actions": self.actions(alert)} if self.actions and alert["state"] != "resolved" else alert
         body = json.dumps(page, ensure_ascii=False, sort_keys=True).encode("utf-8")
         timestamp = str(int(self.clock()))
-        request = urllib.request.Request(url, data=body, method="POST", headers={
+        request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json; charset=utf-8",
             "X-Binhyen-Timestamp": timestamp,
             "X-Binhyen-Signature": signature(self.secret, timestamp, body),
@@ -127,12 +128,12 @@ class WebhookNotifier(_AlertQueue):
             with _OPENER.open(request, timeout=TIMEOUT_S):
                 pass  # urllib raises HTTPError for any answer outside 2xx
         except urllib.error.HTTPError as exc:
-            raise DeliveryError(f"webhook route {route} answered {exc.code}"
+            raise DeliveryError(f"{self.name} answered {exc.code}"
                                 + (" (a redirect; binhyen does not follow them)" if 300 <= exc.code < 400 else "")
                                 ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise DeliveryError(f"webhook route {route} unreachable: {type(reason).__name__}") from None
+            raise DeliveryError(f"{self.name} unreachable: {type(reason).__name__}") from None
 
 
 def parse_routes(spec: str) -> dict[str, str]:

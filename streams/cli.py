@@ -223,8 +223,8 @@ def process(
     except ConfigError:
         # Offline output carries no pseudonyms; a per-run key keeps reporters apart within the run.
         key = secrets.token_bytes(32)
-    run = OfflineRun.create(Pseudonymiser(key), settings.credibility_config(),
-                            settings.alert_config())
+    run = OfflineRun.create(Pseudonymiser(key), settings.credibility_config(), settings.alert_config(),
+                            settings.staff_registry())
     lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(_input_lines(input)))
     if output == "-":
         sys.stdout.writelines(lines)
@@ -437,7 +437,7 @@ class AlertAction(str, Enum):
 def alert(
     action: Annotated[AlertAction, typer.Argument(help="ack, resolve or escalate.")],
     alert_id: Annotated[str, typer.Argument(help="The alert id from the page, e.g. al-18352-98fd6459b56cfba6.")],
-    by: Annotated[str, typer.Option(help="Your staff id.")],
+    by: Annotated[str, typer.Option(help="Your staff id (infra/config/staff.v2.json).")],
 ) -> None:
     """Act on an alert as on-call staff (publishes an alert_action event)."""
     from datetime import datetime, timedelta, timezone
@@ -445,7 +445,13 @@ def alert(
     from streams.edge.kafka import producer
     from streams.edge.publisher import Publisher
 
+    from processors.alerts import commune_of_alert
+
     settings = _settings()
+    commune = commune_of_alert(alert_id)
+    refused = settings.staff_registry().refusal(by, commune) if commune is not None else None
+    if refused:  # the worker would refuse it too (dead-lettered): say so now
+        raise ConfigError(f"{action.value} {alert_id} refused: {refused}")
     publisher = Publisher(producer(settings, max_block_ms=15_000), settings.pseudonym_key(), settings.time_bounds)
     now = datetime.now(timezone(timedelta(hours=7))).isoformat(timespec="seconds")
     _, event_id = publisher.publish({"type": "alert_action", "occurred_at": now, "alert_id": alert_id,

@@ -13,13 +13,13 @@ if TYPE_CHECKING:
     from processors.alerts import AlertConfig
     from processors.credibility import CredibilityConfig
     from processors.validation import TimeBounds
-    from sinks.action_links import StaffRegistry
+    from processors.staff import StaffRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v1.json"
-DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v1.json"
-DEFAULT_STAFF_CONFIG = INFRA_DIR / "config" / "staff.v1.json"
+DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v2.json"
+DEFAULT_STAFF_CONFIG = INFRA_DIR / "config" / "staff.v2.json"
 WRITER_PASSWORD_FILE = "clickhouse-writer.password"
 
 
@@ -222,6 +222,7 @@ class Settings:
     gateway_rate: float = 50.0  # requests per second per key, on average …
     gateway_burst: int = 100  # … and at most this many at once
     link_ttl_s: int = 24 * 3600
+    undeliverable_after_s: float = 300.0  # a page its route has not taken by then is raised on the fallback
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -270,6 +271,7 @@ class Settings:
             gateway_rate=float(os.environ.get("BINHYEN_GATEWAY_RATE") or 50.0),
             gateway_burst=_int("BINHYEN_GATEWAY_BURST", 100),
             link_ttl_s=_int("BINHYEN_LINK_TTL_S", 24 * 3600),
+            undeliverable_after_s=_int("BINHYEN_UNDELIVERABLE_AFTER_S", 300),
         )
 
     def for_version(self, name: str, config_texts: dict[str, str], reprocessing: bool,
@@ -296,7 +298,7 @@ class Settings:
         return _load_config(CredibilityConfig, "BINHYEN_CREDIBILITY_CONFIG", DEFAULT_CREDIBILITY_CONFIG, "credibility")
 
     def alert_config(self) -> "AlertConfig":
-        """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped v1)."""
+        """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped alerts.v2.json)."""
         from processors.alerts import AlertConfig
 
         if "alerts" in self.config_texts:
@@ -328,8 +330,8 @@ class Settings:
         return not os.environ.get("BINHYEN_LINK_SECRET") and _create_secret(self.link_secret_file)
 
     def staff_registry(self) -> "StaffRegistry":
-        """Who is on call for which route and jurisdiction (BINHYEN_STAFF_CONFIG or the shipped v1)."""
-        from sinks.action_links import StaffRegistry
+        """Who is on call for which route and jurisdiction (BINHYEN_STAFF_CONFIG or the shipped staff.v2.json)."""
+        from processors.staff import StaffRegistry
 
         return _load_config(StaffRegistry, "BINHYEN_STAFF_CONFIG", DEFAULT_STAFF_CONFIG, "staff")
 

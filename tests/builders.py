@@ -43,6 +43,9 @@ def verdict(event_id: str, occurred_at: str, verdict: str = "valuable", **about:
     return {"type": "feedback", "event_id": event_id, "occurred_at": occurred_at, "verdict": verdict, **about}
 
 
-def alert_action(event_id: str, occurred_at: str, alert_id: str, action: str, by: str = "ca-truc-ban") -> dict[str, Any]:
+def alert_action(event_id: str, occurred_at: str, alert_id: str, action: str,
+                 by: str = "bo-chi-huy-truc") -> dict[str, Any]:
+    """An action by on-call staff; `by` defaults to the shipped registry's command desk, which covers
+    every commune (the worker refuses a `by` that is not in the registry)."""
     return {"type": "alert_action", "event_id": event_id, "occurred_at": occurred_at, "alert_id": alert_id,
             "action": action, "by": by}

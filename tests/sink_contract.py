@@ -83,6 +83,12 @@ class FlakySink:
     def add(self, item: Any) -> None:
         self.items.append(item)
 
+    def give_up(self) -> list[Any]:
+        """What a notifier does with a page it gave up on (streams.runtime.delivery)."""
+        dropped, self.items = self.items, []
+        self.journal.append(f"{self.name} gave up {len(dropped)}")
+        return dropped
+
     def flush(self) -> int:
         if self.failures:
             self.failures -= 1

@@ -35,8 +35,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from processors.alerts import commune_of_alert
 from processors.geography import commune as commune_of
+from processors.staff import StaffRegistry
 from processors.validation import InvalidEvent, parse_json_line
-from sinks.action_links import LinkRefused, StaffRegistry, verify
+from sinks.action_links import LinkRefused, verify
 from streams.config import ConfigError, Settings
 from streams.edge.api_keys import ApiKey, KeyStore
 from streams.edge.publisher import Outcome, Publisher

@@ -13,7 +13,8 @@ Agents:
   alert lifecycle events;
 - `registry_events`: model changes and alert actions (recorded; actions forwarded to the
   control topic under their commune, where the commune's alert state lives);
-- `deliver_alerts`: the alerts topic to the notifier sinks (log, webhook).
+- `deliver_alerts`: the alerts topic to the notifier sinks (the log, a webhook per route), each
+  route on its own (streams.runtime.delivery).
 A timer sends a tick for every commune whose alert state has something due (an unacked P1,
 a silent device), so escalation happens even when the commune is quiet — in event time, and
 only once every ack given before the tick's time has reached the commune
@@ -41,13 +42,15 @@ from processors.pipeline import EventProcessor, ProcessorState
 from sinks.action_links import links_for
 from sinks.base import Sink
 from sinks.clickhouse import alert_sink, connect, event_sink, incident_sinks
-from sinks.notifiers import LogNotifier, WebhookNotifier
+from schemas import CODEC
+from sinks.notifiers import AlertQueue, LogNotifier, WebhookNotifier
 from streams.config import ConfigError, Settings
 from streams.edge.kafka import GroupProgress, ensure_topics
 from streams.runtime import faust_compat, metrics
 from streams.runtime.align import AlignedStep, EventTimeAligner
-from streams.runtime.batch import BatchOutput, BatchStep, EventClock, Message, alerts_to_deliver
+from streams.runtime.batch import BatchOutput, BatchStep, EventClock, Message
 from streams.runtime.checkpoint import Checkpoint
+from streams.runtime.delivery import RouteDelivery
 from streams.runtime.state import BatchedTable, EventCursor, PartitionedCounts
 from streams.runtime.timer import TICK_EVERY_S, TickTimer, tick_message
 from streams.runtime.versions import VersionRegistry
@@ -78,12 +81,14 @@ async def consume(stream: faust.StreamT, step: Callable[[list[Message], int], Ba
     design's topic names (`design_topic` maps a processor version's own topics back)."""
     async for events in stream.noack_take(batch_size, within=batch_seconds):
         started = time.time()
-        messages = [Message(design_topic.get(e.message.topic, e.message.topic), e.message.partition,
-                            e.message.offset, e.message.value, e, int((e.message.timestamp or 0) * 1000))
-                    for e in events]
-        out = step(messages, int(started * 1000))
+        out = step(as_messages(events, design_topic), int(started * 1000))
         await checkpoint.commit(out, [message.token for message in out.done])
         metrics.observe_batch(out, started)
+
+
+def as_messages(events: list[Any], design_topic: dict[str, str]) -> list[Message]:
+    return [Message(design_topic.get(e.message.topic, e.message.topic), e.message.partition, e.message.offset,
+                    e.message.value, e, int((e.message.timestamp or 0) * 1000)) for e in events]
 
 
 def make_app(settings: Settings) -> faust.App:
@@ -121,7 +126,7 @@ def make_app(settings: Settings) -> faust.App:
         "origins": app.GlobalTable("origins", help="who was behind each tip, which tips made each incident (a year)",
                                    **json_table),
     }
-    credibility, alerting = settings.credibility_config(), settings.alert_config()
+    credibility, alerting, staff = settings.credibility_config(), settings.alert_config(), settings.staff_registry()
     clock = EventClock()
     started = time.monotonic()
     batch = (settings.worker_batch_size, settings.worker_batch_seconds)
@@ -142,7 +147,7 @@ def make_app(settings: Settings) -> faust.App:
         reputation = PartitionedCounts(state["reputation"], settings.commune_partitions,
                                        lambda: cursor.current.message.partition)
         processor = EventProcessor(ProcessorState(**{**state, "reputation": reputation}), credibility, alerting,
-                                   global_ticks=False)
+                                   global_ticks=False, staff=staff)
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
         # `events` last: once an event is there, so is everything it caused (what verifiers wait on).
@@ -167,20 +172,26 @@ def make_app(settings: Settings) -> faust.App:
         await consume(stream, step.run, Checkpoint((), send, sinks, stream.ack), *batch, design_topic)
 
     if not settings.reprocessing:  # reprocessing history never pages anyone
-        notifiers: dict[str, Sink] = {"log": LogNotifier()}
+        notifiers: dict[str, AlertQueue] = {"log": LogNotifier()}
         if settings.webhook_urls:
             assert settings.webhook_secret is not None  # Settings refuses webhook routes without one
-            link_secret, staff = settings.link_secret(), settings.staff_registry()
+            link_secret = settings.link_secret()
             actions = None if link_secret is None else lambda alert: links_for(  # signed ack/resolve links
                 alert, staff, link_secret, settings.gateway_url, int(time.time()) + settings.link_ttl_s)
-            notifiers["webhook"] = WebhookNotifier(settings.webhook_urls, settings.webhook_secret,
-                                                   alerting.routes["digest"], actions=actions)
+            for route, url in settings.webhook_urls.items():
+                notifiers[f"webhook:{route}"] = WebhookNotifier(route, url, settings.webhook_secret, actions=actions)
+
+        async def raise_notice(alert: dict[str, Any]) -> None:
+            await (await send(ALERTS, alert["alert_id"].encode(), CODEC.encode("alert", alert)))
 
         @app.agent(app.topic(ALERTS, **RAW), concurrency=1)
         async def deliver_alerts(stream: faust.StreamT) -> None:
-            await consume(stream, lambda messages, _: alerts_to_deliver(messages, list(notifiers),
-                                                                        settings.live_since_ms),
-                          Checkpoint((), send, notifiers, stream.ack), 100, 0.05, design_topic)
+            """Each route on its own (streams.runtime.delivery): a dead endpoint delays no other."""
+            delivery = RouteDelivery(notifiers, stream.ack, raise_notice, alerting.escalation[-1]["route"],
+                                     settings.undeliverable_after_s)
+            delivery.start()
+            async for events in stream.noack_take(100, within=0.05):
+                await delivery.dispatch(as_messages(events, design_topic), settings.live_since_ms)
 
     progress = GroupProgress(settings, settings.worker_group, (TIPS, DEVICE_SIGNALS, FEEDBACK, ALERT_ACTIONS))
     timer = TickTimer(progress.highwaters, progress.committed)

@@ -38,9 +38,9 @@ MAX_DEAD_LETTER_ORIGINAL = 65_536
 SWEEP_EVERY_MS = 60_000
 
 RejectionKind = Literal["tombstone", "tick", "decode", "wrong_topic", "wrong_partition", "contract", "clock",
-                        "verdict", "processing"]
+                        "verdict", "action", "processing"]
 REJECTION_KINDS: tuple[RejectionKind, ...] = ("tombstone", "tick", "decode", "wrong_topic", "wrong_partition",
-                                              "contract", "clock", "verdict", "processing")
+                                              "contract", "clock", "verdict", "action", "processing")
 
 
 @dataclass(frozen=True)
@@ -287,8 +287,9 @@ class BatchStep:
         for snapshot in result.incidents:
             incidents[snapshot["incident_id"]] = snapshot
         out.alerts += result.alerts
-        if result.unapplied:
-            self._reject(out, message, Rejected("verdict", result.unapplied), now_ms)
+        if result.unapplied:  # a verdict that cannot be placed, an action its `by` may not take
+            kind: RejectionKind = "action" if accepted.event_type == "alert_action" else "verdict"
+            self._reject(out, message, Rejected(kind, result.unapplied), now_ms)
 
     def _route_state_to(self, message: Message) -> None:
         """State written from here on belongs to this message's partition (its changelog)."""
@@ -308,21 +309,3 @@ class BatchStep:
         except Exception:  # bounding state can wait for the next sweep; the stream cannot
             log.exception("state sweep failed")
         self.last_sweep_ms = now_ms
-
-
-def alerts_to_deliver(messages: list[Message], notifiers: list[str], since_ms: int = 0) -> BatchOutput:
-    """The delivery agent's step: every alert event of the batch written from `since_ms` on (a
-    promoted processor version starts reading the alerts its predecessor wrote and delivered),
-    for each notifier sink."""
-    out = BatchOutput(done=messages)
-    for message in messages:
-        if message.timestamp_ms < since_ms:
-            continue
-        try:
-            alert = CODEC.decode(message.value or b"")[1]
-        except DecodeError as exc:  # the worker wrote it: a bug, not input to dead-letter
-            log.error("undeliverable alert at %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
-            continue
-        for notifier in notifiers:
-            out.row(notifier, alert)
-    return out

@@ -42,7 +42,7 @@ COMMITTED = Gauge("binhyen_consumer_position", "Next offset to process per parti
                   ["topic", "partition"], registry=REGISTRY)
 LAG = Gauge("binhyen_consumer_lag", "Messages behind the partition's high watermark (from fetch responses, "
             "not ListOffsets, which the local broker answers wrongly).", ["topic", "partition"], registry=REGISTRY)
-# Sinks (sinks.base): the ClickHouse tables by table name, the alert notifiers as `log` and `webhook`.
+# Sinks (sinks.base): the ClickHouse tables by table name, the alert notifiers as `log` and `webhook:<route>`.
 SINK_ROWS = Counter("binhyen_sink_rows", "Items a sink took: rows inserted into a ClickHouse table, alert "
                     "notifications delivered.", ["table"], registry=REGISTRY)
 SINK_BATCH = Histogram("binhyen_sink_batch_rows", "Items per successful sink flush.", ["table"],
@@ -51,6 +51,9 @@ SINK_SECONDS = Histogram("binhyen_sink_insert_seconds", "Duration of a successfu
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
 SINK_FAILURES = Counter("binhyen_sink_failures", "Failed sink flushes (each is retried; nothing is dropped).",
                         ["table"], registry=REGISTRY)
+PAGES_UNDELIVERABLE = Counter("binhyen_pages_undeliverable", "Pages given up after the route did not take "
+                              "them for BINHYEN_UNDELIVERABLE_AFTER_S (each raised as an alert on the fallback route).",
+                              ["route"], registry=REGISTRY)
 ALERTS = Counter("binhyen_alerts", "Alert lifecycle steps emitted.", ["severity", "rule", "state"],
                  registry=REGISTRY)
 EXPIRED_VERDICTS = Gauge("binhyen_expired_verdicts", "Verdicts on tips this worker's communes never saw, "

@@ -26,7 +26,9 @@ from typing import Any
 from processors.alerts import alert_id_for
 from processors.geography import Commune, communes_of_province
 from processors.incidents import incident_id_for
+from processors.staff import StaffRegistry
 from processors.validation import TimeBounds
+from streams.config import DEFAULT_STAFF_CONFIG
 from streams.sim import texts as T
 
 VN = timezone(timedelta(hours=7))
@@ -108,8 +110,10 @@ def _slug(commune: Commune) -> str:
 
 
 class ProvinceSimulator:
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, staff: StaffRegistry | None = None) -> None:
+        """`staff`: who acks the commune posts' alerts (default: the shipped registry)."""
         self.config = config
+        self.staff = staff or StaffRegistry.load(DEFAULT_STAFF_CONFIG)
         self.communes = communes_of_province(config.province_code)
         if not self.communes:
             raise ValueError(f"province {config.province_code} has no communes in the 2025 list")
@@ -255,7 +259,8 @@ class ProvinceSimulator:
         derives from the event that opened it — the first press.
         """
         alert_id = alert_id_for(commune.code, incident_id_for(first_press_id))
-        by = f"ca-{_slug(commune)}-truc-ban"
+        on_call = self.staff.first_covering("commune-post", commune.code)
+        by = on_call.id if on_call else f"ca-{_slug(commune)}-truc-ban"  # not in the registry: refused, visibly
         acked = at_s + rng.randint(40, 6 * 60)
         self._emit({"type": "alert_action", "commune_code": commune.code, "alert_id": alert_id,
                     "action": "ack", "by": by}, acked)
@@ -429,5 +434,6 @@ def id_prefix(config: SimConfig) -> str:
     return f"sim{config.seed}-p{config.province_code}-x{config.scale:g}-{config.start:%Y%m%d}-"
 
 
-def simulate(config: SimConfig, progress: Callable[[int], None] | None = None) -> Simulation:
-    return ProvinceSimulator(config).run(progress)
+def simulate(config: SimConfig, progress: Callable[[int], None] | None = None,
+             staff: StaffRegistry | None = None) -> Simulation:
+    return ProvinceSimulator(config, staff).run(progress)

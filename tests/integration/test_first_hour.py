@@ -72,5 +72,5 @@ def test_an_analysts_first_hour(after_demo: dict[str, str]) -> None:
 def test_an_on_call_officers_first_hour(after_demo: dict[str, str]) -> None:
     out = walk("on-call", after_demo).stdout
     assert re.search(r"^worker\s+up pid \d+, group binhyen-worker", out, re.M), out
-    assert "ack al-" in out and "acked\tca-truc-ban-01" in out
+    assert "ack al-" in out and "acked\tbo-chi-huy-truc" in out
     assert '"status":"success"' in out  # Prometheus answered with its alerts

@@ -20,7 +20,7 @@ from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from schemas import CODEC, DecodeError
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
-from streams.runtime.batch import BatchStep, Message, Rejected, alerts_to_deliver, dead_letter, triage
+from streams.runtime.batch import BatchStep, Message, Rejected, dead_letter, triage
 from streams.runtime.state import EventCursor
 from streams.topics import ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TIPS
 
@@ -107,23 +107,7 @@ def test_a_tombstone_is_dead_lettered_with_an_empty_original() -> None:
 def alert(n: int) -> dict[str, Any]:
     return {"alert_id": f"al-{COMMUNE}-{n}", "state": "raised", "severity": "P1", "rule": "panic_bell",
             "incident_id": f"inc-{n}", "commune_code": COMMUNE, "at_ms": T0 + n, "by": None, "summary": "s",
-            "route": "commune-post", "delivery": "now", "config_version": "alerts-1"}
-
-
-def test_the_delivery_step_hands_every_alert_to_every_notifier_past_an_undeliverable_one(
-        caplog: pytest.LogCaptureFixture) -> None:
-    messages = [Message(ALERTS, 0, 0, CODEC.encode("alert", alert(1))),  # timestamp unknown: 0
-                Message(ALERTS, 0, 1, b"not an alert", timestamp_ms=T0),
-                Message(ALERTS, 0, 2, CODEC.encode("alert", alert(2)), timestamp_ms=T0)]
-    with caplog.at_level(logging.ERROR, logger="binhyen.worker"):
-        out = alerts_to_deliver(messages, ["log", "webhook"])
-    assert out.rows == {"log": [alert(1), alert(2)], "webhook": [alert(1), alert(2)]}
-    assert out.done == messages
-    with pytest.raises(DecodeError) as why:
-        CODEC.decode(b"not an alert")
-    assert [r.getMessage() for r in caplog.records] == [f"undeliverable alert at {ALERTS}[0]@1: {why.value}"]
-    later = alerts_to_deliver(messages, ["log"], since_ms=T0)
-    assert later.rows == {"log": [alert(2)]} and later.done == messages
+            "route": "commune-post", "delivery": "now", "config_version": "alerts-2"}
 
 
 def device_message(event_id: str, minute: int, offset: int, signal: str = "heartbeat") -> Message:

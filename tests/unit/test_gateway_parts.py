@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi import HTTPException
 
-from sinks.action_links import ActionLink, LinkRefused, StaffRegistry, links_for, new_link, sign, verify
+from processors.staff import StaffRegistry
+from sinks.action_links import ActionLink, LinkRefused, links_for, new_link, sign, verify
 from streams.config import DEFAULT_STAFF_CONFIG, INFRA_DIR, ConfigError, Settings
 from streams.edge.api_keys import KeyStore
 from streams.edge.gateway import RateLimiter, create_app, parse_body, province_of
@@ -99,7 +100,9 @@ def test_action_links_verify_and_refuse_tampering_expiry_strangers() -> None:
             verify(SECRET, bad, STAFF, now_s=now)
     escalated = {**alert, "route": "province-duty"}
     assert {m["staff"] for m in links_for(escalated, STAFF, SECRET, "https://gw", 2_000)} == {
-        "ca-tinh-ha-tinh-truc-ban", "bo-chi-huy-truc"}
+        "ca-tinh-ha-tinh-truc-ban"}
+    at_the_top = {**alert, "route": "command"}  # the chain's last step: the command desk covers the country
+    assert {m["staff"] for m in links_for(at_the_top, STAFF, SECRET, "https://gw", 2_000)} == {"bo-chi-huy-truc"}
 
 
 def test_the_committed_openapi_document_is_the_gateways() -> None:

@@ -57,7 +57,7 @@ def endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
 
 
 def notifier(url: str) -> WebhookNotifier:
-    return WebhookNotifier({"commune-post": url}, SECRET, "morning-digest", clock=lambda: 1_750_895_160.7)
+    return WebhookNotifier("commune-post", url, SECRET, clock=lambda: 1_750_895_160.7)
 
 
 def test_a_page_is_signed_over_its_time_and_body(endpoint: Endpoint) -> None:
@@ -79,7 +79,7 @@ def test_a_redirect_is_a_failed_delivery_and_the_alert_stays_queued(endpoint: En
     sink.add(ALERT)
     with pytest.raises(DeliveryError) as caught:
         sink.flush()
-    assert str(caught.value) == (f"webhook route commune-post answered {endpoint.status} "
+    assert str(caught.value) == (f"webhook:commune-post answered {endpoint.status} "
                                  "(a redirect; binhyen does not follow them)")
     assert sink.alerts == [ALERT] and sink.pending == 1
     assert [(method, path.split("?")[0]) for method, path, _, _ in endpoint.requests] == [("POST", "/hook")]
@@ -97,8 +97,8 @@ def test_errors_name_the_route_never_the_url(endpoint: Endpoint) -> None:
     gone.add(ALERT)
     with pytest.raises(DeliveryError) as unreachable:
         gone.flush()
-    assert str(answered.value) == "webhook route commune-post answered 503"
-    assert str(unreachable.value) == "webhook route commune-post unreachable: ConnectionRefusedError"
+    assert str(answered.value) == "webhook:commune-post answered 503"
+    assert str(unreachable.value) == "webhook:commune-post unreachable: ConnectionRefusedError"
     for message in (str(answered.value), str(unreachable.value)):
         assert "token" not in message and "127.0.0.1" not in message
 
@@ -106,7 +106,7 @@ def test_errors_name_the_route_never_the_url(endpoint: Endpoint) -> None:
 @pytest.mark.parametrize("secret", [b"", b"short", b"x" * 31])
 def test_a_weak_secret_is_refused(secret: bytes) -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
-        WebhookNotifier({"commune-post": "http://127.0.0.1:9/hook"}, secret, "morning-digest")
+        WebhookNotifier("commune-post", "http://127.0.0.1:9/hook", secret)
 
 
 @pytest.mark.parametrize(("secret", "says"), [("", "is empty"), ("short", "is shorter than 32 bytes")])

@@ -78,13 +78,21 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
     assert sorted(r["event_ids"] for r in records if r["kind"] == "incident") == [
         ["dev-0001", "dev-0002"], ["dev-0003"], ["tip-0001", "tip-0002"], ["tip-0003"], ["tip-0004"]]
     # The second reporter makes the boarding-house report P1; nobody acks any P1 (aa-0001 names an
-    # alert that does not exist), so each escalates after the 5-minute window.
+    # alert that does not exist), so each goes up the chain — the province desk after the commune
+    # post's 5 minutes, the command after the desk's 10 — and resolves itself after 180 quiet minutes.
     assert [(r["state"], r["severity"], r["rule"], r["at"][11:16]) for r in records if r["kind"] == "alert"] == [
         ("raised", "P2", "credible_incident", "06:35"), ("escalated", "P1", "credible_incident", "06:38"),
-        ("escalated", "P1", "credible_incident", "06:43"), ("raised", "P1", "panic_bell", "21:02"),
-        ("raised", "P1", "gate_forced", "22:10"), ("escalated", "P1", "panic_bell", "21:07"),
-        ("escalated", "P1", "gate_forced", "22:15")]
-    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents, 7 alert events" in result.output
+        ("escalated", "P1", "credible_incident", "06:43"), ("escalated", "P1", "credible_incident", "06:53"),
+        ("resolved", "P1", "credible_incident", "09:53"),
+        ("raised", "P1", "panic_bell", "21:02"), ("raised", "P1", "gate_forced", "22:10"),
+        ("escalated", "P1", "panic_bell", "21:07"), ("escalated", "P1", "panic_bell", "21:17"),
+        ("escalated", "P1", "gate_forced", "22:15"), ("escalated", "P1", "gate_forced", "22:25"),
+        ("resolved", "P1", "gate_forced", "01:25"), ("resolved", "P1", "panic_bell", "00:17"),
+        ("raised", "P1", "credible_incident", "06:38"), ("escalated", "P1", "credible_incident", "06:43"),
+        ("escalated", "P1", "credible_incident", "06:53"), ("resolved", "P1", "credible_incident", "09:53")]
+    assert [r["route"] for r in records if r["kind"] == "alert"][:5] == [
+        "commune-post", "commune-post", "province-duty", "command", "command"]
+    assert "13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents, 17 alert events" in result.output
     again = tmp_path / "again.jsonl"
     real_time = time.time
     with pytest.MonkeyPatch.context() as later:  # run again as if 400 days later: no wall clock in the output
@@ -94,7 +102,7 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
     assert rerun.exit_code == 0, rerun.output
     assert again.read_text(encoding="utf-8") == first  # same input, same output
     kinds = [json.loads(line)["kind"] for line in first.splitlines()]
-    assert kinds.count("event") == 13 and kinds.count("alert") == 7
+    assert kinds.count("event") == 13 and kinds.count("alert") == 17
     assert kinds[-5:] == ["incident"] * 5 and "incident" not in kinds[:-5]
 
 

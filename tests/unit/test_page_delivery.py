@@ -64,17 +64,24 @@ def endpoint() -> Iterator[Endpoint]:
     running.server.server_close()
 
 
-def notifier(endpoint: Endpoint, **kwargs: Any) -> WebhookNotifier:
-    urls = {route: endpoint.url(route) for route in ("commune-post", "province-duty", "morning-digest")}
-    return WebhookNotifier(urls, SECRET, "morning-digest", clock=lambda: NOW_S, **kwargs)
+def notifier(endpoint: Endpoint, route: str = "commune-post", **kwargs: Any) -> WebhookNotifier:
+    return WebhookNotifier(route, endpoint.url(route), SECRET, clock=lambda: NOW_S, **kwargs)
 
 
-def test_a_digest_delivery_goes_to_the_digest_route_and_the_rest_to_their_own(endpoint: Endpoint) -> None:
+def test_a_route_posts_to_its_own_endpoint_and_names_itself(endpoint: Endpoint) -> None:
+    sink = notifier(endpoint, "province-duty")
+    sink.add({**ALERT, "severity": "P2", "route": "province-duty"})
+    assert (sink.name, sink.flush()) == ("webhook:province-duty", 1)
+    assert [path for path, _, _ in endpoint.requests] == ["/province-duty"]
+
+
+def test_giving_up_empties_the_queue_and_returns_what_was_pending(endpoint: Endpoint) -> None:
+    endpoint.status["commune-post"] = 503
     sink = notifier(endpoint)
-    sink.add({**ALERT, "severity": "P3", "delivery": "digest"})
-    sink.add({**ALERT, "severity": "P2", "delivery": "now", "route": "province-duty"})
-    assert sink.flush() == 2
-    assert [path for path, _, _ in endpoint.requests] == ["/morning-digest", "/province-duty"]
+    sink.add(ALERT)
+    with pytest.raises(DeliveryError):
+        sink.flush()
+    assert sink.give_up() == [ALERT] and sink.pending == 0 and sink.flush() == 0
 
 
 def test_flush_reports_how_many_pages_went_out(endpoint: Endpoint) -> None:
@@ -118,9 +125,9 @@ def test_action_links_go_on_open_pages_only(endpoint: Endpoint) -> None:
 
 
 @pytest.mark.parametrize(("status", "says"), [
-    (300, "webhook route commune-post answered 300 (a redirect; binhyen does not follow them)"),
-    (399, "webhook route commune-post answered 399 (a redirect; binhyen does not follow them)"),
-    (400, "webhook route commune-post answered 400"),
+    (300, "webhook:commune-post answered 300 (a redirect; binhyen does not follow them)"),
+    (399, "webhook:commune-post answered 399 (a redirect; binhyen does not follow them)"),
+    (400, "webhook:commune-post answered 400"),
     (299, None),  # a 2xx, however odd, is a delivery
 ])
 def test_which_answers_are_called_redirects(endpoint: Endpoint, status: int, says: str | None) -> None:
@@ -141,8 +148,8 @@ def test_an_endpoint_that_never_answers_fails_the_flush_within_the_timeout(monke
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)  # the connection is taken by the kernel and never answered
-    sink = WebhookNotifier({"commune-post": f"http://127.0.0.1:{silent.getsockname()[1]}/hook"}, SECRET,
-                           "morning-digest", clock=lambda: NOW_S)
+    sink = WebhookNotifier("commune-post", f"http://127.0.0.1:{silent.getsockname()[1]}/hook", SECRET,
+                           clock=lambda: NOW_S)
     sink.add(ALERT)
     outcome: list[BaseException | int] = []
 
@@ -159,13 +166,13 @@ def test_an_endpoint_that_never_answers_fails_the_flush_within_the_timeout(monke
     silent.close()  # lets a flush stuck without a timeout end
     assert not hung, "the flush waited on a silent endpoint without a timeout"
     assert len(outcome) == 1 and isinstance(outcome[0], DeliveryError)
-    assert str(outcome[0]) == "webhook route commune-post unreachable: TimeoutError"
+    assert str(outcome[0]) == "webhook:commune-post unreachable: TimeoutError"
     assert sink.pending == 1
 
 
 def test_a_short_secret_is_refused_saying_why() -> None:
     with pytest.raises(ValueError) as caught:
-        WebhookNotifier({}, b"x" * 31, "morning-digest")
+        WebhookNotifier("commune-post", "http://127.0.0.1:9/", b"x" * 31)
     assert str(caught.value) == ("the webhook secret must be at least 32 bytes (an empty or short one lets "
                                  "anybody forge pages)")
 

@@ -9,7 +9,7 @@ import pytest
 
 from streams.config import ConfigError, Settings
 from streams.runtime.align import IDLE_S, AlignedStep, EventTimeAligner
-from streams.runtime.batch import Accepted, BatchOutput, Message, Rejected, Triaged, alerts_to_deliver
+from streams.runtime.batch import Accepted, BatchOutput, Message, Rejected, Triaged
 from streams.runtime.versions import ProcessorVersion, VersionRegistry
 from streams.topics import ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TIPS, partition_counts, physical
 from schemas import CODEC
@@ -126,16 +126,6 @@ def test_a_processor_version_has_its_own_group_state_topics_and_when_reprocessin
 def test_a_version_name_that_cannot_name_a_group_topic_and_database_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="is not a valid name; use up to 40 lowercase letters"):
         settings().for_version(name, {}, reprocessing=True)
-
-
-def test_a_promoted_version_delivers_only_alerts_written_after_it_went_live() -> None:
-    alert = CODEC.encode("alert", {
-        "alert_id": "al-1-x", "state": "raised", "severity": "P1", "rule": "panic_bell", "incident_id": "inc-x",
-        "commune_code": 1, "province_code": 1, "at_ms": 0, "by": None, "route": "commune-post", "delivery": "now",
-        "summary": "s"})
-    old, new = Message(ALERTS, 0, 0, alert, timestamp_ms=999), Message(ALERTS, 0, 1, alert, timestamp_ms=1_000)
-    out = alerts_to_deliver([old, new], ["log"], since_ms=1_000)
-    assert len(out.rows["log"]) == 1 and out.done == [old, new]  # the old one is acknowledged, not paged
 
 
 class Answers:

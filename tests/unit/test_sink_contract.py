@@ -105,7 +105,7 @@ class TestWebhookNotifier(FailingSinkContract):
         self.receiver.server.shutdown()
 
     def create_sink(self) -> Sink:
-        return WebhookNotifier({"commune-post": self.receiver.url}, b"s" * 32, "morning-digest")
+        return WebhookNotifier("commune-post", self.receiver.url, b"s" * 32)
 
     def item(self, n: int) -> Any:
         return {"alert_id": f"a-{n}", "n": n, "state": "raised", "at_ms": n, "route": "commune-post",
