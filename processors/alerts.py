@@ -390,8 +390,8 @@ class AlertEngine:
     def _quiet_until(self, alert: dict[str, Any]) -> int | None:
         quiet = self.config.auto_resolve_minutes
         minutes = quiet.get(alert.get("category") or "default", quiet.get("default"))
-        if minutes is None or alert["state"] not in OPEN_STATES or alert.get("deadline"):
-            return None
+        if minutes is None or alert["state"] not in OPEN_STATES or alert.get("deadline") or alert.get("held"):
+            return None  # off, closed, still climbing the chain, or held for a digest nobody has read yet
         return int(alert.get("active", alert["updated"]) + minutes * MINUTE_MS)
 
     def _send_digest(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
@@ -399,8 +399,11 @@ class AlertEngine:
         at = state.get("digest_at")
         if at is None or at > now:
             return []
-        held = [a for i in state.pop("held", []) if (a := state["alerts"].get(i)) and a["state"] in OPEN_STATES]
+        held = [a for i in state.pop("held", []) if (a := state["alerts"].get(i)) and a["state"] in OPEN_STATES
+                and a.get("held")]  # not paged since (a P1 now) nor closed
         state["digest_at"] = None
+        for alert in held:
+            alert.update(held=False, active=at)  # seen from now on: its quiet time starts here
         if not held:
             return []
         local = datetime.fromtimestamp(at / 1000, timezone(timedelta(minutes=self.config.utc_offset_minutes)))
@@ -488,7 +491,8 @@ class AlertEngine:
             "config_version": self.config.version,  # which rules decided this step
         }
         alert.setdefault("history", []).append(event)  # a handful per alert; kept for re-emission
-        if delivery == "digest" and step != "resolved":
+        alert["held"] = delivery == "digest" and step != "resolved"  # nobody has seen it yet
+        if alert["held"]:
             if alert["id"] not in state.setdefault("held", []):
                 state["held"].append(alert["id"])
             if not state.get("digest_at"):

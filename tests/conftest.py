@@ -228,7 +228,7 @@ WEBHOOK_SECRET = "test-webhook-secret-of-32-bytes-at-least"
 def webhook_env(receiver: WebhookReceiver) -> dict[str, str]:
     """Every alert route of a worker to `receiver`."""
     return {"BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET, "BINHYEN_WEBHOOK_URLS":
-            f"commune-post={receiver.url},province-duty={receiver.url},morning-digest={receiver.url}"}
+            f"commune-post={receiver.url},province-duty={receiver.url},command={receiver.url}"}
 
 
 @contextmanager
@@ -260,7 +260,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
     with stack_environment(state) as env:
         extra = {"BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
                  "BINHYEN_WEBHOOK_URLS": f"commune-post={webhook.url},province-duty={webhook.url},"
-                                         f"morning-digest={webhook.url}"}
+                                         f"command={webhook.url}"}
         os.environ.update(extra)
         try:
             started = run_cli("up")

@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from processors import geography
 from processors.geography import provinces
+from processors.staff import StaffRegistry
 from schemas import CODEC
 from sinks.clickhouse import connect, events_table
 from streams.ops import stack
@@ -84,6 +86,25 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
+def pages_table(client: Any, staff: StaffRegistry, incident_filter: str, where: dict[str, str],
+                limit: int = 8) -> Table:
+    """Pages as the officers on call receive them: when, to whom (the route and the registry's
+    members on it who cover the commune), the text and the id they quote to act. P1s first, then
+    the morning digests, then the rest; held alerts are not pages (the digest carries them)."""
+    table = _table("Pages as the officers on call receive them", "at", "to", "page", "alert id")
+    rows = client.execute(
+        "SELECT at, state, severity, rule, route, commune_code, summary, alert_id FROM alerts FINAL "
+        f"WHERE delivery = 'now' AND state IN ('raised', 'escalated') AND (incident_id = '' OR {incident_filter}) "
+        "ORDER BY severity = 'P1' DESC, rule = 'morning_digest' DESC, at, alert_id, state LIMIT %(limit)s",
+        {**where, "limit": limit})
+    for at, state, severity, rule, route, code, summary, alert_id in rows:
+        on_call = staff.on_call_for({"route": route, "commune_code": code})
+        names = ", ".join(member.name for member in on_call) or "(nobody in the staff registry)"
+        step = "" if state == "raised" else " — chuyển cấp"
+        table.add_row(f"{at:%d/%m %H:%M}", f"{route}: {names}", f"[{severity}{step}] {summary}", alert_id)
+    return table
+
+
 def print_summary(settings: Settings, report: DemoReport, prefix: str, console: Console) -> None:
     client = connect(settings, settings.clickhouse_database)
     where = {"p": prefix + "%"}
@@ -120,13 +141,7 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
     for severity, count, escalated, acked, digest in by_severity:
         alerts.add_row(severity, str(count), str(escalated), str(acked), str(digest))
     console.print(alerts)
-    top = _table("Alerts raised — the most severe first", "severity", "rule", "commune", "at", "summary")
-    for severity, rule, code, at, summary in client.execute(
-        "SELECT severity, rule, commune_code, at, summary FROM alerts FINAL WHERE state = 'raised' "
-        f"AND (incident_id = '' OR {incident_filter}) ORDER BY severity, at LIMIT 6", where):
-        place = geography.commune(code)
-        top.add_row(severity, rule, place.name if place else str(code), f"{at:%d/%m %H:%M}", summary)
-    console.print(top)
+    console.print(pages_table(client, settings.staff_registry(), incident_filter, where))
 
     per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips)",
                          "commune", "tips", "verdicts", "valuable", "valuable %")

@@ -51,7 +51,7 @@ def test_panic_bell_is_paged_delivered_through_retries_and_acked(
     alert_id = wait_for(lambda: alert_id_of(clickhouse, bell["event_id"]), 60, "the P1 alert in ClickHouse")
     assert alert_steps(clickhouse, alert_id)[0] == ("raised", "P1", "commune-post")
     # on-call acknowledges at once, well inside the 5-minute window (however busy the machine)
-    acked = run_cli("alert", "ack", alert_id, "--by", "ca-dat-do-truc-ban")
+    acked = run_cli("alert", "ack", alert_id, "--by", "ca-xa-tphcm-truc")
     assert acked.returncode == 0, acked.stderr
 
     raised = wait_for(lambda: [a for a in webhook.delivered() if a["alert_id"] == alert_id], 60,

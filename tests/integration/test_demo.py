@@ -49,10 +49,10 @@ def test_short_demo_runs_the_whole_path(tmp_path: Path) -> None:
         client = connect(settings, settings.clickhouse_database)
         [(alert_id,)] = client.execute("SELECT alert_id FROM alert_lifecycle WHERE acked_ms = 0 AND resolved_ms = 0 "
                                        "ORDER BY severity, raised_ms, alert_id LIMIT 1")
-        acked = run_cli("alert", "ack", alert_id, "--by", "ca-xa-demo")
+        acked = run_cli("alert", "ack", alert_id, "--by", "bo-chi-huy-truc")
         assert acked.returncode == 0, acked.stderr
         wait_for(lambda: client.execute("SELECT by FROM alerts FINAL WHERE alert_id = %(a)s AND state = 'acked'",
-                                        {"a": alert_id}) == [("ca-xa-demo",)], 30, f"the ack of {alert_id}")
+                                        {"a": alert_id}) == [("bo-chi-huy-truc",)], 30, f"the ack of {alert_id}")
         down = run_cli("down")
         assert f"worker          stopped (pid {pid})" in down.stdout
         assert not Path(f"/proc/{pid}").exists() and not (tmp_path / "worker.pid").exists()

@@ -143,7 +143,7 @@ def night_report(event_id: str, hh: int, mm: int, text: str = THEFT, category: s
 
 
 def test_what_is_held_at_night_goes_out_once_as_one_digest_at_seven() -> None:
-    config = dataclasses.replace(ALERTING, auto_resolve_minutes={})
+    config = ALERTING  # held alerts do not go quiet before anyone read them (180 minutes < the night)
     events = night_report("a", 22, 0) + night_report("b", 23, 30, DRUGS, "drugs", None)
     held, _ = run(events, config)
     assert held and {a["delivery"] for a in held} == {"digest"} and {a["severity"] for a in held} == {"P2"}
@@ -151,15 +151,19 @@ def test_what_is_held_at_night_goes_out_once_as_one_digest_at_seven() -> None:
     assert len(held_ids) == 2
     morning = events + [builders.tip("x", at(6, 59, day=4), commune=PHUOC_LONG),
                         builders.tip("y", at(7, 0, day=4), commune=PHUOC_LONG),
-                        builders.tip("z", at(9, 0, day=4), commune=PHUOC_LONG)]
+                        builders.tip("z", at(9, 0, day=4), commune=PHUOC_LONG),
+                        builders.tip("w", at(10, 30, day=4), commune=PHUOC_LONG)]
     alerts, _ = run(morning, config)
     digests = [a for a in alerts if a["rule"] == "morning_digest"]
     assert [(a["state"], a["severity"], a["route"], a["delivery"], a["at_ms"]) for a in digests] == [
-        ("raised", "P3", "commune-post", "now", 1756944000000)]  # 07:00 on the 4th, Vietnam time: once
+        ("raised", "P3", "commune-post", "now", 1756944000000),  # 07:00 on the 4th, Vietnam time: once
+        ("resolved", "P3", "commune-post", "now", 1756954800000)]  # and quiet itself after 180 minutes
     summary = digests[0]["summary"]
     assert summary.startswith("Tổng hợp đầu giờ 07:00 04/09: 2 cảnh báo ngoài giờ chưa xử lý — [P2] ")
     assert all(alert_id in summary for alert_id in held_ids)
     assert "+849" not in summary and THEFT not in summary  # no reporter, no tip text
+    resolved = [a for a in alerts if a["state"] == "resolved" and a["alert_id"] in held_ids]
+    assert [a["at_ms"] for a in resolved] == [1756944000000 + 180 * 60_000] * 2  # quiet from the digest on
 
 
 def test_a_held_alert_closed_before_morning_is_left_out_and_none_left_means_no_digest() -> None:
