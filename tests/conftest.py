@@ -187,7 +187,7 @@ class WebhookReceiver:
         import threading
 
         self.fail_first = fail_first
-        self.failing_pages: dict[str, int] = {}  # marker -> posts still to refuse
+        self.failing_pages: dict[str, tuple[int, str | None]] = {}  # marker -> (posts still to refuse, route)
         self.requests: list[tuple[dict[str, str], bytes, int]] = []  # headers, body, status answered
         receiver = self
 
@@ -206,15 +206,16 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def fail_pages(self, marker: str, times: int) -> None:
-        """Refuse the next `times` posts whose body contains `marker` (other pages pass)."""
-        self.failing_pages[marker] = times
+    def fail_pages(self, marker: str, times: int, route: str | None = None) -> None:
+        """Refuse the next `times` posts whose body contains `marker` (and are for `route`, if given):
+        other pages pass."""
+        self.failing_pages[marker] = (times, route)
 
     def _refuses(self, body: bytes) -> bool:
         text = body.decode("utf-8")
-        for marker, left in self.failing_pages.items():
-            if left and marker in text:
-                self.failing_pages[marker] = left - 1
+        for marker, (left, route) in self.failing_pages.items():
+            if left and marker in text and (route is None or json.loads(text)["route"] == route):
+                self.failing_pages[marker] = (left - 1, route)
                 return True
         return False
 
@@ -260,7 +261,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
     with stack_environment(state) as env:
         extra = {"BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
                  "BINHYEN_WEBHOOK_URLS": f"commune-post={webhook.url},province-duty={webhook.url},"
-                                         f"command={webhook.url}"}
+                                         f"command={webhook.url}",
+                 "BINHYEN_UNDELIVERABLE_AFTER_S": "30"}  # a page refused for 30 s is raised on `command`
         os.environ.update(extra)
         try:
             started = run_cli("up")

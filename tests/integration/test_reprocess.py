@@ -29,7 +29,7 @@ from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, 
 
 pytestmark = pytest.mark.integration
 WEEK = SimConfig(11, days=7, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
-NEW_VERSION = "cred-2-alerts-1"
+NEW_VERSION = "cred-2-alerts-2"
 
 
 def cred2_text() -> str:
