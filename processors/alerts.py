@@ -28,8 +28,9 @@ event time alone — escalated at its deadline if and only if no ack came before
 live and in `binhyen process`. An action read before the event that raises its alert (the hop
 can overtake a lagging partition) waits in the commune's state and is applied at the raise.
 
-State: commune code -> {alerts, recent tip times, baseline, device last-seen, watermark},
-JSON-able, co-partitioned with the commune-keyed topics like the incident state.
+State: commune code -> {alerts, recent tip times, baseline, device last-seen, watermark, the
+alerts held for the digest and when it is due}, JSON-able, co-partitioned with the
+commune-keyed topics like the incident state.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ DAY_MS = 86_400_000
 SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3}
 OPEN_STATES = frozenset({"raised", "escalated", "acked"})
 FORGET_AFTER_MS = 2 * DAY_MS  # closed alerts leave the state after this long
+MAX_TICK_ROUNDS = 8  # a tick's rounds: each closes what the one before raised; more is a bug (the caller says)
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,7 @@ class AlertEngine:
         state["recent"] = [t for t in state["recent"] if t > at - window] + [at]
         expected = state["baseline"] * window / HOUR_MS
         threshold = max(self.config.spike_min_tips, math.ceil(self.config.spike_factor * expected + 1))
-        if len(state["recent"]) >= threshold and not self._p1_raised_since(state, at - window):
+        if len(state["recent"]) >= threshold and not self._p1_raised_since(state, at - window, at):
             bucket = at - at % HOUR_MS
             alert_id = f"al-{commune}-spike-{bucket // HOUR_MS}"
             summary = f"{len(state['recent'])} tin báo trong {self.config.spike_window_minutes:.0f} phút " \
@@ -299,16 +301,21 @@ class AlertEngine:
         state["watermark"] = max(state["watermark"], now_ms)
         if state["due"] is None or now_ms < state["due"]:
             return []
-        out = []
-        for alert in list(state["alerts"].values()):
-            out += self._escalate_if_overdue(state, alert, commune, now_ms)
-            out += self._resolve_if_quiet(state, alert, commune, now_ms)
-        out += self._report_silent(state, commune, now_ms)
-        out += self._send_digest(state, commune, now_ms)
-        state["alerts"] = {i: a for i, a in state["alerts"].items()
-                           if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
-        self._forget_parked(state, now_ms)
-        self._recompute_due(state)
+        out: list[dict[str, Any]] = []
+        # What fires can raise what is due already (a silent device reported at its moment, the
+        # digest at seven, both quiet by now): round again until nothing is due (a few rounds).
+        for _ in range(MAX_TICK_ROUNDS):
+            if state["due"] is None or now_ms < state["due"]:
+                break
+            for alert in list(state["alerts"].values()):
+                out += self._escalate_if_overdue(state, alert, commune, now_ms)
+                out += self._resolve_if_quiet(state, alert, commune, now_ms)
+            out += self._report_silent(state, commune, now_ms)
+            out += self._send_digest(state, commune, now_ms)
+            state["alerts"] = {i: a for i, a in state["alerts"].items()
+                               if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
+            self._forget_parked(state, now_ms)
+            self._recompute_due(state)
         self._save(commune, state)
         return out
 
@@ -448,10 +455,11 @@ class AlertEngine:
         alert_id = f"{base}-{at // MINUTE_MS}" if todays else base
         return out + self._raise_or_escalate(state, commune, alert_id, "P3", "device_health", what, at, None)
 
-    def _p1_raised_since(self, state: dict[str, Any], since: int) -> bool:
+    def _p1_raised_since(self, state: dict[str, Any], since: int, until: int) -> bool:
         """A P1 raised within the spike window explains the burst of tips, even if already
-        resolved (whether the resolve has been read yet must not change the answer)."""
-        return any(a["severity"] == "P1" and a["raised"] >= since
+        resolved (whether the resolve has been read yet must not change the answer); one raised
+        after the tip (read first: replayed history, another partition ahead) does not."""
+        return any(a["severity"] == "P1" and since <= a["raised"] <= until
                    for a in state["alerts"].values())
 
     def _roll_baseline(self, state: dict[str, Any], at: int) -> None:

@@ -317,5 +317,19 @@ def publish_in_background(settings: Any, events: list[dict[str, Any]], chunk: in
     return thread
 
 
+def alert_steps(clickhouse: Any, alert_id: str) -> list[tuple[str, str, str]]:
+    """(state, severity, route) of each step of an alert, in time order."""
+    return clickhouse.execute("SELECT state, severity, route FROM alerts FINAL WHERE alert_id = %(a)s ORDER BY at_ms, state",
+                              {"a": alert_id})
+
+
+def alert_id_of(clickhouse: Any, event_id: str) -> str | None:
+    """The alert of the incident an event joined (None until ClickHouse has it)."""
+    rows = clickhouse.execute(
+        "SELECT any(alert_id) FROM alerts WHERE incident_id IN "
+        "(SELECT incident_id FROM incident_members WHERE event_id = %(e)s) HAVING count() > 0", {"e": event_id})
+    return rows[0][0] if rows else None
+
+
 def jsonl(events: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(event, ensure_ascii=False) + "\n" for event in events)

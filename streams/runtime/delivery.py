@@ -73,6 +73,8 @@ class RouteDelivery:
         self.in_flight: deque[_InFlight] = deque()
         self.ack_lock = asyncio.Lock()
         self.tasks: list[asyncio.Task[None]] = []
+        for route in self.routes:  # a series per route from the start: 0 is an answer, no series is not
+            metrics.PAGES_UNDELIVERABLE.labels(route)
 
     def start(self) -> None:
         self.tasks = [asyncio.create_task(self._run(name, sink)) for name, sink in self.sinks.items()]

@@ -86,23 +86,22 @@ def _table(title: str, *columns: str) -> Table:
     return table
 
 
-def pages_table(client: Any, staff: StaffRegistry, incident_filter: str, where: dict[str, str],
-                limit: int = 8) -> Table:
+def pages(client: Any, staff: StaffRegistry, incident_filter: str, where: dict[str, str], limit: int = 6) -> list[str]:
     """Pages as the officers on call receive them: when, to whom (the route and the registry's
-    members on it who cover the commune), the text and the id they quote to act. P1s first, then
+    members on it who cover the commune), the text, and the id they quote to act. P1s first, then
     the morning digests, then the rest; held alerts are not pages (the digest carries them)."""
-    table = _table("Pages as the officers on call receive them", "at", "to", "page", "alert id")
     rows = client.execute(
-        "SELECT at, state, severity, rule, route, commune_code, summary, alert_id FROM alerts FINAL "
+        "SELECT at, state, severity, route, commune_code, summary, alert_id FROM alerts FINAL "
         f"WHERE delivery = 'now' AND state IN ('raised', 'escalated') AND (incident_id = '' OR {incident_filter}) "
         "ORDER BY severity = 'P1' DESC, rule = 'morning_digest' DESC, at, alert_id, state LIMIT %(limit)s",
         {**where, "limit": limit})
-    for at, state, severity, rule, route, code, summary, alert_id in rows:
-        on_call = staff.on_call_for({"route": route, "commune_code": code})
-        names = ", ".join(member.name for member in on_call) or "(nobody in the staff registry)"
-        step = "" if state == "raised" else " — chuyển cấp"
-        table.add_row(f"{at:%d/%m %H:%M}", f"{route}: {names}", f"[{severity}{step}] {summary}", alert_id)
-    return table
+    lines = []
+    for at, state, severity, route, code, summary, alert_id in rows:
+        on_call = ", ".join(m.name for m in staff.on_call_for({"route": route, "commune_code": code})) or "-"
+        step = "" if state == "raised" else ", chuyển cấp"
+        lines += [f"  {at:%d/%m %H:%M} → {route}: {on_call}", f"      [{severity}{step}] {summary}",
+                  f"      mã cảnh báo {alert_id} — binhyen alert ack {alert_id} --by <mã cán bộ>"]
+    return lines
 
 
 def print_summary(settings: Settings, report: DemoReport, prefix: str, console: Console) -> None:
@@ -141,7 +140,9 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
     for severity, count, escalated, acked, digest in by_severity:
         alerts.add_row(severity, str(count), str(escalated), str(acked), str(digest))
     console.print(alerts)
-    console.print(pages_table(client, settings.staff_registry(), incident_filter, where))
+    console.print("[bold]Pages as the officers on call receive them[/] (the first 6; P1s first)")
+    for line in pages(client, settings.staff_registry(), incident_filter, where) or ["  (none)"]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips)",
                          "commune", "tips", "verdicts", "valuable", "valuable %")
@@ -188,7 +189,7 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
         f"  Kafka:       {settings.kafka_bootstrap} (topics binhyen.*)\n"
         f"  Ground truth of the simulation: {report.truth_path}\n"
         f"  Logs:        {settings.state_dir}/*.log\n"
-        f"  On-call:     .venv/bin/binhyen alert ack ALERT_ID   (the worker, log {settings.state_dir}/demo-worker.log,\n"
+        f"  On-call:     .venv/bin/binhyen alert ack ALERT_ID --by STAFF_ID   (the worker, log {settings.state_dir}/demo-worker.log,\n"
         "               keeps running beside the stack: it processes acks and escalates what nobody acks)\n"
         "  Status:      .venv/bin/binhyen status   (servers and workers: pid, group, partitions, lag)\n"
         "  Stop it all: .venv/bin/binhyen down     (the worker and the servers, by their pid files)\n",

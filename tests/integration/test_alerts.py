@@ -8,7 +8,7 @@ import hmac
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from streams.edge.kafka import read_topic
 from streams.ops.stack import WorkerProcess
 from streams.topics import ALERTS
 from tests.builders import device_signal, recent
-from tests.conftest import REPO, WEBHOOK_SECRET, WebhookReceiver, jsonl, run_cli, wait_for
+from tests.conftest import REPO, WEBHOOK_SECRET, WebhookReceiver, alert_id_of, alert_steps, jsonl, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 VIETNAM = timezone(timedelta(hours=7))
@@ -27,18 +27,6 @@ VIETNAM = timezone(timedelta(hours=7))
 def panic(commune: int, ago: timedelta = timedelta(0), site: str = "Tiệm vàng Kim Phát") -> dict[str, Any]:
     return device_signal(f"it-panic-{uuid.uuid4().hex[:8]}", recent(ago.total_seconds() / 60), commune,
                          f"bell-{commune}-it", site_kind="gold_shop", site_name=site)
-
-
-def alert_steps(clickhouse: Any, alert_id: str) -> list[tuple[str, str, str]]:
-    return clickhouse.execute("SELECT state, severity, route FROM alerts FINAL WHERE alert_id = %(a)s ORDER BY at_ms, state",
-                              {"a": alert_id})
-
-
-def alert_id_of(clickhouse: Any, event_id: str) -> str | None:
-    rows = clickhouse.execute(
-        "SELECT any(alert_id) FROM alerts WHERE incident_id IN "
-        "(SELECT incident_id FROM incident_members WHERE event_id = %(e)s) HAVING count() > 0", {"e": event_id})
-    return rows[0][0] if rows else None
 
 
 def test_panic_bell_is_paged_delivered_through_retries_and_acked(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from sinks.clickhouse import connect
 from streams.config import Settings
-from tests.conftest import run_cli, stack_environment, wait_for
+from tests.builders import device_signal, recent
+from tests.conftest import alert_id_of, jsonl, run_cli, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +32,16 @@ def test_short_demo_runs_the_whole_path(tmp_path: Path) -> None:
         assert "through the gateway" in out and "11 invalid lines rejected by it" in out
         assert "Dead-letter topic binhyen.dead-letter.v1 (last 10 of 1)" in out
         assert "not Avro single-object encoded" in out
+        assert "Pages as the officers on call receive them" in out
+        page = re.search(r"^  \d\d/09 \d\d:\d\d → (commune-post|province-duty|command): (.+)\n"
+                         r"      \[(P[123])(, chuyển cấp)?\] (.+)\n      mã cảnh báo (al-\S+) — ", out, re.M)
+        assert page, out[-4000:]
+        route, on_call, severity, _, text, alert_id = page.groups()
+        assert "Cà Mau" in on_call or route == "command"  # the registry's staff on the route who cover it
+        assert "Cà Mau" in text and alert_id.startswith("al-")  # where it happened, and the id to quote
         assert (tmp_path / "simulation-seed4.truth.jsonl").exists()
         assert not (tmp_path / "demo-worker.log").read_text().count("Traceback")
-        # The demo leaves the stack and its worker up: an on-call ack of one of its alerts is processed.
+        # The demo leaves the stack and its worker up: an on-call ack is processed.
         pid = int((tmp_path / "worker.pid").read_text())
 
         def worker_status() -> dict[str, Any]:
@@ -47,12 +56,15 @@ def test_short_demo_runs_the_whole_path(tmp_path: Path) -> None:
         assert "(started by `binhyen demo`; `binhyen down` stops it)" in run_cli("status").stdout
         settings = Settings.from_env()
         client = connect(settings, settings.clickhouse_database)
-        [(alert_id,)] = client.execute("SELECT alert_id FROM alert_lifecycle WHERE acked_ms = 0 AND resolved_ms = 0 "
-                                       "ORDER BY severity, raised_ms, alert_id LIMIT 1")
-        acked = run_cli("alert", "ack", alert_id, "--by", "bo-chi-huy-truc")
+        # A drill press now (an alert of the simulated day went quiet in event time long ago: too late to ack).
+        drill = device_signal(f"drill-{uuid.uuid4().hex[:8]}", recent(0.5), 31867, "bell-drill-1",
+                              site_name="Agribank Phước Long (diễn tập)")
+        assert run_cli("publish", "-q", "-", input=jsonl([drill])).returncode == 0
+        alert_id = wait_for(lambda: alert_id_of(client, drill["event_id"]), 30, "the drill's P1")
+        acked = run_cli("alert", "ack", alert_id, "--by", "ca-xa-phuoc-long-01")
         assert acked.returncode == 0, acked.stderr
         wait_for(lambda: client.execute("SELECT by FROM alerts FINAL WHERE alert_id = %(a)s AND state = 'acked'",
-                                        {"a": alert_id}) == [("bo-chi-huy-truc",)], 30, f"the ack of {alert_id}")
+                                        {"a": alert_id}) == [("ca-xa-phuoc-long-01",)], 30, f"the ack of {alert_id}")
         down = run_cli("down")
         assert f"worker          stopped (pid {pid})" in down.stdout
         assert not Path(f"/proc/{pid}").exists() and not (tmp_path / "worker.pid").exists()

@@ -19,7 +19,7 @@ from streams.edge.kafka import read_topic
 from streams.ops.stack import WorkerProcess
 from streams.topics import DEAD_LETTER
 from tests.builders import VN, alert_action, at, device_signal, recent, tip
-from tests.conftest import WebhookReceiver, jsonl, run_cli, wait_for
+from tests.conftest import WebhookReceiver, alert_id_of, alert_steps, jsonl, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 HUONG_SON, SON_HONG, SON_TIEN, SON_TAY, THANH_SEN = 18133, 18160, 18163, 18172, 18073  # Hà Tĩnh (42)
@@ -31,15 +31,7 @@ def bell(commune: int, minutes_ago: float, site: str) -> dict[str, Any]:
 
 
 def steps(clickhouse: Any, alert_id: str) -> list[tuple[str, str]]:
-    return clickhouse.execute("SELECT state, route FROM alerts FINAL WHERE alert_id = %(a)s ORDER BY at_ms, state",
-                              {"a": alert_id})
-
-
-def alert_of(clickhouse: Any, event_id: str) -> str | None:
-    rows = clickhouse.execute(
-        "SELECT any(alert_id) FROM alerts WHERE incident_id IN "
-        "(SELECT incident_id FROM incident_members WHERE event_id = %(e)s) HAVING count() > 0", {"e": event_id})
-    return rows[0][0] if rows else None
+    return [(state, route) for state, _, route in alert_steps(clickhouse, alert_id)]
 
 
 def publish(*events: dict[str, Any]) -> None:
@@ -50,7 +42,7 @@ def publish(*events: dict[str, Any]) -> None:
 def test_an_unacked_p1_climbs_every_step_of_the_chain(worker: WorkerProcess, clickhouse: Any) -> None:
     pressed = bell(HUONG_SON, 16, "Ngân hàng Agribank Hương Sơn")  # both waits (5 + 10 min) are over
     publish(pressed)
-    alert_id = wait_for(lambda: alert_of(clickhouse, pressed["event_id"]), 60, "the P1")
+    alert_id = wait_for(lambda: alert_id_of(clickhouse, pressed["event_id"]), 60, "the P1")
     wait_for(lambda: len(steps(clickhouse, alert_id)) == 3, 60, "the timer to take it up the chain")
     assert steps(clickhouse, alert_id) == [("raised", "commune-post"), ("escalated", "province-duty"),
                                            ("escalated", "command")]
@@ -60,7 +52,7 @@ def test_an_ack_from_outside_the_jurisdiction_is_refused_and_recorded(
         worker: WorkerProcess, clickhouse: Any, settings: Any) -> None:
     pressed = bell(SON_HONG, 1, "Ngân hàng BIDV Sơn Hồng")
     publish(pressed)
-    alert_id = wait_for(lambda: alert_of(clickhouse, pressed["event_id"]), 60, "the P1")
+    alert_id = wait_for(lambda: alert_id_of(clickhouse, pressed["event_id"]), 60, "the P1")
     outsider = alert_action(f"rt-{uuid.uuid4().hex[:10]}", recent(0.5), alert_id, "ack", by="ca-tinh-ca-mau-truc-ban")
     publish(outsider)  # past the CLI, which would refuse it at once
     reason = f"ack on {alert_id} refused: staff ca-tinh-ca-mau-truc-ban has no jurisdiction over commune {SON_HONG}"
@@ -87,11 +79,11 @@ def test_a_dead_endpoint_delays_no_other_route_and_is_raised_when_given_up(
     other = bell(SON_TAY, 5.5, "Ngân hàng Vietinbank Sơn Tây")  # its 5 minutes are over: on to the province
     try:
         publish(stuck)
-        stuck_id = wait_for(lambda: alert_of(clickhouse, stuck["event_id"]), 60, "the stuck P1")
+        stuck_id = wait_for(lambda: alert_id_of(clickhouse, stuck["event_id"]), 60, "the stuck P1")
         wait_for(lambda: any(marker in body.decode() for _, body, status in webhook.requests if status == 503), 60,
                  "the first refused page")
         publish(other)
-        other_id = wait_for(lambda: alert_of(clickhouse, other["event_id"]), 60, "the other P1")
+        other_id = wait_for(lambda: alert_id_of(clickhouse, other["event_id"]), 60, "the other P1")
 
         def delivered_to_province() -> int | None:
             return next((i for i, (_, body, status) in enumerate(webhook.requests) if status == 200 and (
@@ -115,16 +107,28 @@ def test_a_dead_endpoint_delays_no_other_route_and_is_raised_when_given_up(
         assert not [p for p in webhook.delivered() if p["alert_id"] == stuck_id and p["route"] == "commune-post"]
     finally:
         webhook.fail_pages(marker, 0)
-        for alert_id in (alert_of(clickhouse, stuck["event_id"]), alert_of(clickhouse, other["event_id"])):
+        for alert_id in (alert_id_of(clickhouse, stuck["event_id"]), alert_id_of(clickhouse, other["event_id"])):
             if alert_id:  # nobody leaves them climbing the chain for later modules
                 run_cli("alert", "resolve", alert_id, "--by", "ca-tinh-ha-tinh-truc-ban")
 
 
-def night_reports(prefix: str, text: str, category: str, hh: int, mm: int) -> list[dict[str, Any]]:
-    """Two reporters, no photo, at night in 2024: a credible P2 that is not urgent (held)."""
-    return [tip(f"{prefix}-{i}", at(hh, mm + i, day=5, month=5, year=2024), text, HUONG_SON, channel,
-                category=category, reporter_contact=f"+84916{hh:02d}{mm:02d}{i}00")
-            for i, channel in ((0, "hotline"), (1, "zalo"))]
+NIGHT_TIPS = [  # five unrelated, non-urgent reports in half an hour: a tip spike (P2), held at night
+    ("gambling", "Có nhóm đánh bạc ăn tiền ở lán trại cuối xóm Bắc, thường tụ tập sau 22 giờ"),
+    ("fraud", "Có người giả danh nhân viên điện lực gọi điện đòi tiền đóng phạt"),
+    ("traffic", "Xe tải chở đất rơi vãi trên đường liên xã gây trơn trượt"),
+    ("lost_property", "Mất ví màu nâu có giấy tờ tùy thân ở khu vực chợ đêm"),
+    ("other", "Nhà văn hóa thôn 2 mở loa quá lớn sau 23 giờ gây mất trật tự"),
+]
+
+
+def night_events(run: str) -> list[dict[str, Any]]:
+    """A camera gone offline at 22:00 (P3 device health) and a tip spike at 23:30 (P2), 2024:
+    held for the digest whatever the credibility of the tips (nothing here is scored urgent)."""
+    offline = device_signal(f"rt-{run}-cam", at(22, 0, day=5, month=5, year=2024), HUONG_SON, "cam-18133-1",
+                            "offline", "camera", site_kind=None)
+    tips = [tip(f"rt-{run}-spike-{i}", at(23, 30 + i, day=5, month=5, year=2024), text, HUONG_SON, "hotline",
+                category=category) for i, (category, text) in enumerate(NIGHT_TIPS)]
+    return [offline, *tips]
 
 
 def test_the_nights_digest_is_held_through_a_restart_and_sent_once_at_seven(
@@ -132,21 +136,19 @@ def test_the_nights_digest_is_held_through_a_restart_and_sent_once_at_seven(
     """Event time is the clock: the worker's tick time for data this old is the highest event time it
     has read since it started, so stopping it first makes the night the latest thing it knows."""
     run = uuid.uuid4().hex[:6]
-    night = (night_reports(f"rt-{run}-theft", "Trộm xe đạp điện ở nhà văn hóa thôn 3, kẻ gian cắt khóa", "theft",
-                           22, 0)
-             + night_reports(f"rt-{run}-drugs", "Có nhóm thanh niên sử dụng ma túy đá tại nhà trọ Minh Anh, phòng 5",
-                             "drugs", 23, 30))
+    night = night_events(run)
     worker.stop()
     publish(*night)
     worker.start()
 
     def held() -> list[tuple[str, str, str]]:
         return clickhouse.execute(
-            "SELECT DISTINCT alert_id, severity, delivery FROM alerts FINAL WHERE commune_code = %(c)s "
-            "AND rule = 'credible_incident' AND toYear(at) = 2024", {"c": HUONG_SON})
+            "SELECT DISTINCT alert_id, rule, delivery FROM alerts FINAL WHERE commune_code = %(c)s "
+            "AND toYear(at) = 2024 ORDER BY rule", {"c": HUONG_SON})
 
-    held_alerts = wait_for(lambda: len(held()) == 2 and held(), 60, "two held P2s")
-    assert {(severity, delivery) for _, severity, delivery in held_alerts} == {("P2", "digest")}
+    held_alerts = wait_for(lambda: len(held()) == 2 and held(), 60, "the two held alerts")
+    assert [(rule, delivery) for _, rule, delivery in held_alerts] == [("device_health", "digest"),
+                                                                       ("tip_spike", "digest")]
     digest_query = ("SELECT state, at_ms, route, summary FROM alerts FINAL WHERE commune_code = %(c)s "
                     "AND rule = 'morning_digest'")
     assert clickhouse.execute(digest_query, {"c": HUONG_SON}) == []

@@ -229,3 +229,37 @@ def test_the_alert_command_refuses_at_once_what_the_worker_would_refuse(tmp_path
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.strip() == ("binhyen: ack al-18352-0a1b refused: staff ca-tinh-ca-mau-truc-ban has no "
                                      "jurisdiction over commune 18352")
+
+
+def test_a_late_tick_fires_what_the_tick_itself_raised_and_leaves_nothing_due() -> None:
+    """A commune quiet for a day: its silent device is reported at its moment (10:15) and that
+    alert is quiet by the tick (13:15): one tick does both, in event time, and leaves nothing due
+    before the tick — the offline run refuses a tick that would (the corpus test found it)."""
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False)
+    beat = builders.device_signal("h1", at(9, 0), NGHI_XUAN, "cam-1", "heartbeat", "camera")
+    processor.handle(*parse_contract(beat, Pseudonymiser(b"k" * 32))[:2])
+    now = int(datetime.fromisoformat(at(9, 0, day=5)).timestamp() * 1000)
+    fired = processor.alerting.tick(NGHI_XUAN, now)
+    assert [(a["state"], a["rule"], a["at_ms"] - fired[0]["at_ms"]) for a in fired] == [
+        ("raised", "device_health", 0), ("resolved", "device_health", 180 * 60_000)]
+    assert fired[0]["at_ms"] == int(datetime.fromisoformat(at(10, 15)).timestamp() * 1000)
+    due = processor.alerting.next_deadline(NGHI_XUAN)
+    assert due is None or due > now
+
+
+def test_a_p1_raised_after_a_burst_of_tips_does_not_explain_it_away_when_read_first() -> None:
+    """Replayed history, or a partition ahead: the bell of 12:00 is read before the tips of 10:00.
+    Only a P1 raised within the window before the burst explains it (the answer must not depend
+    on which was read first)."""
+    tips = [builders.tip(f"t{i}", at(10, i), f"{text} số {i}", NGHI_XUAN, category=category)
+            for i, (category, text) in enumerate((("gambling", "Đánh bạc ở lán trại cuối xóm"),
+                                                  ("fraud", "Giả danh điện lực gọi đòi tiền"),
+                                                  ("traffic", "Xe tải rơi đất trên đường liên xã"),
+                                                  ("lost_property", "Mất ví ở chợ đêm"),
+                                                  ("other", "Mở loa quá lớn ở nhà văn hóa")))]
+    read_in_order, _ = run(tips + [press("p1", at(12, 0))])
+    bell_first, _ = run([press("p1", at(12, 0))] + tips)
+    assert [a["rule"] for a in read_in_order if a["state"] == "raised"] == ["tip_spike", "panic_bell"]
+    assert sorted(a["rule"] for a in bell_first if a["state"] == "raised") == ["panic_bell", "tip_spike"]
+    explained, _ = run([press("p1", at(9, 30))] + tips)  # a bell 30 minutes before: the burst is about it
+    assert [a["rule"] for a in explained if a["state"] == "raised"] == ["panic_bell"]

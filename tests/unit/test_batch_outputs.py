@@ -18,7 +18,7 @@ from processors.credibility import CredibilityConfig
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
-from schemas import CODEC, DecodeError
+from schemas import CODEC
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 from streams.runtime.batch import BatchStep, Message, Rejected, dead_letter, triage
 from streams.runtime.state import EventCursor

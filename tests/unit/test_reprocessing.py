@@ -12,7 +12,6 @@ from streams.runtime.align import IDLE_S, AlignedStep, EventTimeAligner
 from streams.runtime.batch import Accepted, BatchOutput, Message, Rejected, Triaged
 from streams.runtime.versions import ProcessorVersion, VersionRegistry
 from streams.topics import ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TIPS, partition_counts, physical
-from schemas import CODEC
 
 TIP, VERDICT = ("binhyen.tips.v1", 0), ("binhyen.feedback.v1", 0)
 
