@@ -53,6 +53,10 @@ def observed(worker: WorkerProcess, settings: Any, clickhouse: Any) -> Any:
         {"type": "feedback", "event_id": "obs-verdict-1", "occurred_at": "2020-01-10T09:00:00+07:00",
          "commune_code": 31951, "tip_event_id": "obs-tip-0", "verdict": "valuable"},
     ]
+    # A sample of the decode counter before the garbage: a worker started just now (this module
+    # first) is otherwise scraped for the first time after it, and increase() has nothing to compare.
+    wait_for(lambda: promql(settings, 'binhyen_dead_letters_total{reason="decode"}')["data"]["result"], 90,
+             "Prometheus to scrape the worker's dead-letter counters", every=1)
     assert run_cli("publish", "-q", "-", input=jsonl(events)).returncode == 0
     garbage = producer(settings)
     garbage.send(TIPS, key=b"31951", value=b"not an event at all")
