@@ -75,6 +75,8 @@ class RouteDelivery:
         self.tasks: list[asyncio.Task[None]] = []
         for route in self.routes:  # a series per route from the start: 0 is an answer, no series is not
             metrics.PAGES_UNDELIVERABLE.labels(route)
+            metrics.SINK_ROWS.labels(f"webhook:{route}")
+            metrics.SINK_FAILURES.labels(f"webhook:{route}")
 
     def start(self) -> None:
         self.tasks = [asyncio.create_task(self._run(name, sink)) for name, sink in self.sinks.items()]
