@@ -190,8 +190,11 @@ def make_app(settings: Settings) -> faust.App:
             delivery = RouteDelivery(notifiers, stream.ack, raise_notice, alerting.escalation[-1]["route"],
                                      settings.undeliverable_after_s)
             delivery.start()
-            async for events in stream.noack_take(100, within=0.05):
-                await delivery.dispatch(as_messages(events, design_topic), settings.live_since_ms)
+            try:
+                async for events in stream.noack_take(100, within=0.05):
+                    await delivery.dispatch(as_messages(events, design_topic), settings.live_since_ms)
+            finally:
+                delivery.stop()
 
     progress = GroupProgress(settings, settings.worker_group, (TIPS, DEVICE_SIGNALS, FEEDBACK, ALERT_ACTIONS))
     timer = TickTimer(progress.highwaters, progress.committed)

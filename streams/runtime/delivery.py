@@ -81,6 +81,11 @@ class RouteDelivery:
     def start(self) -> None:
         self.tasks = [asyncio.create_task(self._run(name, sink)) for name, sink in self.sinks.items()]
 
+    def stop(self) -> None:
+        """The agent stops (shutdown, rebalance): what was not taken is not acknowledged, and is read again."""
+        for task in self.tasks:
+            task.cancel()
+
     async def dispatch(self, messages: list[Message], since_ms: int = 0) -> None:
         """Hand every alert of the batch written from `since_ms` on to its sinks (a promoted
         processor version starts reading the alerts its predecessor wrote and delivered)."""

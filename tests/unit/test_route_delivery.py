@@ -150,3 +150,18 @@ def test_no_notice_about_the_fallback_itself_nor_about_a_notice() -> None:
 
     run = asyncio.run(scenario())
     assert run.notices == [] and run.acked == ["m0", "m1"]
+
+
+def test_stopping_leaves_what_was_not_taken_unacknowledged() -> None:
+    async def scenario() -> Run:
+        run = Run(undeliverable_after_s=60.0, commune_post=FOREVER)
+        run.delivery.start()
+        await run.delivery.dispatch([message(0, alert(0)), message(1, alert(1, route="province-duty"))])
+        await until(lambda: run.pages("webhook:province-duty") == ["al-31867-1"])
+        run.delivery.stop()
+        await asyncio.sleep(0.2)
+        assert all(task.cancelled() or task.done() for task in run.delivery.tasks)
+        return run
+
+    run = asyncio.run(scenario())
+    assert run.acked == [] and run.notices == []  # m0 was never taken: the next owner reads both again
