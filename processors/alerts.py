@@ -305,8 +305,6 @@ class AlertEngine:
         # What fires can raise what is due already (a silent device reported at its moment, the
         # digest at seven, both quiet by now): round again until nothing is due (a few rounds).
         for _ in range(MAX_TICK_ROUNDS):
-            if state["due"] is None or now_ms < state["due"]:
-                break
             for alert in list(state["alerts"].values()):
                 out += self._escalate_if_overdue(state, alert, commune, now_ms)
                 out += self._resolve_if_quiet(state, alert, commune, now_ms)
@@ -316,6 +314,8 @@ class AlertEngine:
                                if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
             self._forget_parked(state, now_ms)
             self._recompute_due(state)
+            if state["due"] is None or state["due"] > now_ms:
+                break
         self._save(commune, state)
         return out
 

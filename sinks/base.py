@@ -38,19 +38,25 @@ class Sink(Protocol):
 
 
 async def flush_until_done(sink: Sink, on_failure: Callable[[Sink, SinkError, float], None],
-                           on_success: Callable[[Sink, int, float], None]) -> None:
+                           on_success: Callable[[Sink, int, float], None],
+                           give_up_after_s: float | None = None) -> SinkError | None:
     """Flush `sink` (in a thread: the drivers block) until it took everything, with capped
     backoff between failures; it never drops an item — a worker stopped meanwhile has not
-    committed the batch, which is then read again."""
+    committed the batch, which is then read again. With `give_up_after_s`, a failure that long
+    after the first try ends the retries: the error is returned, the items stay pending, and the
+    caller decides (the delivery of pages gives them up and raises them elsewhere)."""
     loop = asyncio.get_running_loop()
-    backoff = 0.5
+    backoff, first = 0.5, time.monotonic()
     while sink.pending:
         started = time.monotonic()
         try:
             written = await loop.run_in_executor(None, sink.flush)
         except SinkError as exc:
+            if give_up_after_s is not None and time.monotonic() - first >= give_up_after_s:
+                return exc
             on_failure(sink, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
             continue
         on_success(sink, written, time.monotonic() - started)
+    return None

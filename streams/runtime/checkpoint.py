@@ -27,12 +27,12 @@ log = logging.getLogger("binhyen.worker")
 Send = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
 
 
-def _sink_failed(sink: Sink, exc: SinkError, backoff: float) -> None:
+def sink_failed(sink: Sink, exc: SinkError, backoff: float) -> None:
     metrics.SINK_FAILURES.labels(sink.name).inc()
     log.warning("%s; %d items wait; retrying in %.1fs", exc, sink.pending, backoff)
 
 
-def _sink_flushed(sink: Sink, written: int, seconds: float) -> None:
+def sink_flushed(sink: Sink, written: int, seconds: float) -> None:
     metrics.SINK_SECONDS.labels(sink.name).observe(seconds)
     metrics.SINK_BATCH.labels(sink.name).observe(written)
     metrics.SINK_ROWS.labels(sink.name).inc(written)
@@ -60,7 +60,7 @@ class Checkpoint:
             for row in rows:
                 self.sinks[name].add(row)
         for sink in self.sinks.values():
-            await flush_until_done(sink, _sink_failed, _sink_flushed)
+            await flush_until_done(sink, sink_failed, sink_flushed)
         # 4. offsets
         for token in tokens:
             await self.acknowledge(token)

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from schemas import CODEC, DecodeError
-from sinks.base import MAX_BACKOFF_S, SinkError
+from sinks.base import flush_until_done
 from sinks.notifiers import AlertQueue
 from streams.runtime import metrics
 from streams.runtime.batch import Message
+from streams.runtime.checkpoint import sink_failed, sink_flushed
 
 log = logging.getLogger("binhyen.alerts")
 UNDELIVERABLE_RULE = "undeliverable"
@@ -122,26 +123,13 @@ class RouteDelivery:
             await self._acknowledge_done()
 
     async def _deliver(self, name: str, sink: AlertQueue, alert: dict[str, Any]) -> None:
-        loop = asyncio.get_running_loop()
         sink.add(alert)
-        first, backoff = time.monotonic(), 0.5
-        while sink.pending:
-            started = time.monotonic()
-            try:
-                written = await loop.run_in_executor(None, sink.flush)
-            except SinkError as exc:
-                metrics.SINK_FAILURES.labels(name).inc()
-                waited = time.monotonic() - first
-                if waited >= self.undeliverable_after_s:
-                    for page in sink.give_up():
-                        await self._undeliverable(name.removeprefix("webhook:"), page, waited, str(exc))
-                    return
-                log.warning("%s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-                continue
-            metrics.SINK_SECONDS.labels(name).observe(time.monotonic() - started)
-            metrics.SINK_ROWS.labels(name).inc(written)
+        first = time.monotonic()
+        error = await flush_until_done(sink, sink_failed, sink_flushed, self.undeliverable_after_s)
+        if error is not None:
+            metrics.SINK_FAILURES.labels(name).inc()
+            for page in sink.give_up():
+                await self._undeliverable(name.removeprefix("webhook:"), page, time.monotonic() - first, str(error))
 
     async def _undeliverable(self, route: str, page: dict[str, Any], waited_s: float, error: str) -> None:
         metrics.PAGES_UNDELIVERABLE.labels(route).inc()
