@@ -287,8 +287,10 @@ class AlertEngine:
         if alert is None or alert["state"] not in OPEN_STATES:
             return []
         out = self._escalate_if_overdue(state, alert, commune, at)  # a deadline before the verdict came first
-        alert.update(state="resolved", deadline=None, updated=at, summary=_append(alert["summary"], reason))
-        out.append(self._event(state, alert, commune, "resolved", at))
+        out += self._resolve_if_quiet(state, alert, commune, at)  # and so did going quiet
+        if alert["state"] != "resolved":
+            alert.update(state="resolved", deadline=None, updated=at, summary=_append(alert["summary"], reason))
+            out.append(self._event(state, alert, commune, "resolved", at))
         self._recompute_due(state)
         self._save(commune, state)
         return out

@@ -263,3 +263,15 @@ def test_a_p1_raised_after_a_burst_of_tips_does_not_explain_it_away_when_read_fi
     assert sorted(a["rule"] for a in bell_first if a["state"] == "raised") == ["panic_bell", "tip_spike"]
     explained, _ = run([press("p1", at(9, 30))] + tips)  # a bell 30 minutes before: the burst is about it
     assert [a["rule"] for a in explained if a["state"] == "raised"] == ["panic_bell"]
+
+
+def test_a_verdict_after_an_alert_went_quiet_finds_it_resolved_already() -> None:
+    tamper = press("c1", at(10, 0), signal="tamper", kind="camera")
+    alerts, _ = run([tamper])
+    (raised,) = alerts
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False)
+    processor.handle(*parse_contract(tamper, Pseudonymiser(b"k" * 32))[:2])
+    late = raised["at_ms"] + 4 * 3_600_000
+    out = processor.alerting.resolve_incident(NGHI_XUAN, raised["incident_id"], late, "báo sai")
+    assert [(a["state"], a["at_ms"] - raised["at_ms"]) for a in out] == [("resolved", 180 * 60_000)]
+    assert out[0]["summary"].endswith("tự đóng: không có hoạt động trong 180 phút, chưa ai xác nhận")
