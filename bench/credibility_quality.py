@@ -1,6 +1,7 @@
 """ROC-AUC, Brier score and a calibration plot of incident credibility against the truth.
 
     .venv/bin/python bench/credibility_quality.py [--days 7] [--seed 1] [--plot bench/results/calibration.png]
+    .venv/bin/python bench/credibility_quality.py --population all   # every simulated population in turn
 
 The simulated province runs through the same processors as the worker. Each incident is
 judged by the credibility it had after its last report — before any officer's verdict on
@@ -21,13 +22,13 @@ from processors.pseudonym import Pseudonymiser  # noqa: E402
 from processors.validation import parse_contract  # noqa: E402
 from processors.alerts import AlertConfig  # noqa: E402
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
-from streams.sim.simulator import SimConfig, simulate  # noqa: E402
+from streams.sim.simulator import POPULATIONS, Population, SimConfig, simulate  # noqa: E402
 
 
-def predictions(days: int, seed: int, province: int = 96,
-                config: CredibilityConfig | None = None) -> list[tuple[float, bool]]:
+def predictions(days: int, seed: int, province: int = 96, config: CredibilityConfig | None = None,
+                population: Population = POPULATIONS["default"]) -> list[tuple[float, bool]]:
     """(credibility before verdicts, real) per incident that has at least one tip."""
-    simulation = simulate(SimConfig(province, days=days, seed=seed))
+    simulation = simulate(SimConfig(province, days=days, seed=seed, population=population))
     truth = {row["event_id"]: row for row in simulation.truth}
     processor = EventProcessor(ProcessorState(), config or CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
                                AlertConfig.load(DEFAULT_ALERT_CONFIG))
@@ -105,10 +106,20 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--population", choices=[*POPULATIONS, "all"], default="default",
+                        help="who reports and how officers judge (streams.sim.simulator.POPULATIONS)")
     args = parser.parse_args()
-    pairs = predictions(args.days, args.seed)
+    if args.population == "all":
+        print(f"simulated Cà Mau, {args.days} days, seed {args.seed}, the shipped weights:")
+        for name, population in POPULATIONS.items():
+            pairs = predictions(args.days, args.seed, population=population)
+            print(f"  {name:<17} {len(pairs):>5} incidents ({sum(r for _, r in pairs):>4} real)  "
+                  f"ROC-AUC {roc_auc(pairs):.3f}  Brier {brier(pairs):.3f}", flush=True)
+        return
+    pairs = predictions(args.days, args.seed, population=POPULATIONS[args.population])
     real = sum(r for _, r in pairs)
-    print(f"simulated Cà Mau, {args.days} days, seed {args.seed}: {len(pairs)} incidents ({real} real)")
+    print(f"simulated Cà Mau ({args.population}), {args.days} days, seed {args.seed}: {len(pairs)} incidents "
+          f"({real} real)")
     print(f"ROC-AUC {roc_auc(pairs):.3f}   Brier {brier(pairs):.3f}")
     for p, o, n in calibration(pairs):
         print(f"  predicted {p:.2f}  observed {o:.2f}  n={n}")

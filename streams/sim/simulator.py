@@ -59,12 +59,41 @@ MODEL_PROGRAMMES = [  # (model kind, name, share of communes, members range, tea
 
 
 @dataclass(frozen=True)
+class Population:
+    """Who reports, how, and how officers judge it: provinces differ (more spammers, fewer
+    reliable reporters, other channels, bursts of chain rumours, fewer or later verdicts). The
+    default is the province the project was built on; the others test the credibility model on
+    data it was not tuned on (README, "Credibility")."""
+
+    name: str = "default"
+    behaviours: tuple[tuple[str, float], ...] = BEHAVIOURS  # share of reporters by behaviour
+    channels: tuple[tuple[str, float], ...] = tuple(CHANNEL_WEIGHTS.items())  # reporters' usual channels
+    rumour_rate: float = 1.0  # chain rumours per day, relative to the default
+    verdict_coverage: float = 0.85  # share of tips officers judge
+    verdict_delay_hours: tuple[int, int] = (1, 12)  # how long after the tip the verdict comes
+
+
+POPULATIONS = {population.name: population for population in (
+    Population(),
+    Population("spam-heavy", behaviours=(("reliable", 0.25), ("occasional", 0.3), ("unreliable", 0.3),
+                                         ("spammer", 0.15))),
+    Population("few-reliable", behaviours=(("reliable", 0.15), ("occasional", 0.55), ("unreliable", 0.25),
+                                           ("spammer", 0.05))),
+    Population("hotline-province", channels=(("hotline", 45), ("sms", 20), ("zalo", 15), ("in_person", 10),
+                                             ("vneid", 6), ("facebook", 3), ("web", 1))),
+    Population("rumour-storm", rumour_rate=4.0),
+    Population("sparse-verdicts", verdict_coverage=0.3, verdict_delay_hours=(12, 96)),
+)}
+
+
+@dataclass(frozen=True)
 class SimConfig:
     province_code: int
     days: int = 1
     seed: int = 1
     scale: float = 1.0
     start: datetime = DEFAULT_START
+    population: Population = Population()
 
 
 @dataclass(frozen=True)
@@ -179,9 +208,11 @@ class ProvinceSimulator:
                 contact = "+849" + "".join(str(rng.randrange(10)) for _ in range(8))
             else:
                 contact = f"zalo:{rng.randrange(10**6, 10**7)}"
-            main = _pick(rng, CHANNEL_WEIGHTS)
-            other = _pick(rng, CHANNEL_WEIGHTS)
-            reporters.append(Reporter(contact, _pick(rng, BEHAVIOURS), _pick(rng, STYLES), (main, main, other)))
+            population = self.config.population
+            main = _pick(rng, population.channels)
+            other = _pick(rng, population.channels)
+            reporters.append(Reporter(contact, _pick(rng, population.behaviours), _pick(rng, STYLES),
+                                      (main, main, other)))
         groups = {
             "zalo": [f"zalo:grp-{slug}-{n}" for n in range(1, rng.randint(2, 4))],
             "facebook": [f"facebook:page-ca-{slug}"],
@@ -304,7 +335,8 @@ class ProvinceSimulator:
         return event_id
 
     def _feedback(self, commune: Commune, tip_id: str, at_s: int, truth: dict[str, Any], rng: random.Random) -> None:
-        if rng.random() > 0.85:
+        population = self.config.population
+        if rng.random() > population.verdict_coverage:
             return  # not every tip gets a recorded verdict
         if truth["real"]:
             verdict = "valuable" if rng.random() < (0.95 if truth.get("first") else 0.72) else "duplicate"
@@ -312,7 +344,7 @@ class ProvinceSimulator:
             verdict = "false_report" if truth["kind"] in ("prank", "false_report", "spam") and rng.random() < 0.6 \
                 else "not_valuable"
         self._emit({"type": "feedback", "commune_code": commune.code, "tip_event_id": tip_id, "verdict": verdict},
-                   at_s + rng.randint(3600, 12 * 3600))
+                   at_s + rng.randint(*(hours * 3600 for hours in population.verdict_delay_hours)))
 
     def _reporters_for(self, rng: random.Random, reporters: list[Reporter], k: int) -> list[Reporter]:
         chosen: list[Reporter] = []
@@ -376,7 +408,8 @@ class ProvinceSimulator:
 
     def _chain_rumours(self, setups: dict[int, Any], rng: random.Random, day_s: int, day: int) -> None:
         """One forwarded message travelling across communes within hours."""
-        for index in range(_poisson(rng, 0.6 * self.config.scale * max(1, len(self.communes) / 60))):
+        rate = 0.6 * self.config.population.rumour_rate * self.config.scale
+        for index in range(_poisson(rng, rate * max(1, len(self.communes) / 60))):
             text = rng.choice(T.CHAIN_RUMOURS)
             at0 = day_s + rng.randrange(DAY_S)
             for commune in rng.sample(self.communes, k=min(len(self.communes), rng.randint(3, 8))):
@@ -431,7 +464,8 @@ class ProvinceSimulator:
 
 def id_prefix(config: SimConfig) -> str:
     """Event ids of one simulation: distinct per seed, province, scale and first day."""
-    return f"sim{config.seed}-p{config.province_code}-x{config.scale:g}-{config.start:%Y%m%d}-"
+    population = "" if config.population.name == "default" else f"{config.population.name}-"
+    return f"sim{config.seed}-p{config.province_code}-x{config.scale:g}-{config.start:%Y%m%d}-{population}"
 
 
 def simulate(config: SimConfig, progress: Callable[[int], None] | None = None,
