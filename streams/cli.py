@@ -472,13 +472,16 @@ def simulate(
     output: Annotated[Path | None, typer.Option(help="Write the events here as JSONL.")] = None,
     publish: Annotated[bool, typer.Option("--publish", help="Publish the events to Kafka instead.")] = False,
     truth: Annotated[Path | None, typer.Option(help="Ground-truth JSONL (default: beside the output).")] = None,
+    population: Annotated[str, typer.Option(help="Who reports and how officers judge: default, spam-heavy, "
+                                                 "few-reliable, hotline-province, rumour-storm, sparse-verdicts.")
+                          ] = "default",
 ) -> None:
     """Simulate a province: tips, device signals, models, verdicts, with ground truth."""
     from streams.sim.runner import run_simulation
 
     if (output is None) == (not publish):
         raise ConfigError("give exactly one of --output FILE or --publish")
-    run_simulation(_settings(), province, days, seed, scale, start, output, publish, truth, err)
+    run_simulation(_settings(), province, days, seed, scale, start, output, publish, truth, err, population)
 
 
 @app.command()

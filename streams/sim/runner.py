@@ -14,10 +14,11 @@ from processors.geography import communes_of_province, find_province, provinces
 from processors.validation import InvalidEvent
 from streams.config import ConfigError, Settings
 from streams.edge.gateway_client import GatewayClient
-from streams.sim.simulator import VN, SimConfig, Simulation, simulate
+from streams.sim.simulator import POPULATIONS, VN, SimConfig, Simulation, simulate
 
 
-def sim_config(province: str, days: int, seed: int, scale: float, start: str) -> SimConfig:
+def sim_config(province: str, days: int, seed: int, scale: float, start: str,
+               population: str = "default") -> SimConfig:
     code = find_province(province)
     if code is None:
         raise ConfigError(f"unknown province {province!r}; use a 2025 province name or code, e.g. 'Cà Mau' or 96")
@@ -25,7 +26,9 @@ def sim_config(province: str, days: int, seed: int, scale: float, start: str) ->
         first_day = datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=VN)
     except ValueError:
         raise ConfigError(f"--start {start!r} is not a date like 2025-09-01") from None
-    return SimConfig(code, days, seed, scale, first_day)
+    if population not in POPULATIONS:
+        raise ConfigError(f"unknown population {population!r}; use one of {', '.join(POPULATIONS)}")
+    return SimConfig(code, days, seed, scale, first_day, POPULATIONS[population])
 
 
 def _progress(console: Console) -> Progress:
@@ -83,8 +86,9 @@ def publish_events(settings: Settings, events: list[dict[str, Any]], console: Co
 
 
 def run_simulation(settings: Settings, province: str, days: int, seed: int, scale: float, start: str,
-                   output: Path | None, publish: bool, truth: Path | None, console: Console) -> Simulation:
-    config = sim_config(province, days, seed, scale, start)
+                   output: Path | None, publish: bool, truth: Path | None, console: Console,
+                   population: str = "default") -> Simulation:
+    config = sim_config(province, days, seed, scale, start, population)
     simulation = generate(config, console)
     if output is not None:
         write_jsonl(output, simulation.events)

@@ -70,3 +70,19 @@ def test_sparse_verdicts_are_fewer_and_later() -> None:
     default_coverage, default_delays = verdicts("default")
     assert coverage < 0.5 * default_coverage
     assert min(delays) >= 12 and max(default_delays) <= 12
+
+
+def test_an_unknown_population_is_one_clear_line(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    binhyen = Path(sys.executable).parent / "binhyen"
+    result = subprocess.run([binhyen, "simulate", "--province", "96", "--population", "calm", "--output",
+                             str(tmp_path / "x.jsonl")], capture_output=True, text=True,
+                            env={**os.environ, "BINHYEN_STATE_DIR": str(tmp_path)})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.strip() == ("binhyen: unknown population 'calm'; use one of default, spam-heavy, "
+                                     "few-reliable, hotline-province, rumour-storm, sparse-verdicts")
+    assert not (tmp_path / "x.jsonl").exists()
