@@ -40,8 +40,8 @@ from kafka.errors import KafkaError
 from processors.alerts import unacked_p1_since
 from processors.pipeline import EventProcessor, ProcessorState
 from sinks.action_links import links_for
-from sinks.base import Sink
-from sinks.clickhouse import alert_sink, connect, event_sink, incident_sinks
+from sinks.base import Sink, flush_until_done
+from sinks.clickhouse import alert_row, alert_sink, connect, event_sink, incident_sinks
 from schemas import CODEC
 from sinks.notifiers import AlertQueue, LogNotifier, WebhookNotifier
 from streams.config import ConfigError, Settings
@@ -49,7 +49,7 @@ from streams.edge.kafka import GroupProgress, ensure_topics
 from streams.runtime import faust_compat, metrics
 from streams.runtime.align import AlignedStep, EventTimeAligner
 from streams.runtime.batch import BatchOutput, BatchStep, EventClock, Message
-from streams.runtime.checkpoint import Checkpoint
+from streams.runtime.checkpoint import Checkpoint, sink_failed, sink_flushed
 from streams.runtime.delivery import RouteDelivery
 from streams.runtime.state import BatchedTable, EventCursor, PartitionedCounts
 from streams.runtime.timer import TICK_EVERY_S, TickTimer, tick_message
@@ -181,8 +181,14 @@ def make_app(settings: Settings) -> faust.App:
             for route, url in settings.webhook_urls.items():
                 notifiers[f"webhook:{route}"] = WebhookNotifier(route, url, settings.webhook_secret, actions=actions)
 
+        notices = alert_sink(connect(settings, settings.clickhouse_database))
+
         async def raise_notice(alert: dict[str, Any]) -> None:
+            """An undeliverable notice is an alert like the others: on the alerts topic (to be paged
+            on its route) and in ClickHouse `alerts` (where a replay of the topic puts it too)."""
             await (await send(ALERTS, alert["alert_id"].encode(), CODEC.encode("alert", alert)))
+            notices.add(alert_row(alert))
+            await flush_until_done(notices, sink_failed, sink_flushed)
 
         @app.agent(app.topic(ALERTS, **RAW), concurrency=1)
         async def deliver_alerts(stream: faust.StreamT) -> None:

@@ -105,6 +105,8 @@ def test_a_dead_endpoint_delays_no_other_route_and_is_raised_when_given_up(
             "undeliverable", "command", "P1", "raised")
         assert page["summary"].startswith(f"Không gửi được cảnh báo {stuck_id} tới commune-post sau ")
         assert not [p for p in webhook.delivered() if p["alert_id"] == stuck_id and p["route"] == "commune-post"]
+        wait_for(lambda: steps(clickhouse, f"{stuck_id}-undeliverable-commune-post") == [("raised", "command")], 30,
+                 "the notice in ClickHouse alerts")  # on record, as a replay of the topic has it
     finally:
         webhook.fail_pages(marker, 0)
         for alert_id in (alert_id_of(clickhouse, stuck["event_id"]), alert_id_of(clickhouse, other["event_id"])):
