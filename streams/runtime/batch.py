@@ -180,6 +180,7 @@ class BatchOutput:
     done: list[Message] = field(default_factory=list)  # the messages it processed: to acknowledge once committed
     event_ages_s: list[float] = field(default_factory=list)
     device_communes: set[int] = field(default_factory=set)
+    still_due: list[int] = field(default_factory=list)  # communes a tick left due (a bug: they would tick for ever)
 
     def row(self, sink: str, row: tuple[Any, ...]) -> None:
         self.rows.setdefault(sink, []).append(row)
@@ -252,6 +253,12 @@ class BatchStep:
             out.alerts += self.processor.alerting.tick(tick.commune, tick.now_ms)
         except Exception:  # the next tick tries again
             log.exception("tick of commune %d failed", tick.commune)
+            return
+        due = self.processor.alerting.next_deadline(tick.commune)
+        if due is not None and due <= tick.now_ms:  # `binhyen process` raises here; a worker says so and goes on
+            log.error("the tick of commune %d at %d left it due at %d: its timer will tick it again every round",
+                      tick.commune, tick.now_ms, due)
+            out.still_due.append(tick.commune)
 
     def _accept(self, out: BatchOutput, incidents: dict[str, dict[str, Any]], message: Message,
                 accepted: Accepted, now_ms: int) -> None:

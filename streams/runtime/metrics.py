@@ -51,6 +51,9 @@ SINK_SECONDS = Histogram("binhyen_sink_insert_seconds", "Duration of a successfu
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=REGISTRY)
 SINK_FAILURES = Counter("binhyen_sink_failures", "Failed sink flushes (each is retried; nothing is dropped).",
                         ["table"], registry=REGISTRY)
+TICKS_LEFT_DUE = Counter("binhyen_ticks_left_due", "Ticks after which their commune was still due (a bug in "
+                         "the alert engine: the timer would tick it every round; the log names the commune).",
+                         registry=REGISTRY)
 PAGES_UNDELIVERABLE = Counter("binhyen_pages_undeliverable", "Pages given up after the route did not take "
                               "them for BINHYEN_UNDELIVERABLE_AFTER_S (each raised as an alert on the fallback route).",
                               ["route"], registry=REGISTRY)
@@ -89,6 +92,7 @@ def observe_batch(out: BatchOutput, started_s: float) -> None:
     now = time.time()
     for commune in out.device_communes:
         DEVICE_LAST_SEEN.labels(str(commune)).set(now)
+    TICKS_LEFT_DUE.inc(len(out.still_due))
     BATCH_LATENCY.observe(now - started_s)
 
 

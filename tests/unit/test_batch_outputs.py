@@ -20,6 +20,7 @@ from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from schemas import CODEC
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
+from streams.runtime import metrics
 from streams.runtime.batch import BatchStep, Message, Rejected, dead_letter, triage
 from streams.runtime.state import EventCursor
 from streams.topics import ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TIPS
@@ -83,7 +84,8 @@ def test_ticks_write_state_for_their_own_message_and_a_failing_one_does_not_stop
             raise RuntimeError("state unreadable")
         return [alert(commune)]
 
-    step = BatchStep(SimpleNamespace(alerting=SimpleNamespace(tick=tick), sweep=lambda watermark: None), cursor)
+    step = BatchStep(SimpleNamespace(alerting=SimpleNamespace(tick=tick, next_deadline=lambda commune: T0 + 1),
+                                     sweep=lambda watermark: None), cursor)
     with caplog.at_level(logging.ERROR, logger="binhyen.worker"):
         out = step.process([(m, triage(m.value, m.topic)) for m in (tick_message(1, T0, 8),
                                                                    tick_message(COMMUNE, T0, 9))], NOW)
@@ -93,6 +95,22 @@ def test_ticks_write_state_for_their_own_message_and_a_failing_one_does_not_stop
         (logging.ERROR, "tick of commune 1 failed", True)]
     assert out.consumed == {(COMMUNE_CONTROL, "tick"): 2}
     assert out.alerts == [alert(COMMUNE)]
+    assert out.still_due == []
+
+
+def test_a_tick_that_leaves_its_commune_due_is_said_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    """`binhyen process` raises on it; the worker cannot stop the stream, so it logs the commune
+    and counts it (`binhyen_ticks_left_due_total`) instead of ticking it silently for ever."""
+    alerting = SimpleNamespace(tick=lambda commune, now_ms: [], next_deadline=lambda commune: T0 - 5)
+    step = BatchStep(SimpleNamespace(alerting=alerting, sweep=lambda watermark: None), EventCursor())
+    with caplog.at_level(logging.ERROR, logger="binhyen.worker"):
+        out = step.process([(m, triage(m.value, m.topic)) for m in (tick_message(COMMUNE, T0, 9),)], NOW)
+    assert out.still_due == [COMMUNE]
+    before = metrics.TICKS_LEFT_DUE._value.get()
+    metrics.observe_batch(out, NOW / 1000)
+    assert metrics.TICKS_LEFT_DUE._value.get() == before + 1
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the tick of commune {COMMUNE} at {T0} left it due at {T0 - 5}: its timer will tick it again every round"]
 
 
 def test_a_tombstone_is_dead_lettered_with_an_empty_original() -> None:
