@@ -95,6 +95,12 @@ class AlertConfig:
             raise ValueError("the alert config's escalation needs at least one step")
         return cls(**raw)
 
+    def credible_severity(self, category: str | None, credibility: float) -> str | None:
+        """P1/P2 for a credible incident of an urgent kind (no device rule behind it), else None."""
+        if category not in self.urgent_categories or credibility < self.credible_p2:
+            return None
+        return "P1" if credibility >= self.credible_p1 else "P2"
+
     def wait_ms(self, step: int, severity: str) -> int | None:
         """How long an alert of `severity` at `step` waits for an ack before the next step (None: it stays)."""
         if step + 1 >= len(self.escalation):
@@ -154,8 +160,8 @@ class AlertEngine:
             return "P1", "gate_forced", "Cổng an ninh bị phá"
         if any(r["signal"] == "chain_message" for r in snapshot["reasons"]):
             return None  # a forwarded rumour with no device behind it never pages
-        if category in self.config.urgent_categories and credibility >= self.config.credible_p2:
-            severity = "P1" if credibility >= self.config.credible_p1 else "P2"
+        severity = self.config.credible_severity(category, credibility)
+        if severity is not None:
             return severity, "credible_incident", f"Tin báo khẩn ({category})"
         if "tamper" in signals:
             return "P2", "device_tamper", "Thiết bị bị can thiệp (tamper)"

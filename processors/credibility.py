@@ -8,7 +8,13 @@ reader sees exactly why.
 Anonymous tips are scored on content and corroboration, never on anonymity itself.
 
 Reputation (`ReputationBook`) is learned from officers' verdicts per reporter pseudonym,
-source group, channel and commune, each shrunk towards the level above it.
+source group, channel and commune, each shrunk towards the level above it; with a
+`reputation_memory` a reporter's or group's older verdicts fade, so one that turns unreliable
+loses a long good record within a bounded number of verdicts. Reputation lives only in the workers' state,
+keyed by pseudonym: analysts see aggregates by channel, group and commune, never a reporter's.
+
+`features` are the signals' raw values (before weights), kept with every score so that a fit
+(`processors/credibility_fit.py`) learns from exactly what the scorer saw.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 from processors.text import content_tokens, locators
 
 VALUABLE, NOT_VALUABLE = "valuable", ("not_valuable", "false_report")
+TURNING = ("reporter:", "source:")  # reputations a `reputation_memory` lets fade
 # What each signal means, for the officer a page goes to (the reasons keep the signal ids).
 SIGNAL_LABELS = {
     "independent_reporters": "nhiều người báo độc lập", "distinct_channels": "nhiều kênh báo",
@@ -49,6 +56,8 @@ class CredibilityConfig:
     vague_words: int
     calibration_scale: float
     calibration_intercept: float
+    reputation_memory: float | None = None  # verdicts a key remembers (older ones fade); None: all alike
+    fit: dict[str, Any] | None = None  # the figures of the fit that made this config, if one did
 
     @classmethod
     def load(cls, path: Path) -> "CredibilityConfig":
@@ -80,9 +89,13 @@ class ReputationBook:
     def record(self, keys: list[str], verdict: str) -> None:
         if verdict != VALUABLE and verdict not in NOT_VALUABLE:
             return  # "duplicate" says nothing about the reporter
+        memory = self.config.reputation_memory
         for key in keys:
+            # A reporter or a group can turn: its older verdicts fade, each weighing `keep` times the
+            # next. A channel's or a commune's rate is a base rate: every verdict counts alike.
+            keep = 1.0 - 1.0 / memory if memory and key.startswith(TURNING) else 1.0
             valuable, total = self.counts.get(key) or (0, 0)
-            self.counts[key] = [valuable + (verdict == VALUABLE), total + 1]
+            self.counts[key] = [_fade(valuable, keep) + (verdict == VALUABLE), _fade(total, keep) + 1]
 
     def rate(self, key: str, prior: float, strength: float) -> float:
         """Posterior mean valuable rate of `key`, shrunk towards `prior`."""
@@ -94,6 +107,11 @@ class ReputationBook:
         strength = self.config.prior_strength
         channel_rate = self.rate(f"channel:{channel}", province, strength) if channel else province
         return self.rate(f"commune:{commune}", channel_rate, strength)
+
+
+def _fade(count: float, keep: float) -> float:
+    """Counts stay integers without a memory (as state written before it holds them)."""
+    return count if keep == 1.0 else round(count * keep, 6)
 
 
 def chain_fingerprint(text: str) -> str:
@@ -115,38 +133,50 @@ def score(incident: dict[str, Any], reputation: ReputationBook, chain_communes: 
     `chain_communes` maps a tip's chain fingerprint to how many communes carried that text
     within the chain window.
     """
-    w = config.weights
+    return score_features(features(incident, reputation, chain_communes, config), config)
+
+
+def features(incident: dict[str, Any], reputation: ReputationBook, chain_communes: dict[str, int],
+             config: CredibilityConfig) -> dict[str, float]:
+    """Each signal's raw value for `incident` now; `base_rate` is the base rate's log-odds.
+
+    Signals absent from the incident are left out (value 0). Only the reputation signals and the
+    base rate depend on the config (its priors and memory), never on its weights.
+    """
     tips = [m for m in incident["members"] if m["k"] == "tip"]
     devices = [m for m in incident["members"] if m["k"] == "device"]
     first_channel = tips[0]["ch"] if tips else None
     base = reputation.base_rate(incident["commune"], first_channel)
-    parts: dict[str, float] = {"base_rate": _logit(base)}
+    values: dict[str, float] = {"base_rate": _logit(base)}
     if tips:
         named = {m["rep"] for m in tips if m.get("rep")}
         anonymous = sum(1 for m in tips if not m.get("rep"))
-        independent = len(named) + 0.5 * anonymous
-        parts["independent_reporters"] = w["independent_reporters"] * math.log(max(1.0, independent))
-        parts["distinct_channels"] = w["distinct_channels"] * (len({m["ch"] for m in tips}) - 1)
-        if any(m.get("att") for m in tips):
-            parts["attachments"] = w["attachments"]
-        parts["specificity"] = w["specificity"] * max(specificity(m["txt"], m.get("loc")) for m in tips)
-        if max(len(content_tokens(m["txt"])) for m in tips) < config.vague_words:
-            parts["vague_text"] = w["vague_text"]
-        parts["reporter_reputation"] = w["reporter_reputation"] * _reputation_shift(
-            reputation, [f"reporter:{r}" for r in named], base)
-        parts["source_reputation"] = w["source_reputation"] * _reputation_shift(
+        values["independent_reporters"] = math.log(max(1.0, len(named) + 0.5 * anonymous))
+        values["distinct_channels"] = len({m["ch"] for m in tips}) - 1
+        values["attachments"] = float(any(m.get("att") for m in tips))
+        values["specificity"] = max(specificity(m["txt"], m.get("loc")) for m in tips)
+        values["vague_text"] = float(max(len(content_tokens(m["txt"])) for m in tips) < config.vague_words)
+        values["reporter_reputation"] = _reputation_shift(reputation, [f"reporter:{r}" for r in named], base)
+        values["source_reputation"] = _reputation_shift(
             reputation, [f"source:{s}" for s in {m.get("src") for m in tips} if s], base)
-        if _burst(tips, config):
-            parts["spam_burst"] = w["spam_burst"]
-        if any(chain_communes.get(chain_fingerprint(m["txt"]), 0) >= config.chain_communes for m in tips):
-            parts["chain_message"] = w["chain_message"]
+        values["spam_burst"] = float(_burst(tips, config))
+        values["chain_message"] = float(any(
+            chain_communes.get(chain_fingerprint(m["txt"]), 0) >= config.chain_communes for m in tips))
     if devices:
-        parts["device_corroboration"] = w["device_corroboration"]
+        values["device_corroboration"] = 1.0
     verdicts = list((incident.get("verdicts") or {}).values())
     if verdicts:
         final = max(set(verdicts), key=lambda v: (verdicts.count(v), v))
         if final != "duplicate":
-            parts[f"officer_{final}"] = w[f"officer_{final}"]
+            values[f"officer_{final}"] = 1.0
+    return {name: value for name, value in values.items() if value}
+
+
+def score_features(values: dict[str, float], config: CredibilityConfig) -> tuple[float, list[dict[str, Any]]]:
+    """(credibility, reasons) of stored `features` under `config`: how a candidate config is
+    judged on what the scorer saw, and how the live scorer scores."""
+    parts = {name: value * (1.0 if name == "base_rate" else config.weights.get(name, 0.0))
+             for name, value in values.items()}
     # Calibrated log-odds; each reason is its share of them, so the reasons add up to the score.
     scaled = {name: config.calibration_scale * value for name, value in parts.items()}
     scaled["calibration"] = config.calibration_intercept

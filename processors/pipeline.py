@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.alerts import AlertConfig, AlertEngine
-from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, score
+from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, features, score_features
 from processors.dedup import ExactDedup
 from processors.incidents import MINUTE_MS, DedupConfig, IncidentClusterer, majority_category
 from processors.staff import StaffRegistry
@@ -270,7 +270,8 @@ class EventProcessor:
             if member["k"] == "tip":
                 fingerprint = chain_fingerprint(member["txt"])
                 spread[fingerprint] = len(self.state.chains.get(fingerprint) or {})
-        credibility, reasons = score(incident, self.reputation, spread, self.credibility)
+        values = features(incident, self.reputation, spread, self.credibility)
+        credibility, reasons = score_features(values, self.credibility)
         return {
             "incident_id": incident["id"],
             "version": incident["version"],
@@ -284,6 +285,7 @@ class EventProcessor:
             "credibility": credibility,
             "reasons": reasons,
             "scorer_version": self.credibility.version,
+            "features": [{"signal": name, "value": value} for name, value in sorted(values.items())],
         }
 
 

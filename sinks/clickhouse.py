@@ -254,6 +254,7 @@ def incident_rows(snapshot: dict[str, Any]) -> tuple[tuple[Any, ...], list[tuple
         place.province_code if place else 0, opened, snapshot["updated_at_ms"] // 1000,
         snapshot["category"] or "", snapshot["tips"], snapshot["device_alarms"], snapshot["credibility"],
         json.dumps(snapshot["reasons"], ensure_ascii=False, separators=(",", ":")), snapshot["scorer_version"],
+        features_json(snapshot),
     )
     members = [(snapshot["incident_id"], event_id, snapshot["commune_code"], opened) for event_id in snapshot["event_ids"]]
     return row, members
@@ -261,9 +262,22 @@ def incident_rows(snapshot: dict[str, Any]) -> tuple[tuple[Any, ...], list[tuple
 
 INCIDENT_COLUMNS = (
     "incident_id", "version", "commune_code", "province_code", "opened_at", "updated_at", "category",
-    "tips", "device_alarms", "credibility", "reasons", "scorer_version",
+    "tips", "device_alarms", "credibility", "reasons", "scorer_version", "features",
 )
 MEMBER_COLUMNS = ("incident_id", "event_id", "commune_code", "opened_at")
+TIP_SCORE_COLUMNS = ("event_id", "incident_id", "commune_code", "occurred_at", "scorer_version", "credibility", "features")
+
+
+def features_json(snapshot: dict[str, Any]) -> str:
+    """The snapshot's features as {"signal": value} ('' before incident.v2)."""
+    values = {f["signal"]: round(f["value"], 6) for f in snapshot.get("features") or []}
+    return json.dumps(values, separators=(",", ":")) if values else ""
+
+
+def tip_score_row(tip: dict[str, Any], snapshot: dict[str, Any]) -> tuple[Any, ...]:
+    """The score `tip` got when it joined `snapshot`'s incident, with what it was computed from."""
+    return (tip["event_id"], snapshot["incident_id"], snapshot["commune_code"], tip["occurred_at_ms"] // 1000,
+            snapshot["scorer_version"], snapshot["credibility"], features_json(snapshot))
 
 
 class TableSink:
@@ -323,3 +337,7 @@ def event_sink(client: Client, database: str) -> TableSink:
 
 def incident_sinks(client: Client) -> tuple[TableSink, TableSink]:
     return TableSink(client, "incidents", INCIDENT_COLUMNS), TableSink(client, "incident_members", MEMBER_COLUMNS)
+
+
+def tip_score_sink(client: Client, database: str) -> TableSink:
+    return TableSink(client, f"{private_database(database)}.tip_scores", TIP_SCORE_COLUMNS)

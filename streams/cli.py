@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -38,6 +39,8 @@ key_app = typer.Typer(no_args_is_help=True, help="The gateway's API keys (one pe
 gateway_app.add_typer(key_app, name="key")
 access_app = typer.Typer(no_args_is_help=True, help="Who reads which jurisdiction's analytics.")
 app.add_typer(access_app, name="access")
+credibility_app = typer.Typer(no_args_is_help=True, help="Credibility weights learned from officers' verdicts.")
+app.add_typer(credibility_app, name="credibility")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -425,6 +428,63 @@ def reprocess(
             out.print(f"promoted {version.name} (was {result.previous or 'the configs from files'}): "
                       f"{result.tail} events caught up during the switch; live workers continue under it; "
                       f"the previous projections are kept in {reprocessing.clickhouse_database}", markup=False)
+
+
+@credibility_app.command("fit")
+def credibility_fit(
+    since: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of tips to learn from (YYYY-MM-DD).")],
+    until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"],
+                                            help="Day after the last (YYYY-MM-DD); keep later days to judge it.")],
+    version: Annotated[str | None, typer.Option(help="The new config's version (default: the live one's next, e.g. cred-3).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where to write it (default: infra/config/credibility.vN.json).")] = None,
+    prior_strength: Annotated[float, typer.Option(min=0.0, help="How strongly the live weights hold (more: fewer moves).")] = 20.0,
+) -> None:
+    """Fit the weights to officers' verdicts, from the live ones; writes a new config, changes no score."""
+    from streams.ops import credibility as ops
+
+    period = ops.Period(since.date(), until.date())
+    current, candidate, path = ops.fit_from_verdicts(_settings(), period, version, out_path, prior_strength)
+    figures = candidate.fit or {}
+    out.print(f"fitted {candidate.version} from {current.version} on {figures['verdicts']} verdicts "
+              f"({figures['valuable']} valuable) on tips of {period}: log-loss {figures['log_loss_before']:.4f} -> "
+              f"{figures['log_loss_after']:.4f}; wrote {path}", markup=False)
+    for name, before, after in ops.moved_most(current, candidate):
+        out.print(f"  {name:<24}{before:>8.2f} -> {after:.2f}", markup=False)
+    out.print(f"nothing scores with it yet: judge it on later days with `binhyen credibility report {path} "
+              f"--since {until.date()} --until …`, then `binhyen credibility promote {path}`", markup=False)
+
+
+@credibility_app.command("report")
+def credibility_report(
+    candidate: Annotated[Path, typer.Argument(help="The candidate config (from `credibility fit`).")],
+    since: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First held-out day (YYYY-MM-DD).")],
+    until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Day after the last held-out day.")],
+    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write the reliability diagram here (PNG).")] = None,
+    open_hours: Annotated[int, typer.Option(min=1, help="Incidents updated this many hours before the newest count as open.")] = 24,
+) -> None:
+    """Compare the live config and a candidate on verdicts the candidate was not fitted on."""
+    from streams.ops import credibility as ops
+
+    result = ops.report(_settings(), ops.load_candidate(candidate), ops.Period(since.date(), until.date()), open_hours)
+    for line in ops.lines(result):
+        out.print(line, markup=False)
+    if plot_path is not None:
+        ops.plot(result, plot_path)
+        out.print(f"reliability diagram: {plot_path}", markup=False)
+
+
+@credibility_app.command("promote")
+def credibility_promote(
+    candidate: Annotated[Path, typer.Argument(help="The candidate config to make live.")],
+    name: Annotated[str | None, typer.Option(help="Processor version name (default: e.g. cred-3-alerts-2).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Workers building its state over the history.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
+) -> None:
+    """Make a candidate live: a processor version built over the history, then swapped in (no pages)."""
+    from streams.ops import credibility as ops
+
+    ops.load_candidate(candidate)  # one clear line for a file that is no config
+    reprocess(credibility=candidate, alerts=None, name=name, workers=workers, compare=False, promote=True, quiet=quiet)
 
 
 class AlertAction(str, Enum):

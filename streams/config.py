@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
-DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v1.json"
+DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v2.json"
 DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v2.json"
 DEFAULT_STAFF_CONFIG = INFRA_DIR / "config" / "staff.v2.json"
 WRITER_PASSWORD_FILE = "clickhouse-writer.password"

@@ -41,7 +41,7 @@ from processors.alerts import unacked_p1_since
 from processors.pipeline import EventProcessor, ProcessorState
 from sinks.action_links import links_for
 from sinks.base import Sink, flush_until_done
-from sinks.clickhouse import alert_row, alert_sink, connect, event_sink, incident_sinks
+from sinks.clickhouse import alert_row, alert_sink, connect, event_sink, incident_sinks, tip_score_sink
 from schemas import CODEC
 from sinks.notifiers import AlertQueue, LogNotifier, WebhookNotifier
 from streams.config import ConfigError, Settings
@@ -151,7 +151,8 @@ def make_app(settings: Settings) -> faust.App:
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
         # `events` last: once an event is there, so is everything it caused (what verifiers wait on).
-        sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client)}
+        sinks: dict[str, Sink] = {"incidents": incidents, "incident_members": members, "alerts": alert_sink(client),
+                                  "tip_scores": tip_score_sink(client, settings.clickhouse_database)}
         if not settings.reprocessing:  # history's events are in the live tables already
             sinks["events"] = event_sink(client, settings.clickhouse_database)
         step = BatchStep(processor, cursor, clock, settings.time_bounds, record_events="events" in sinks,

@@ -27,7 +27,7 @@ from processors.alerts import commune_of_alert
 from processors.pipeline import EventProcessor
 from processors.validation import InvalidEvent, TimeBounds, check_rules, partition_key
 from schemas import CODEC, DecodeError
-from sinks.clickhouse import alert_row, event_row, incident_rows
+from sinks.clickhouse import alert_row, event_row, incident_rows, tip_score_row
 from streams.runtime.state import EventCursor
 from streams.topics import (
     ALERT_ACTIONS, ALERTS, COMMUNE_CONTROL, DEAD_LETTER, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, TIPS, TOPIC_OF_TYPE,
@@ -293,6 +293,8 @@ class BatchStep:
             out.device_communes.add(record["commune_code"])
         for snapshot in result.incidents:
             incidents[snapshot["incident_id"]] = snapshot
+            if accepted.event_type == "tip" and result.status == "accepted" and snapshot["incident_id"] == result.incident_id:
+                out.row("tip_scores", tip_score_row(record, snapshot))
         out.alerts += result.alerts
         if result.unapplied:  # a verdict that cannot be placed, an action its `by` may not take
             kind: RejectionKind = "action" if accepted.event_type == "alert_action" else "verdict"

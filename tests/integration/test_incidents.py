@@ -51,7 +51,7 @@ def test_worker_clusters_the_corpus_exactly_as_the_offline_run(
     for incident_id, version, tips, credibility, reasons, scorer in incidents:
         assert tips == sizes[incident_id]
         assert version >= tips  # one version per report at least
-        assert 0.0 <= credibility <= 1.0 and scorer == "cred-1"
+        assert 0.0 <= credibility <= 1.0 and scorer == "cred-2"
         assert {"signal", "contribution"} <= set(json.loads(reasons)[0])
 
     latest: dict[str, dict[str, Any]] = {}

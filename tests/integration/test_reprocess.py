@@ -1,8 +1,8 @@
 """`binhyen reprocess` on a stack of its own: a simulated week is processed live under the shipped
-credibility config (cred-1), then reprocessed under cred-2 (another calibration) while the live
-worker runs on. The new scores must be those `binhyen process` gives under cred-2, `--compare`
+credibility config (cred-2), then reprocessed under cred-3 (another calibration) while the live
+worker runs on. The new scores must be those `binhyen process` gives under cred-3, `--compare`
 must report them, reprocessing must page nobody, and `--promote` must swap them in and move the
-live worker onto cred-2 without paging the history again."""
+live worker onto cred-3 without paging the history again."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, 
 
 pytestmark = pytest.mark.integration
 WEEK = SimConfig(11, days=7, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
-NEW_VERSION = "cred-2-alerts-2"
+NEW_VERSION = "cred-3-alerts-2"
 
 
-def cred2_text() -> str:
+def cred3_text() -> str:
     config = json.loads(DEFAULT_CREDIBILITY_CONFIG.read_text(encoding="utf-8"))
-    return json.dumps({**config, "version": "cred-2", "calibration_intercept": config["calibration_intercept"] + 1.0})
+    return json.dumps({**config, "version": "cred-3", "calibration_intercept": config["calibration_intercept"] + 1.0})
 
 
 @pytest.fixture(scope="module")
@@ -91,22 +91,22 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     paged_live = [(page["alert_id"], page["state"]) for page in webhook.delivered()]
     assert live_scores and paged_live
 
-    # Reprocess under cred-2: new scores, the same incidents, nobody paged.
-    config = tmp_path / "credibility.v2.json"
-    config.write_text(cred2_text(), encoding="utf-8")
+    # Reprocess under cred-3: new scores, the same incidents, nobody paged.
+    config = tmp_path / "credibility.v3.json"
+    config.write_text(cred3_text(), encoding="utf-8")
     done = run_cli("reprocess", "--credibility", str(config), "--compare", "--quiet", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"reprocessed {len(week)} events under {NEW_VERSION} with 1 worker(s)" in done.stdout
     version_db = f"{settings.clickhouse_database}_{NEW_VERSION.replace('-', '_')}"
     new_scores = scores_by_members(client, version_db)
     assert set(new_scores) == set(live_scores)  # clustering did not change
-    expected = offline_scores(week, cred2_text())
+    expected = offline_scores(week, cred3_text())
     assert set(expected) == set(new_scores)
     assert all(abs(new_scores[members] - score) < 1e-4 for members, score in expected.items())
     moved = sum(1 for members in live_scores if abs(new_scores[members] - live_scores[members]) >= 0.1)
     assert moved > 0
-    assert client.execute(f"SELECT groupUniqArray(scorer_version) FROM {version_db}.incidents")[0][0] == ["cred-2"]
-    assert "scorer: live cred-1; new cred-2" in done.stdout
+    assert client.execute(f"SELECT groupUniqArray(scorer_version) FROM {version_db}.incidents")[0][0] == ["cred-3"]
+    assert "scorer: live cred-2; new cred-3" in done.stdout
     compared = re.search(r"credibility: (\d+) incidents on both sides, (\d+) moved by 0.1 or more", done.stdout)
     assert compared and (int(compared[1]), int(compared[2])) == (len(live_scores), moved), done.stdout
     assert re.search(rf"incidents: live {len(live_scores)}, new {len(live_scores)} \(0 live incidents split, "
@@ -115,13 +115,13 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     reprocessing_log = settings.state_dir / "reprocess" / NEW_VERSION / "worker-0.log"
     assert "Worker]: Ready" in reprocessing_log.read_text() and "ALERT " not in reprocessing_log.read_text()
 
-    # Promote: the live tables hold cred-2's scores, the live worker runs cred-2, history is not paged.
+    # Promote: the live tables hold cred-3's scores, the live worker runs cred-3, history is not paged.
     promoted = run_cli("reprocess", "--name", NEW_VERSION, "--promote", "--quiet", timeout=600)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert f"promoted {NEW_VERSION} (was the configs from files)" in promoted.stdout
     assert scores_by_members(client, settings.clickhouse_database) == new_scores
     assert scores_by_members(client, version_db) == live_scores  # the previous ones, kept
-    wait_for(lambda: f"processor version {NEW_VERSION} (live)" in worker.log_since(0), 120, "the worker under cred-2")
+    wait_for(lambda: f"processor version {NEW_VERSION} (live)" in worker.log_since(0), 120, "the worker under cred-3")
     assert worker.alive()
     press = next(event for event in reversed(week) if event.get("signal") == "panic_pressed")
     last = max(datetime.fromisoformat(event["occurred_at"]) for event in week)

@@ -125,7 +125,7 @@ def test_schemas_check_cli(tmp_path: Path) -> None:
     runner = CliRunner()
     good = runner.invoke(app, ["schemas", "check"])
     assert good.exit_code == 0
-    assert "9 schema versions of 8 event types: compatible" in good.output
+    assert "10 schema versions of 8 event types: compatible" in good.output
     directory = _copy_schemas(tmp_path)
     v1 = json.loads((directory / "feedback.v1.avsc").read_text())
     v2 = dict(v1, fields=[f for f in v1["fields"] if f["name"] != "verdict"] + [{"name": "score", "type": "int"}])

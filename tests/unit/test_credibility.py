@@ -115,7 +115,7 @@ def test_reasons_add_up_to_the_score_and_carry_the_version() -> None:
     snapshot = run([tip("t", 0, attachments=PHOTO)])
     total = sum(reason["contribution"] for reason in snapshot["reasons"])
     assert math.isclose(1 / (1 + math.exp(-total)), snapshot["credibility"], abs_tol=0.005)
-    assert snapshot["scorer_version"] == "cred-1"
+    assert snapshot["scorer_version"] == "cred-2"
     assert 0.0 <= snapshot["credibility"] <= 1.0
 
 

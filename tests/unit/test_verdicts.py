@@ -55,7 +55,8 @@ def test_a_verdict_long_after_the_incident_closed_still_credits_its_reporters() 
         verdict("v1", at(10, 0, day=25), "false_report", tip_event_id="t1"),
         verdict("v2", at(10, 0, day=26), incident_id=processor.state.origins["tip:t2"][1])])
     assert late_tip.unapplied is None and late_incident.unapplied is None
-    assert reporter_counts(processor, "0912000111") == [1, 2]  # false_report, then valuable (the incident)
+    # false_report, then valuable (the incident): the older verdict fades by 1 - 1/20 (reputation_memory)
+    assert reporter_counts(processor, "0912000111") == [1, 1.95]
     assert reporter_counts(processor, "0912000222") == [1, 1]
 
 
