@@ -48,7 +48,9 @@ def fit(samples: list[Sample], prior: CredibilityConfig, version: str,
     names = fitted_signals(prior)
     scale = prior.calibration_scale
     x = np.array([[f.get(name, 0.0) for name in names] + [1.0] for f, _ in samples])
-    offset = np.array([scale * f.get("base_rate", 0.0) for f, _ in samples])
+    # The parts not refitted (the base rate, officers' verdicts already on the incident) stay as they are.
+    offset = np.array([scale * (f.get("base_rate", 0.0) + sum(prior.weights.get(name, 0.0) * f.get(name, 0.0)
+                                                              for name in NOT_FITTED[1:])) for f, _ in samples])
     y = np.array([1.0 if real else 0.0 for _, real in samples])
     theta0 = np.array([scale * prior.weights[name] for name in names] + [prior.calibration_intercept])
     theta = theta0.copy()

@@ -47,6 +47,9 @@ class Result:
     incidents: list[dict[str, Any]] = field(default_factory=list)  # incident events to emit
     alerts: list[dict[str, Any]] = field(default_factory=list)  # alert lifecycle events to emit
     unapplied: str | None = None  # a verdict that could not be placed, and why
+    # A tip's incident as scored when the tip joined it — before the tip's own verdict, if that
+    # was read first: what a credibility fit learns from (stored in `tip_scores`).
+    joined: dict[str, Any] | None = None
 
     def incident(self) -> dict[str, Any] | None:
         """The emitted snapshot of this event's own incident, if any."""
@@ -101,13 +104,14 @@ class EventProcessor:
             return Result("duplicate", outcome.reason, outcome.incident_id, snapshots, replayed)
         changed, incident_id = outcome.updated, outcome.incident_id
         alerts: list[dict[str, Any]] = []
-        unapplied = None
+        unapplied, joined = None, None
         if event_type == "tip":
             self._note_chain(record)
             self._remember_origin(record, incident_id)
             alerts += self.alerting.on_tip(record)
             parked = self.clusterer.take_parked_verdict(record["commune_code"], record["event_id"])
             if parked is not None:  # its verdict was read first: apply it now the tip is placed
+                joined = next((self._snapshot(i) for i in changed if i["id"] == incident_id), None)
                 verdict = {"verdict": parked, "tip_event_id": record["event_id"],
                            "commune_code": record["commune_code"], "occurred_at_ms": record["occurred_at_ms"]}
                 judged, _ = self._verdict(verdict)
@@ -133,7 +137,9 @@ class EventProcessor:
             if commune is not None and self._scheduled.get(commune) != self.alerting.next_deadline(commune):
                 self._schedule(commune)
             alerts += self.tick(record["occurred_at_ms"])
-        return Result("accepted", None, incident_id, snapshots, alerts, unapplied)
+        if event_type == "tip" and joined is None:
+            joined = next((snapshot for snapshot in snapshots if snapshot["incident_id"] == incident_id), None)
+        return Result("accepted", None, incident_id, snapshots, alerts, unapplied, joined)
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
         """Event time (or, in the worker, the clock) reached `now_ms`: fire what is due."""

@@ -67,8 +67,8 @@ def judged_tips(settings: Settings, scorer: str, period: Period) -> list[Sample]
     judged valuable, not valuable or false (a duplicate says nothing of the report)."""
     client = connect(settings, settings.clickhouse_database)
     rows = client.execute(
-        f"SELECT features, verdict FROM ("
-        f" SELECT event_id, any(features) AS features FROM {private_database(settings.clickhouse_database)}.tip_scores"
+        f"SELECT scored_features, verdict FROM ("
+        f" SELECT event_id, any(features) AS scored_features FROM {private_database(settings.clickhouse_database)}.tip_scores"
         "  WHERE scorer_version = %(scorer)s AND features != ''"
         "   AND occurred_at >= toDateTime(%(since)s) AND occurred_at < toDateTime(%(until)s)"
         "  GROUP BY event_id"

@@ -14,7 +14,8 @@ several share the work exactly as live ones do, in a consumer group and state of
 3. compare — the version's projections against the live ones: incidents merged or split,
    credibility shifts, alerts that would have been raised or not;
 4. promote — mark it 'promoting' (live workers of the old version stop and wait), catch up
-   the last events, swap its incidents/members/alerts tables in, mark it 'live': the waiting
+   the last events, add its tip scores to the live `tip_scores` (what a credibility fit reads),
+   swap its incidents/members/alerts tables in, mark it 'live': the waiting
    workers continue under it from its group's offsets and state, and deliver only alerts
    written after that moment (the old version paged the history already).
 """
@@ -31,7 +32,7 @@ from typing import Any
 
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
-from sinks.clickhouse import connect, migrate, rename_all
+from sinks.clickhouse import connect, migrate, private_database, rename_all
 from streams.config import (
     DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, ConfigError, Settings, check_version_name,
 )
@@ -278,6 +279,14 @@ def swap_in(settings: Settings, reprocessing: Settings) -> None:
     rename_all(connect(settings, live), renames)
 
 
+def keep_tip_scores(settings: Settings, reprocessing: Settings) -> None:
+    """Add the version's scores of the history to the live `tip_scores` (rows carry their scorer
+    version; a repeat collapses), so a fit under the new version learns from all of it."""
+    live, new = private_database(settings.clickhouse_database), private_database(reprocessing.clickhouse_database)
+    connect(settings, settings.clickhouse_database).execute(
+        f"INSERT INTO {live}.tip_scores SELECT * FROM {new}.tip_scores")
+
+
 @dataclass
 class Promotion:
     history: int = 0
@@ -304,6 +313,7 @@ def promote(settings: Settings, name: str, workers: int, progress: Progress,
             settings.worker_group
         _wait_until_left(versions, old_group, sleep)
         result.tail = catch_up(reprocessing, workers, progress, "catching up")
+        keep_tip_scores(settings, reprocessing)
         swap_in(settings, reprocessing)  # the last step that can fail
     except BaseException:
         versions.record(previous)  # the old version's workers resume

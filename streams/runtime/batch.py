@@ -293,8 +293,8 @@ class BatchStep:
             out.device_communes.add(record["commune_code"])
         for snapshot in result.incidents:
             incidents[snapshot["incident_id"]] = snapshot
-            if accepted.event_type == "tip" and result.status == "accepted" and snapshot["incident_id"] == result.incident_id:
-                out.row("tip_scores", tip_score_row(record, snapshot))
+        if result.joined is not None:
+            out.row("tip_scores", tip_score_row(record, result.joined))
         out.alerts += result.alerts
         if result.unapplied:  # a verdict that cannot be placed, an action its `by` may not take
             kind: RejectionKind = "action" if accepted.event_type == "alert_action" else "verdict"

@@ -55,8 +55,9 @@ def score_simulation(simulation: Simulation, credibility: CredibilityConfig, ale
         for snapshot in result.incidents:
             features = {f["signal"]: f["value"] for f in snapshot["features"]}
             before_verdict[snapshot["incident_id"]] = (snapshot["opened_at_ms"], features, snapshot["event_ids"])
-            if event_type == "tip" and snapshot["incident_id"] == result.incident_id:
-                out.tips[record["event_id"]] = (record["occurred_at_ms"], features)
+        if result.joined is not None:
+            out.tips[record["event_id"]] = (record["occurred_at_ms"],
+                                            {f["signal"]: f["value"] for f in result.joined["features"]})
     for incident_id, (opened, features, members) in before_verdict.items():
         rows = [truth[e] for e in members if e in truth]
         if any(row["type"] == "tip" for row in rows):

@@ -116,11 +116,15 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     assert "Worker]: Ready" in reprocessing_log.read_text() and "ALERT " not in reprocessing_log.read_text()
 
     # Promote: the live tables hold cred-3's scores, the live worker runs cred-3, history is not paged.
-    promoted = run_cli("reprocess", "--name", NEW_VERSION, "--promote", "--quiet", timeout=600)
+    # (through `binhyen credibility promote`, which takes a candidate config to a live version this way)
+    promoted = run_cli("credibility", "promote", str(config), "--name", NEW_VERSION, "--quiet", timeout=600)
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert f"promoted {NEW_VERSION} (was the configs from files)" in promoted.stdout
     assert scores_by_members(client, settings.clickhouse_database) == new_scores
     assert scores_by_members(client, version_db) == live_scores  # the previous ones, kept
+    tip_scores = dict(client.execute(f"SELECT scorer_version, uniqExact(event_id) FROM "
+                                     f"{settings.clickhouse_database}_private.tip_scores GROUP BY scorer_version"))
+    assert tip_scores["cred-3"] == tip_scores["cred-2"] == len({e["event_id"] for e in week if e["type"] == "tip"})
     wait_for(lambda: f"processor version {NEW_VERSION} (live)" in worker.log_since(0), 120, "the worker under cred-3")
     assert worker.alive()
     press = next(event for event in reversed(week) if event.get("signal") == "panic_pressed")

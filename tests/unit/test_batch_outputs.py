@@ -6,6 +6,7 @@ past an undeliverable record, from the start of time by default."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ import pytest
 
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
-from processors.pipeline import EventProcessor, ProcessorState
+from processors.pipeline import EventProcessor, ProcessorState, Result
 from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
 from schemas import CODEC
@@ -23,7 +24,7 @@ from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
 from streams.runtime import metrics
 from streams.runtime.batch import BatchStep, Message, Rejected, dead_letter, triage
 from streams.runtime.state import EventCursor
-from streams.topics import ALERTS, COMMUNE_CONTROL, DEAD_LETTER, INCIDENTS, TIPS
+from streams.topics import ALERTS, COMMUNE_CONTROL, DEAD_LETTER, FEEDBACK, INCIDENTS, TIPS
 
 COMMUNE = 18352
 T0 = int(datetime(2025, 9, 3, 9, 0, tzinfo=timezone(timedelta(hours=7))).timestamp() * 1000)
@@ -190,7 +191,7 @@ def test_a_processing_failure_dead_letters_that_event_only(caplog: pytest.LogCap
         if record["event_id"] == "t-bad":
             raise ValueError("no commune state")
         handled.append(record["event_id"])
-        return SimpleNamespace(incidents=[], alerts=[], unapplied=None)
+        return Result("accepted")
 
     step = BatchStep(SimpleNamespace(handle=handle, sweep=lambda watermark: None), EventCursor())
     messages = [tip_message("t-bad", 0, 4, "có đánh nhau ở chợ"), tip_message("t-ok", 1, 5, "có đánh nhau ở chợ")]
@@ -244,3 +245,19 @@ def test_a_malformed_tick_and_an_event_on_the_control_topic_are_rejected_saying_
         "wrong_topic", f"a tip event on {COMMUNE_CONTROL}; publish it to {TIPS}")
     action = action_message(f"al-{COMMUNE}-0a1b", COMMUNE_CONTROL, 0)  # forwarded actions belong there
     assert triage(action.value, COMMUNE_CONTROL).event_type == "alert_action"
+
+
+def test_a_tip_is_stored_with_its_score_as_it_joined_even_when_its_verdict_was_read_first() -> None:
+    event_type, record, _ = parse_contract(
+        {"type": "feedback", "event_id": "v-1", "occurred_at": "2025-09-03T09:30:00+07:00", "commune_code": COMMUNE,
+         "tip_event_id": "t-1", "verdict": "valuable"}, Pseudonymiser(b"k" * 32))
+    verdict = Message(FEEDBACK, 0, 0, CODEC.encode(event_type, record), token="feedback-0-0")
+    step = BatchStep(processor(), EventCursor())
+    assert step.run([verdict], NOW).rows.get("tip_scores") is None  # parked until its tip is placed
+    out = step.run([tip_message("t-1", 0, 0, "Trộm xe máy ở chợ, đối tượng bỏ chạy về phía cầu")], NOW)
+    (row,) = out.rows["tip_scores"]
+    (incident_row,) = out.rows["incidents"]
+    assert row[0] == "t-1" and row[1] == incident_row[0] and row[2] == COMMUNE and row[4] == "cred-2"
+    scored, now = json.loads(row[6]), json.loads(incident_row[12])
+    assert "officer_valuable" not in scored and now["officer_valuable"] == 1.0  # the verdict came after, in the row
+    assert row[5] < incident_row[9]  # its score then, below the judged incident's
