@@ -47,15 +47,24 @@ MUTANTS: list[Mutant] = [
     Mutant('give-up-delivery', 'the retry loop gives up after one failure', 'sinks/base.py',
            '            backoff = min(backoff * 2, MAX_BACKOFF_S)\n            continue',
            '            backoff = min(backoff * 2, MAX_BACKOFF_S)\n            return'),
-    Mutant('officer_valuable-sign', '`officer_valuable` pushes the wrong way', 'infra/config/credibility.v1.json',
+    Mutant('officer_valuable-sign', '`officer_valuable` pushes the wrong way', 'infra/config/credibility.v2.json',
            '"officer_valuable": 3.0',
            '"officer_valuable": -3.0'),
-    Mutant('officer_not_valuable-sign', '`officer_not_valuable` pushes the wrong way', 'infra/config/credibility.v1.json',
+    Mutant('officer_not_valuable-sign', '`officer_not_valuable` pushes the wrong way', 'infra/config/credibility.v2.json',
            '"officer_not_valuable": -2.0',
            '"officer_not_valuable": 2.0'),
-    Mutant('source_reputation-sign', '`source_reputation` pushes the wrong way', 'infra/config/credibility.v1.json',
+    Mutant('source_reputation-sign', '`source_reputation` pushes the wrong way', 'infra/config/credibility.v2.json',
            '"source_reputation": 0.6',
            '"source_reputation": -0.6'),
+    Mutant('score-after-own-verdict', "a tip's stored score includes its own verdict, read first", 'processors/pipeline.py',
+           '                joined = next((self._snapshot(i) for i in changed if i["id"] == incident_id), None)\n',
+           ''),
+    Mutant('fit-without-prior', 'the fit shrinks towards zero, not the live weights', 'processors/credibility_fit.py',
+           'gradient = x.T @ (p - y) + strength * (theta - theta0)',
+           'gradient = x.T @ (p - y) + strength * theta'),
+    Mutant('reputation-never-fades', "a reporter's old verdicts weigh as much as new ones", 'processors/credibility.py',
+           'keep = 1.0 - 1.0 / memory if memory and key.startswith(TURNING) else 1.0',
+           'keep = 1.0'),
     Mutant('due-reversed', "a commune's due time keeps the latest deadline", 'processors/alerts.py',
            'if moment is not None and (state["due"] is None or moment < state["due"]):',
            'if moment is not None and (state["due"] is None or moment > state["due"]):'),
@@ -90,7 +99,9 @@ def run(mutant: Mutant) -> str:
                                     capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
             return "KILLED (the suite hung: timeout)"
-    failed = next((line for line in result.stdout.splitlines() if line.startswith("FAILED")), "")
+    failed = next((line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))), "")
+    if result.returncode and not failed.startswith("FAILED"):  # a suite that does not even run kills nothing
+        return f"BROKEN: the suite did not run ({failed or result.stdout.strip()[-200:]})"
     return f"KILLED by {failed.removeprefix('FAILED ').split(' - ')[0]}" if result.returncode else "SURVIVED"
 
 
@@ -104,7 +115,7 @@ def main(names: list[str]) -> int:
         if names and mutant.name not in names:
             continue
         outcome = run(mutant)
-        survived += not outcome.startswith("KILLED")
+        survived += not outcome.startswith("KILLED")  # SURVIVED or BROKEN
         print(f"{mutant.name:<26} {mutant.what:<60} {outcome}", flush=True)
     return 1 if survived else 0
 

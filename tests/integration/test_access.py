@@ -71,6 +71,9 @@ def test_readers_cannot_read_raw_events_or_anything_private(user: str, settings:
     private = private_database(settings.clickhouse_database)
     assert f"Access denied to database {private} for user {user}" in refused(
         client, f"SELECT payload FROM {private}.events")
+    # nor what each tip's score was made of (its reporter_reputation speaks of its reporter)
+    assert f"Access denied to database {private} for user {user}" in refused(
+        client, f"SELECT features FROM {private}.tip_scores")
     # the raw event store is not in the analysts' database at all
     assert "Table binhyen.events doesn't exist" in refused(client, "SELECT payload FROM events")
     # nor is there a query log to read other users' queries from

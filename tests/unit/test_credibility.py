@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.credibility_quality import brier, predictions, roc_auc
+from bench.credibility_quality import scored
+from processors.credibility_fit import brier, rescored, roc_auc
 from processors.credibility import CredibilityConfig
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
@@ -135,7 +136,7 @@ def test_scores_come_from_event_time_only() -> None:
 
 
 def test_auc_on_simulated_truth_meets_the_target() -> None:
-    pairs = predictions(days=4, seed=3)
+    pairs = rescored(scored(days=4, seed=3, population="default").truth(), CONFIG)
     assert len(pairs) > 150
     assert roc_auc(pairs) >= 0.85
     assert brier(pairs) < 0.2
