@@ -152,7 +152,7 @@ def features(incident: dict[str, Any], reputation: ReputationBook, chain_commune
         named = {m["rep"] for m in tips if m.get("rep")}
         anonymous = sum(1 for m in tips if not m.get("rep"))
         values["independent_reporters"] = math.log(max(1.0, len(named) + 0.5 * anonymous))
-        values["distinct_channels"] = len({m["ch"] for m in tips}) - 1
+        values["distinct_channels"] = float(len({m["ch"] for m in tips}) - 1)
         values["attachments"] = float(any(m.get("att") for m in tips))
         values["specificity"] = max(specificity(m["txt"], m.get("loc")) for m in tips)
         values["vague_text"] = float(max(len(content_tokens(m["txt"])) for m in tips) < config.vague_words)

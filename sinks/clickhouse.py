@@ -270,7 +270,7 @@ TIP_SCORE_COLUMNS = ("event_id", "incident_id", "commune_code", "occurred_at", "
 
 def features_json(snapshot: dict[str, Any]) -> str:
     """The snapshot's features as {"signal": value} ('' before incident.v2)."""
-    values = {f["signal"]: round(f["value"], 6) for f in snapshot.get("features") or []}
+    values = {f["signal"]: round(float(f["value"]), 6) for f in snapshot.get("features") or []}  # 2.0 as Avro gives it
     return json.dumps(values, separators=(",", ":")) if values else ""
 
 

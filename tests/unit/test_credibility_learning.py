@@ -154,3 +154,22 @@ def test_a_fresh_province_with_no_verdicts_is_scored_sensibly_from_the_priors() 
     assert judged.auc >= 0.93 and judged.brier <= 0.12
     with pytest.raises(FitError, match="^0 verdicts"):
         fit(scored.judged(), SHIPPED, "cred-fresh")
+
+
+def test_stored_features_are_the_same_before_and_after_the_incidents_topic() -> None:
+    """The worker writes a snapshot's features; a replay writes them again from the topic."""
+    from processors.pipeline import EventProcessor, ProcessorState
+    from processors.pseudonym import Pseudonymiser
+    from processors.validation import parse_contract
+    from schemas import CODEC
+    from sinks.clickhouse import features_json
+    from tests.builders import at, tip
+
+    processor = EventProcessor(ProcessorState(), SHIPPED, ALERTING)
+    result = None
+    for event in (tip("t-1", at(9, 0)), tip("t-2", at(9, 5), channel="hotline", attachments=[{"kind": "image", "sha256": "ab" * 32}])):
+        result = processor.handle(*parse_contract(event, Pseudonymiser(b"k" * 32))[:2])
+    assert result is not None and result.joined is not None
+    written = features_json(result.joined)
+    assert '"distinct_channels":1.0' in written and '"attachments":1.0' in written
+    assert features_json(CODEC.decode(CODEC.encode("incident", result.joined))[1]) == written
