@@ -1,6 +1,6 @@
 # binhyen — the two commands are `make demo` and `make test`; both run `setup` first.
 # `setup` is idempotent: it creates .venv, installs the project, and installs Debian's
-# ClickHouse and Prometheus when they are missing (apt-get; root or sudo).
+# ClickHouse, Prometheus and ZooKeeper when they are missing (apt-get; root or sudo).
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,6 +8,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_TOOLS := clickhouse-server clickhouse-client prometheus promtool
+# ZooKeeper for the local ClickHouse cluster (`binhyen up --cluster`, tests/integration/test_cluster.py):
+# Debian's `zookeeper` (the server jars; `zookeeperd` only adds a system service, which would
+# listen on every interface — binhyen starts it itself, on loopback, by pid).
+ZOOKEEPER_JAR := /usr/share/java/zookeeper.jar
+SYSTEM_PACKAGES := clickhouse-server clickhouse-client prometheus zookeeper
 
 .PHONY: setup system-packages demo test test-unit up down status bench clean mutation mutation-setup
 
@@ -15,11 +20,12 @@ setup: system-packages $(STAMP)
 
 system-packages:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	[ -f $(ZOOKEEPER_JAR) ] || missing="$$missing zookeeper"; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing Debian packages (missing:$$missing)"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq clickhouse-server clickhouse-client prometheus >/dev/null || \
-	  { echo "setup: apt-get install clickhouse-server clickhouse-client prometheus failed; install them and re-run"; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null || \
+	  { echo "setup: apt-get install $(SYSTEM_PACKAGES) failed; install them and re-run"; exit 1; }; \
 	fi
 
 $(STAMP): pyproject.toml

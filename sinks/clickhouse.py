@@ -20,6 +20,7 @@ from clickhouse_driver.errors import Error as ClickHouseError
 
 from processors import geography
 from sinks.base import SinkError
+from sinks.cluster import Layout, compile_statement, schema_migrations_ddl
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "infra" / "clickhouse" / "migrations"
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -84,23 +85,32 @@ def pending_migrations(applied: set[int], directory: Path = MIGRATIONS_DIR) -> l
     return found
 
 
-def migrate(settings: ClickHouseSettings, directory: Path = MIGRATIONS_DIR, database: str | None = None) -> list[str]:
-    """Apply the migrations not yet recorded in `schema_migrations`; returns their names."""
+def migrate(settings: ClickHouseSettings, directory: Path = MIGRATIONS_DIR, database: str | None = None,
+            cluster: str | None = None) -> list[str]:
+    """Apply the migrations not yet recorded in `schema_migrations`; returns their names. With a
+    `cluster`, their cluster form (sinks/cluster.py), on every node, recorded once."""
     database = database or settings.clickhouse_database
+    cluster = cluster or getattr(settings, "clickhouse_cluster", "") or None  # streams.config.Settings has one
+    on = f" ON CLUSTER {cluster}" if cluster else ""
     admin = connect(settings)
-    admin.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    admin.execute(f"CREATE DATABASE IF NOT EXISTS {private_database(database)}")
+    admin.execute(f"CREATE DATABASE IF NOT EXISTS {database}{on}")
+    admin.execute(f"CREATE DATABASE IF NOT EXISTS {private_database(database)}{on}")
     client = connect(settings, database)
-    client.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime) "
-        "ENGINE = MergeTree() ORDER BY version"
-    )
+    client.execute(schema_migrations_ddl(database, cluster) if cluster else
+                   "CREATE TABLE IF NOT EXISTS schema_migrations "
+                   "(version UInt32, name String, checksum String, applied_at DateTime) "
+                   "ENGINE = MergeTree() ORDER BY version")
     applied = {row[0] for row in client.execute("SELECT version FROM schema_migrations")}
+    layout = Layout(database, cluster) if cluster else None
     done = []
-    for version, name, path in pending_migrations(applied, directory):
+    for version, name, path in pending_migrations(set() if layout else applied, directory):
         sql = path.read_text(encoding="utf-8")
-        for statement in _statements(sql, database):
+        statements = _statements(sql, database)
+        if layout is not None:  # every file compiles (the layout needs them all); the pending ones run
+            statements = [out for statement in statements for out in compile_statement(statement, layout)]
+            if version in applied:
+                continue
+        for statement in statements:
             client.execute(statement)
         client.execute(
             "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES",

