@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -83,15 +81,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
-    from streams.ops.stack import free_port_block
+    from bench.own_stack import use_own_stack
 
-    base = free_port_block(7)
-    state = tempfile.mkdtemp(prefix="binhyen-gateway-bench-")
-    os.environ.update(BINHYEN_STATE_DIR=state, BINHYEN_KAFKA_PORT=str(base), BINHYEN_CLICKHOUSE_PORT=str(base + 1),
-                      BINHYEN_CLICKHOUSE_HTTP_PORT=str(base + 2), BINHYEN_PROMETHEUS_PORT=str(base + 4),
-                      BINHYEN_METRICS_PORT=str(base + 5), BINHYEN_GATEWAY_PORT=str(base + 6),
-                      BINHYEN_GATEWAY_RATE="100000", BINHYEN_GATEWAY_BURST="100000")
-    os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
+    use_own_stack("binhyen-gateway-bench-", BINHYEN_GATEWAY_RATE="100000", BINHYEN_GATEWAY_BURST="100000")
     from streams.config import Settings
     from streams.edge.api_keys import KeyStore
     from streams.edge.kafka import producer

@@ -4,7 +4,7 @@ Each single-node statement becomes its replicated, sharded equivalent, `ON CLUST
 
 - a table with a `commune_code` column is *sharded*: `<name>_local`, a Replicated…MergeTree
   whose ZooKeeper path carries the `{shard}` macro, and `<name>`, a Distributed table over it
-  sharded by commune code — one commune's rows live together, and writers and readers keep
+  sharded by a hash of the commune code — one commune's rows live together, and writers and readers keep
   using `<name>`;
 - the reference and bookkeeping tables (communes, legacy codes, processor versions, worker
   heartbeats, schema_migrations) are *everywhere*: one replicated table whose path has no
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 EVERYWHERE = frozenset({"communes", "legacy_communes", "schema_migrations", "processor_versions",
                         "worker_heartbeats"})
-SHARDING_KEY = "commune_code"
+SHARDING_KEY = "cityHash64(commune_code)"  # spread: codes step in 3s, so commune_code % 3 would skew
 LOCAL_SUFFIX = "_local"
 
 _CREATE_TABLE = re.compile(
@@ -79,7 +79,7 @@ def compile_statement(statement: str, layout: Layout) -> list[str]:
         name = layout.qualified(match["name"])
         columns, engine, args, rest = match["columns"], match["engine"], match["args"], match["rest"]
         short = name.split(".", 1)[1]
-        if short in EVERYWHERE or not re.search(rf"^\s*{SHARDING_KEY}\s", columns, re.MULTILINE):
+        if short in EVERYWHERE or not re.search(r"^\s*commune_code\s", columns, re.MULTILINE):
             layout.everywhere.add(name)
             path = f"/clickhouse/tables/all/{name}"
             return [f"CREATE TABLE IF NOT EXISTS {name} {on}\n{columns}\n"

@@ -140,11 +140,19 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readabl
 @app.command()
 def migrate(cluster: Annotated[str | None, typer.Option(
         help="Apply their cluster form ON CLUSTER this remote_servers name (default: BINHYEN_CLICKHOUSE_CLUSTER).")] = None,
+        print_only: Annotated[bool, typer.Option("--print", help="Print the cluster form (with --cluster), apply nothing.")] = False,
 ) -> None:
     """Apply the ClickHouse migrations not yet applied (idempotent)."""
+    from sinks.clickhouse import cluster_ddl
     from sinks.clickhouse import migrate as apply
 
-    applied = apply(_settings(), cluster=cluster)
+    settings = _settings()
+    if print_only:
+        if not (cluster or settings.clickhouse_cluster):
+            raise ConfigError("--print shows the cluster form: give --cluster NAME (the remote_servers name)")
+        out.print(cluster_ddl(settings.clickhouse_database, cluster or settings.clickhouse_cluster), markup=False, end="")
+        return
+    applied = apply(settings, cluster=cluster)
     out.print("applied " + ", ".join(applied) if applied else "migrations up to date")
 
 

@@ -94,13 +94,16 @@ def test_the_worker_writes_through_the_distributed_tables_each_commune_on_its_sh
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
     assert "ALL-RECORDS-DELIVERED" in verify(events, tmp_path, "day")
     tips = {e["event_id"]: e["commune_code"] for e in events if e["type"] == "tip"}
-    held = {}
+    held: dict[str, int] = {}
+    communes: dict[int, set[int]] = {}
     for number in (1, 2):
         rows = node(cluster, number).execute("SELECT event_id, commune_code FROM tips_local FINAL")
-        assert {commune % 2 for _, commune in rows} <= {number - 1}  # Distributed by commune_code, 2 shards
+        assert not set(held) & {event_id for event_id, _ in rows}  # no tip on both shards
         held.update({event_id: number for event_id, _ in rows})
-    assert set(held) == set(tips) and len(held) == len(tips)  # every tip once, across the shards
-    assert set(held.values()) == {1, 2}
+        communes[number] = {commune for _, commune in rows}
+        assert communes[number] == on_shard(cluster, set(tips.values()), number)
+    assert set(held) == set(tips)  # every tip, each on one shard
+    assert communes[1] and communes[2] and not communes[1] & communes[2]  # a commune's rows live together
     incidents = node(cluster, 1).execute("SELECT count(), uniqExact(incident_id) FROM incidents FINAL")[0]
     assert incidents[0] == incidents[1] > 0
 
@@ -123,10 +126,19 @@ def test_a_node_stopped_mid_stream_gets_every_row_it_missed(
     assert cluster_worker.alive()
     assert stack.start(second).startswith("started")
     assert "ALL-RECORDS-DELIVERED" in verify(events, tmp_path, "second-day")
-    odd = {e["event_id"] for e in events if e["type"] == "tip" and e["commune_code"] % 2 == 1}
+    second_communes = on_shard(cluster, {e["commune_code"] for e in events if e["type"] == "tip"}, 2)
+    expected = {e["event_id"] for e in events if e["type"] == "tip" and e["commune_code"] in second_communes}
     on_second = {event_id for (event_id,) in node(cluster, 2).execute(
-        "SELECT event_id FROM tips_local WHERE event_id IN %(ids)s", {"ids": tuple(odd)})}
-    assert odd and on_second == odd  # the rows for its communes, the ones written while it was down included
+        "SELECT event_id FROM tips_local WHERE event_id IN %(ids)s", {"ids": tuple(expected)})}
+    assert expected and on_second == expected  # the rows for its communes, those written while it was down too
+
+
+def on_shard(settings: Settings, communes: set[int], number: int) -> set[int]:
+    """The communes Distributed sends to shard `number` of 2: cityHash64(commune_code) % 2 == number - 1."""
+    rows = node(settings, 1).execute(
+        "SELECT c FROM (SELECT arrayJoin(CAST(%(codes)s AS Array(UInt32))) AS c) WHERE modulo(cityHash64(c), 2) = %(r)s",
+        {"codes": sorted(communes), "r": number - 1})
+    return {c for (c,) in rows}
 
 
 def simulated_rows() -> dict[str, list[tuple[Any, ...]]]:

@@ -39,7 +39,7 @@ def test_a_commune_table_is_replicated_per_shard_and_distributed_by_commune() ->
             "version)\nPARTITION BY toYYYYMM(opened_at)\nORDER BY (commune_code, incident_id)") in local
     assert distributed == (f"CREATE TABLE IF NOT EXISTS binhyen.incidents ON CLUSTER {CLUSTER} AS "
                            f"binhyen.incidents_local ENGINE = Distributed({CLUSTER}, binhyen, incidents_local, "
-                           "commune_code)")
+                           "cityHash64(commune_code))")
 
 
 def test_reference_tables_are_whole_on_every_node() -> None:
@@ -57,7 +57,7 @@ def test_views_and_renames_follow_the_local_tables() -> None:
         f"RENAME TABLE binhyen.events_local TO binhyen_private.events_local ON CLUSTER {CLUSTER}",
         f"DROP TABLE IF EXISTS binhyen.events ON CLUSTER {CLUSTER}",
         f"CREATE TABLE IF NOT EXISTS binhyen_private.events ON CLUSTER {CLUSTER} AS binhyen_private.events_local "
-        f"ENGINE = Distributed({CLUSTER}, binhyen_private, events_local, commune_code)"]
+        f"ENGINE = Distributed({CLUSTER}, binhyen_private, events_local, cityHash64(commune_code))"]
     tips_view = next(s for s in moved if "MATERIALIZED VIEW IF NOT EXISTS binhyen.tips_from_events" in s)
     assert f"ON CLUSTER {CLUSTER} TO binhyen.tips_local AS" in tips_view
     assert "FROM binhyen_private.events_local\nWHERE event_type = 'tip'" in tips_view
@@ -66,10 +66,20 @@ def test_views_and_renames_follow_the_local_tables() -> None:
         f"ALTER TABLE binhyen.incidents_local ON CLUSTER {CLUSTER} ADD COLUMN features String DEFAULT ''",
         f"DROP TABLE IF EXISTS binhyen.incidents ON CLUSTER {CLUSTER}",
         f"CREATE TABLE IF NOT EXISTS binhyen.incidents ON CLUSTER {CLUSTER} AS binhyen.incidents_local "
-        f"ENGINE = Distributed({CLUSTER}, binhyen, incidents_local, commune_code)"]
+        f"ENGINE = Distributed({CLUSTER}, binhyen, incidents_local, cityHash64(commune_code))"]
 
 
 def test_a_statement_without_a_cluster_form_is_named() -> None:
     with pytest.raises(ClusterDDLError, match=r"^no cluster form for the migration statement 'OPTIMIZE TABLE x': "
                                               r"teach sinks/cluster.py"):
         compile_statement("OPTIMIZE TABLE x", Layout("binhyen", CLUSTER))
+
+
+def test_the_production_reference_is_the_generated_cluster_ddl() -> None:
+    from pathlib import Path
+
+    from sinks.clickhouse import cluster_ddl
+
+    shipped = Path(__file__).parents[2] / "infra" / "production" / "clickhouse" / "cluster.sql"
+    assert shipped.read_text(encoding="utf-8") == cluster_ddl("binhyen", "binhyen"), (
+        "regenerate it: binhyen migrate --cluster binhyen --print > infra/production/clickhouse/cluster.sql")
