@@ -39,7 +39,7 @@ demo: setup
 	$(BIN)/binhyen demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 test-unit: setup
 	$(BIN)/python -m pytest -q tests/unit

@@ -206,20 +206,21 @@ def swap_projections(client: Client, live: str, fresh: str) -> None:
         _create_views(client, live)
 
 
-def rename_all(client: Client, renames: list[tuple[str, str]]) -> None:
+def rename_all(client: Client, renames: list[tuple[str, str]], cluster: str | None = None) -> None:
     """Rename each (source, target) in turn; if one fails, undo those done, newest first, and
     raise SwapError. One multi-table RENAME would not do: it stops half-way on a failure, on
-    18.16 and on current releases alike."""
+    18.16 and on current releases alike. With a `cluster`, each RENAME runs ON CLUSTER."""
+    on = f" ON CLUSTER {cluster}" if cluster else ""
     done: list[tuple[str, str]] = []
     try:
         for source, target in renames:
-            client.execute(f"RENAME TABLE {source} TO {target}")
+            client.execute(f"RENAME TABLE {source} TO {target}{on}")
             done.append((source, target))
     except ClickHouseError as exc:
         failed = renames[len(done)]
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         for source, target in reversed(done):
-            client.execute(f"RENAME TABLE {target} TO {source}")
+            client.execute(f"RENAME TABLE {target} TO {source}{on}")
         raise SwapError(f"renaming {failed[0]} to {failed[1]} failed ({reason}); every table was put back as it "
                         "was") from None
 

@@ -33,6 +33,7 @@ from typing import Any
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
 from sinks.clickhouse import connect, migrate, private_database, rename_all
+from sinks.cluster import LOCAL_SUFFIX
 from streams.config import (
     DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, ConfigError, Settings, check_version_name,
 )
@@ -272,11 +273,14 @@ def _count_by_severity(alerts: dict[str, str], other: dict[str, str]) -> dict[st
 
 def swap_in(settings: Settings, reprocessing: Settings) -> None:
     """Exchange the version's incidents, members and alerts with the live ones (the old ones stay
-    in the version's database), all or nothing. Analytics views read these tables by name and follow."""
+    in the version's database), all or nothing. Analytics views read these tables by name and follow.
+    On a cluster the replicated local tables are exchanged on every node, under the Distributed
+    tables, which keep reading `<database>.<table>_local` by name."""
     live, new = settings.clickhouse_database, reprocessing.clickhouse_database
-    renames = [pair for t in SWAPPED_TABLES for pair in (
+    suffix = LOCAL_SUFFIX if settings.clickhouse_cluster else ""
+    renames = [pair for t in (f"{t}{suffix}" for t in SWAPPED_TABLES) for pair in (
         (f"{live}.{t}", f"{new}.{t}__old"), (f"{new}.{t}", f"{live}.{t}"), (f"{new}.{t}__old", f"{new}.{t}"))]
-    rename_all(connect(settings, live), renames)
+    rename_all(connect(settings, live), renames, settings.clickhouse_cluster or None)
 
 
 def keep_tip_scores(settings: Settings, reprocessing: Settings) -> None:

@@ -204,3 +204,31 @@ def test_every_catalog_query_answers_on_the_cluster_as_on_one_node(cluster: Sett
 def _comparable(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """NaN (a percentile of nothing) equals itself here."""
     return tuple("NaN" if isinstance(value, float) and value != value else value for value in row)
+
+
+def test_reprocessing_promotes_a_new_version_on_the_cluster(
+        cluster: Settings, cluster_worker: WorkerProcess, tmp_path: Path) -> None:
+    """Last in the module: the live worker moves to the new version. The swap renames the
+    replicated local tables ON CLUSTER under the Distributed ones, on both nodes."""
+    import json
+
+    from streams.config import DEFAULT_CREDIBILITY_CONFIG
+
+    config = tmp_path / "credibility.json"
+    shipped = json.loads(DEFAULT_CREDIBILITY_CONFIG.read_text(encoding="utf-8"))
+    config.write_text(json.dumps({**shipped, "version": "cred-9", "calibration_intercept": -2.6}), encoding="utf-8")
+    before = node(cluster, 1).execute("SELECT count() FROM incidents FINAL")[0][0]
+    done = run_cli("reprocess", "--credibility", str(config), "--promote", "--quiet", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "promoted cred-9-alerts-2 (was the configs from files)" in done.stdout
+    for number in (1, 2):
+        client = node(cluster, number)
+        assert client.execute("SELECT groupUniqArray(scorer_version) FROM incidents_local")[0][0] in ([], ["cred-9"])
+        assert client.execute("SELECT engine FROM system.tables WHERE database = 'binhyen' AND name = 'incidents'"
+                              )[0][0] == "Distributed"
+    assert node(cluster, 1).execute("SELECT groupUniqArray(scorer_version), count() FROM incidents FINAL")[0] == (
+        ["cred-9"], before)
+    assert node(cluster, 1).execute(
+        "SELECT groupUniqArray(scorer_version) FROM binhyen_cred_9_alerts_2.incidents FINAL")[0][0] == ["cred-2"]
+    wait_for(lambda: "processor version cred-9-alerts-2 (live)" in cluster_worker.log_since(0), 120,
+             "the live worker under cred-9")
