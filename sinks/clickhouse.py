@@ -20,7 +20,7 @@ from clickhouse_driver.errors import Error as ClickHouseError
 
 from processors import geography
 from sinks.base import SinkError
-from sinks.cluster import Layout, compile_statement, schema_migrations_ddl
+from sinks.cluster import LOCAL_SUFFIX, Layout, compile_statement, schema_migrations_ddl
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "infra" / "clickhouse" / "migrations"
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -43,6 +43,10 @@ class ClickHouseSettings(Protocol):
 def connect(settings: ClickHouseSettings, database: str | None = None, user: str | None = None,
             password: str | None = None, **client_settings: Any) -> Client:
     """A client for the writer (default) or another user (the analysts' read-only one)."""
+    if getattr(settings, "reprocessing", False) and getattr(settings, "clickhouse_cluster", ""):
+        # History's rows must be in the shards before its tables are swapped in: a Distributed
+        # table's queue would deliver them later into the tables swapped out.
+        client_settings.setdefault("insert_distributed_sync", 1)
     return Client(
         host=settings.clickhouse_host,
         port=settings.clickhouse_port,
@@ -149,6 +153,7 @@ def projection_table(database: str, role: str, table: str) -> str:
     return f"{private_database(database) if role == 'private' else database}.{table}"
 _MATERIALIZED_VIEW = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<name>\w+)")
 _VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+)")
+_DROPPED = re.compile(r"^DROP TABLE IF EXISTS (?P<name>\w+)$")
 
 
 def defined_by_migrations(kind: re.Pattern[str], database: str, directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
@@ -160,6 +165,21 @@ def defined_by_migrations(kind: re.Pattern[str], database: str, directory: Path 
             match = kind.match(statement)
             if match:
                 found[match["name"]] = statement
+    return found
+
+
+def cluster_materialized_views(database: str, cluster: str, directory: Path = MIGRATIONS_DIR) -> dict[str, str]:
+    """Name -> the cluster form of every materialized view the migrations leave for `database`."""
+    layout = Layout(database, cluster)
+    found: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        for statement in _statements(path.read_text(encoding="utf-8"), database):
+            match = _MATERIALIZED_VIEW.match(statement) or _DROPPED.match(statement)
+            compiled = compile_statement(statement, layout)
+            if match and statement.startswith("CREATE"):
+                found[match["name"]] = compiled[0]
+            elif match:
+                found.pop(match["name"], None)
     return found
 
 
@@ -177,7 +197,7 @@ class SwapError(RuntimeError):
     """The projections could not be swapped in; the message says in what state it left them."""
 
 
-def swap_projections(client: Client, live: str, fresh: str) -> None:
+def swap_projections(client: Client, live: str, fresh: str, cluster: str | None = None) -> None:
     """Put `fresh`'s projection tables in place of `live`'s; the old ones move into `fresh`.
 
     `client` must be connected to the `live` database.
@@ -186,24 +206,28 @@ def swap_projections(client: Client, live: str, fresh: str) -> None:
     re-creating it behaves the same on both. Events inserted into `live` while its views are
     away miss the typed tables; the caller replays the log's tail again after the swap.
     A fresh table missing stops it before anything changed; a failed rename is undone
-    (`rename_all`) and the live tables get their views back.
+    (`rename_all`) and the live tables get their views back. On a `cluster` the replicated local
+    tables are swapped on every node, under the Distributed tables, and the views are the
+    cluster form's.
     """
-    missing = [name for name in (projection_table(fresh, role, table) for role, table in PROJECTION_TABLES)
+    suffix, on = (LOCAL_SUFFIX, f" ON CLUSTER {cluster}") if cluster else ("", "")
+    missing = [name for name in (projection_table(fresh, role, table) + suffix for role, table in PROJECTION_TABLES)
                if not client.execute(f"EXISTS TABLE {name}")[0][0]]
     if missing:
         raise SwapError(f"the rebuilt table {missing[0]} is missing, so nothing was swapped and the live projections "
                         "are as they were; run `binhyen replay` again")
     for database in (fresh, live):
         for name in materialized_views(database):
-            client.execute(f"DROP TABLE IF EXISTS {database}.{name}")
+            client.execute(f"DROP TABLE IF EXISTS {database}.{name}{on}")
     renames = []
     for role, table in PROJECTION_TABLES:
-        live_name, fresh_name = projection_table(live, role, table), projection_table(fresh, role, table)
+        live_name, fresh_name = projection_table(live, role, table) + suffix, projection_table(fresh, role, table) + suffix
         renames += [(live_name, f"{fresh_name}__old"), (fresh_name, live_name)]
     try:
-        rename_all(client, renames)
+        rename_all(client, renames, cluster)
     finally:
-        _create_views(client, live)
+        for statement in (cluster_materialized_views(live, cluster) if cluster else materialized_views(live)).values():
+            client.execute(statement)  # single-node form: unqualified names, the client's database
 
 
 def rename_all(client: Client, renames: list[tuple[str, str]], cluster: str | None = None) -> None:
@@ -223,11 +247,6 @@ def rename_all(client: Client, renames: list[tuple[str, str]], cluster: str | No
             client.execute(f"RENAME TABLE {target} TO {source}{on}")
         raise SwapError(f"renaming {failed[0]} to {failed[1]} failed ({reason}); every table was put back as it "
                         "was") from None
-
-
-def _create_views(client: Client, database: str) -> None:
-    for statement in materialized_views(database).values():
-        client.execute(statement)  # unqualified names: the client's database
 
 
 def seed_communes(client: Client) -> None:

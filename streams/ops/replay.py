@@ -144,16 +144,21 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
     started = time.monotonic()
     report = ReplayReport()
     admin = connect(settings)
+    cluster = settings.clickhouse_cluster or None
+    # On a cluster the rebuilt rows go to the shards at once: queued in a Distributed table they
+    # would land after the swap, in the tables swapped out.
+    sync = {"insert_distributed_sync": 1} if cluster else {}
+
     def drop_fresh() -> None:
         for database in (fresh, private_database(fresh)):
-            admin.execute(f"DROP DATABASE IF EXISTS {database}")
+            admin.execute(f"DROP DATABASE IF EXISTS {database}" + (f" ON CLUSTER {cluster}" if cluster else ""))
 
     drop_fresh()  # a replay that stopped half-way
     migrate(settings, database=fresh)
     reader = LogReader(settings)
     try:
         def into(database: str, phase: str) -> int:
-            client = connect(settings, database)
+            client = connect(settings, database, **sync)
             rows = ProjectionRows(client, database, settings.time_bounds)
 
             def handle(records: list[Any]) -> None:
@@ -167,7 +172,7 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
             return reader.read_to_end(handle, lambda done, total: progress(phase, done, total))
 
         report.records = into(fresh, "rebuilding")
-        swap_projections(connect(settings, live), live, fresh)
+        swap_projections(connect(settings, live), live, fresh, cluster)
         report.tail_records = into(live, "catching up")
     finally:
         reader.close()

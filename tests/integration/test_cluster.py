@@ -206,6 +206,43 @@ def _comparable(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple("NaN" if isinstance(value, float) and value != value else value for value in row)
 
 
+def cluster_projections(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    """Every projection table's rows through the Distributed tables (FINAL, sorted), without `ingested_at`."""
+    from sinks.clickhouse import PROJECTION_TABLES, projection_table
+
+    client, out = node(settings, 1), {}
+    for role, table in PROJECTION_TABLES:
+        qualified = projection_table(settings.clickhouse_database, role, table)
+        database = qualified.split(".")[0]
+        columns = [name for (name,) in client.execute(
+            "SELECT name FROM system.columns WHERE database = %(db)s AND table = %(t)s AND name != 'ingested_at'",
+            {"db": database, "t": table})]
+        out[table] = sorted(client.execute(f"SELECT {', '.join(columns)} FROM {qualified} FINAL"), key=repr)
+    return out
+
+
+def test_replay_rebuilds_the_projections_on_the_cluster(cluster: Settings, cluster_worker: WorkerProcess) -> None:
+    from streams.topics import COMMUNE_CONTROL
+    from tests.conftest import settled
+
+    settled(cluster, cluster.worker_group, COMMUNE_CONTROL)
+    live = cluster_projections(cluster)
+    assert live["events"] and live["tips"] and live["incidents"]
+    done = run_cli("replay", "--quiet", timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cluster_projections(cluster) == live
+    for number in (1, 2):
+        client = node(cluster, number)
+        assert not {name for (name,) in client.execute("SHOW DATABASES")} & {"binhyen_replay", "binhyen_replay_private"}
+        engines = dict(client.execute("SELECT name, engine FROM system.tables WHERE database = 'binhyen'"))
+        assert (engines["tips"], engines["tips_local"]) == ("Distributed", "ReplicatedReplacingMergeTree")
+    tip = {"type": "tip", "event_id": "cluster-after-replay", "occurred_at": "2024-04-02T09:00:00+07:00",
+           "commune_code": 31867, "channel": "hotline", "text": "Có người lạ đi xe máy không biển số quanh chợ"}
+    assert run_cli("publish", "-q", "-", input=jsonl([tip])).returncode == 0
+    wait_for(lambda: node(cluster, 1).execute("SELECT count() FROM tips WHERE event_id = 'cluster-after-replay'")
+             [0][0] == 1, 60, "a new tip in the typed table through the re-created views")
+
+
 def test_reprocessing_promotes_a_new_version_on_the_cluster(
         cluster: Settings, cluster_worker: WorkerProcess, tmp_path: Path) -> None:
     """Last in the module: the live worker moves to the new version. The swap renames the

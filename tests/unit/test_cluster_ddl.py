@@ -83,3 +83,15 @@ def test_the_production_reference_is_the_generated_cluster_ddl() -> None:
     shipped = Path(__file__).parents[2] / "infra" / "production" / "clickhouse" / "cluster.sql"
     assert shipped.read_text(encoding="utf-8") == cluster_ddl("binhyen", "binhyen"), (
         "regenerate it: binhyen migrate --cluster binhyen --print > infra/production/clickhouse/cluster.sql")
+
+
+def test_the_views_a_swap_recreates_are_the_cluster_forms_the_migrations_leave() -> None:
+    from sinks.clickhouse import cluster_materialized_views, materialized_views
+
+    views = cluster_materialized_views("binhyen", CLUSTER)
+    assert set(views) == set(materialized_views("binhyen")) == {
+        "tips_from_events", "device_signals_from_events", "feedback_from_events", "model_changes_from_events"}
+    assert views["feedback_from_events"].startswith(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS binhyen.feedback_from_events ON CLUSTER {CLUSTER} "
+        "TO binhyen.feedback_local AS")
+    assert all("FROM binhyen_private.events_local" in statement for statement in views.values())
