@@ -1,4 +1,5 @@
-"""The local stack: the tansu broker, a ClickHouse server and Prometheus, started as our own children.
+"""The local stack: the tansu broker, a ClickHouse server (or, with `up --cluster`, ZooKeeper and
+two ClickHouse shards), Prometheus and the gateway, started as our own children.
 
 Each part has a pid file in the state folder; `down` stops only a PID from such a file,
 and only if that process still runs the binary we started (a reused PID is left alone).
