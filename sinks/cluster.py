@@ -88,7 +88,7 @@ def compile_statement(statement: str, layout: Layout) -> list[str]:
         local = layout.local(name)
         path = "/clickhouse/tables/{shard}/" + name
         return [f"CREATE TABLE IF NOT EXISTS {local} {on}\n{columns}\nENGINE = {replicated_engine(engine, args, path)}"
-                f"{rest}", _distributed(name, layout)]
+                f"{rest}", distributed_table(name, layout.cluster)]
     if match := _CREATE_MV.match(statement):
         target = layout.qualified(match["target"])
         body = _FROM.sub(lambda m: f"FROM {_local_if_sharded(layout.qualified(m['name']), layout)}", match["body"])
@@ -114,7 +114,7 @@ def compile_statement(statement: str, layout: Layout) -> list[str]:
         name = layout.qualified(match["name"])
         out = [f"ALTER TABLE {_local_if_sharded(name, layout)} {on} {match['change']}"]
         if name in layout.sharded:  # ClickHouse alters no Distributed table ON CLUSTER: it is made again over the local
-            out += [f"DROP TABLE IF EXISTS {name} {on}", _distributed(name, layout)]
+            out += [f"DROP TABLE IF EXISTS {name} {on}", distributed_table(name, layout.cluster)]
         return out
     if match := _RENAME.match(statement):
         source, target = layout.qualified(match["source"]), layout.qualified(match["target"])
@@ -125,15 +125,16 @@ def compile_statement(statement: str, layout: Layout) -> list[str]:
         layout.sharded.discard(source)
         layout.sharded.add(target)
         return [f"RENAME TABLE {layout.local(source)} TO {layout.local(target)} {on}",
-                f"DROP TABLE IF EXISTS {source} {on}", _distributed(target, layout)]
+                f"DROP TABLE IF EXISTS {source} {on}", distributed_table(target, layout.cluster)]
     raise ClusterDDLError(f"no cluster form for the migration statement {statement.splitlines()[0]!r}: "
                           "teach sinks/cluster.py this kind of statement")
 
 
-def _distributed(name: str, layout: Layout) -> str:
+def distributed_table(name: str, cluster: str) -> str:
+    """The Distributed table `name` (qualified) over `name`_local, sharded by commune."""
     database, short = name.split(".", 1)
-    return (f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER {layout.cluster} AS {layout.local(name)} "
-            f"ENGINE = Distributed({layout.cluster}, {database}, {short}{LOCAL_SUFFIX}, {SHARDING_KEY})")
+    return (f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER {cluster} AS {name}{LOCAL_SUFFIX} "
+            f"ENGINE = Distributed({cluster}, {database}, {short}{LOCAL_SUFFIX}, {SHARDING_KEY})")
 
 
 def _known(name: str, layout: Layout) -> str | None:

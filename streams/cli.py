@@ -659,11 +659,14 @@ def access_apply(
 @access_app.command("sql")
 def access_sql(
     config: Annotated[Path | None, typer.Option(help="Access config (default infra/config/access.v1.json).")] = None,
+    cluster: Annotated[str | None, typer.Option(
+        help="ON CLUSTER this remote_servers name, policies on the shards' local tables (migrate's cluster form).")] = None,
 ) -> None:
     """Print the same jurisdictions as users and row policies for a current ClickHouse (production)."""
     from streams.ops.access import DEFAULT_ACCESS_CONFIG, AccessConfig, production_sql
 
-    sys.stdout.write(production_sql(AccessConfig.load(config or DEFAULT_ACCESS_CONFIG), _settings().clickhouse_database))
+    sys.stdout.write(production_sql(AccessConfig.load(config or DEFAULT_ACCESS_CONFIG), _settings().clickhouse_database,
+                                    cluster))
 
 
 @access_app.command("grafana")

@@ -10,7 +10,8 @@ the first. So `apply` gives each jurisdiction a database of its own (`<db>_p96`,
 insert by materialized views that live in the writer-only private database, filled once from
 what exists, and the analysts' views re-created over those copies; its users are allowed that
 database only (`config.d/access.xml`, read by the server within seconds). A current ClickHouse
-(production) gets the same config as row policies (`production_sql`).
+(production) gets the same config as row policies (`production_sql`). On the local cluster
+(`binhyen up --cluster`) the copies are sharded like the originals and the users are on every node.
 
 After `binhyen replay` or a `reprocess --promote` (which swap the tables the feeds read),
 run `apply` again: it rebuilds every jurisdiction's copies.
@@ -23,21 +24,24 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from processors.geography import commune as commune_of
 from processors.geography import communes_of_province, provinces
-from sinks.clickhouse import analysts_views, connect, materialized_views, private_database
+from sinks.clickhouse import (analysts_views, cluster_materialized_views, connect, materialized_views,
+                              private_database)
+from sinks.cluster import EVERYWHERE, LOCAL_SUFFIX, Layout, compile_statement, distributed_table
 from streams.config import INFRA_DIR, ConfigError, Settings
+from streams.ops.stack import clickhouse_nodes
 
 DEFAULT_ACCESS_CONFIG = INFRA_DIR / "config" / "access.v1.json"
 # The analytics tables a jurisdiction gets copies of (the analysts' views read only these).
 TABLES = ("tips", "device_signals", "feedback", "model_changes", "incidents", "incident_members", "alerts", "communes")
 _USER = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
-_FEED = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS \w+ TO (?P<table>\w+) AS\s+(?P<select>SELECT\b.*\bWHERE [^;]*)$",
-                   re.S)
+_FEED = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS [\w.]+(?: ON CLUSTER \w+)? TO (?P<table>[\w.]+) AS\s+"
+                   r"(?P<select>SELECT\b.*\bWHERE [^;]*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -95,39 +99,77 @@ def jurisdiction_database(settings: Settings, user: AccessUser) -> str:
     return settings.clickhouse_database if user.everything else f"{settings.clickhouse_database}_{user.jurisdiction}"
 
 
-def typed_feeds(database: str) -> dict[str, str]:
-    """Typed table -> the SELECT (ending in its WHERE clause) that the migrations feed it with from `events`."""
+def typed_feeds(database: str, cluster: str | None = None) -> dict[str, str]:
+    """Typed table -> the SELECT (ending in its WHERE clause) that the migrations feed it with from
+    `events` (on a `cluster`, each node's own `events_local`)."""
+    views = cluster_materialized_views(database, cluster) if cluster else materialized_views(database)
     feeds = {}
-    for statement in materialized_views(database).values():
+    for statement in views.values():
         match = _FEED.match(statement)
         if match:
-            feeds[match["table"]] = match["select"]
+            feeds[match["table"].rsplit(".", 1)[-1].removesuffix(LOCAL_SUFFIX)] = match["select"]
     return feeds
 
 
+def copy_table(client: Any, main: str, database: str, table: str, cluster: str | None) -> tuple[list[str], str, str]:
+    """(statements creating the jurisdiction's copy of `table`, the table its feed writes, the one it reads).
+
+    On a cluster the copy is laid out as the original, on every node: a sharded table's copy is a
+    replicated `_local` table under a Distributed one sharded alike (so a node's feed, which sees
+    only the inserts made on that node, writes its own shard's rows), `communes` is replicated whole.
+    Each copy gets a replication path of its own."""
+    if not cluster:
+        return [f"CREATE TABLE {database}.{table} AS {main}.{table}"], f"{database}.{table}", f"{main}.{table}"
+    local = bool(client.execute(f"EXISTS TABLE {main}.{table}{LOCAL_SUFFIX}")[0][0])
+    name = table + (LOCAL_SUFFIX if local else "")
+    engine = client.execute("SELECT engine_full FROM system.tables WHERE database = %(db)s AND name = %(name)s",
+                            {"db": main, "name": name})[0][0]
+    path, own_path = f"/{main}.{table}'", f"/{database}.{table}'"
+    if path not in engine:
+        raise ConfigError(f"{main}.{name} is not a replicated table of the cluster form (engine {engine}); "
+                          f"run `binhyen migrate --cluster {cluster}` on a new database")
+    statements = [f"CREATE TABLE {database}.{name} ON CLUSTER {cluster} AS {main}.{name} "
+                  f"ENGINE = {engine.replace(path, own_path)}"]
+    if local:
+        statements.append(distributed_table(f"{database}.{table}", cluster))
+    return statements, f"{database}.{name}", f"{main}.{name}"
+
+
 def build_jurisdiction(client: Any, settings: Settings, user: AccessUser) -> dict[str, int]:
-    """(Re)build the jurisdiction's database: copies, feeds, backfill, views. Rows copied per table."""
+    """(Re)build the jurisdiction's database: copies, feeds, backfill, views. Rows copied per table.
+    `client` is the writer's, on the main database (on a cluster: inserts into Distributed tables synchronous)."""
     main, private = settings.clickhouse_database, private_database(settings.clickhouse_database)
+    cluster = settings.clickhouse_cluster or None
+    on = f" ON CLUSTER {cluster}" if cluster else ""
     database = jurisdiction_database(settings, user)
     where = f"commune_code IN ({', '.join(map(str, user.communes()))})"
-    client.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.execute(f"CREATE DATABASE IF NOT EXISTS {database}{on}")
     copied = {}
-    typed = typed_feeds(main)
+    typed = typed_feeds(main, cluster)
     for table in TABLES:
         feed = f"{private}.feed_{user.jurisdiction}_{table}"
-        client.execute(f"DROP TABLE IF EXISTS {feed}")
-        client.execute(f"DROP TABLE IF EXISTS {database}.{table}")
-        client.execute(f"CREATE TABLE {database}.{table} AS {main}.{table}")
+        client.execute(f"DROP TABLE IF EXISTS {feed}{on}")
+        statements, target, source = copy_table(client, main, database, table, cluster)
+        for name in {f"{database}.{table}", target}:
+            client.execute(f"DROP TABLE IF EXISTS {name}{on}")
+        for statement in statements:
+            client.execute(statement)
         # 18.16 does not cascade materialized views: the typed tables' own feed from `events`
         # does not trigger a view on them, so their copies are fed from `events` the same way.
-        select = typed[table] if table in typed else f"SELECT * FROM {main}.{table} WHERE 1"
-        client.execute(f"CREATE MATERIALIZED VIEW {feed} TO {database}.{table} AS {select} AND {where}")
+        select = typed[table] if table in typed else f"SELECT * FROM {source} WHERE 1"
+        client.execute(f"CREATE MATERIALIZED VIEW {feed}{on} TO {target} AS {select} AND {where}")
         client.execute(f"INSERT INTO {database}.{table} SELECT * FROM {main}.{table} WHERE {where}")
         copied[table] = client.execute(f"SELECT count() FROM {database}.{table}")[0][0]
-    local = connect(settings, database)  # the views' unqualified tables are this database's copies
-    for view, statement in analysts_views(database).items():
-        local.execute(f"DROP TABLE IF EXISTS {view}")
-        local.execute(statement)
+    if cluster:  # every node gets the views, their tables named in full
+        layout = Layout(database, cluster, sharded={f"{database}.{t}" for t in TABLES if t not in EVERYWHERE},
+                        everywhere={f"{database}.{t}" for t in TABLES if t in EVERYWHERE})
+        views = {view: compile_statement(statement, layout)[0] for view, statement in analysts_views(database).items()}
+    else:
+        client = connect(settings, database)  # the views' unqualified tables are this database's copies
+        views = analysts_views(database)
+    for view, statement in views.items():
+        client.execute(f"DROP TABLE IF EXISTS {database}.{view}{on}")
+        client.execute(statement)
     return copied
 
 
@@ -155,8 +197,11 @@ def password_of(settings: Settings, name: str) -> str:
 
 
 def apply(settings: Settings, config: AccessConfig, report: Any = print, timeout: float = 30) -> dict[str, str]:
-    """Build every jurisdiction's database and the users; returns user -> database."""
-    client = connect(settings, settings.clickhouse_database)
+    """Build every jurisdiction's database and the users, on every node of the local stack;
+    returns user -> database."""
+    # A copy's backfill goes through Distributed tables on a cluster: synchronous, so it is counted whole.
+    client = connect(settings, settings.clickhouse_database,
+                     **({"insert_distributed_sync": 1} if settings.clickhouse_cluster else {}))
     built: dict[str, dict[str, int]] = {}
     for user in config.users:
         if not user.everything and user.jurisdiction not in built:
@@ -164,43 +209,57 @@ def apply(settings: Settings, config: AccessConfig, report: Any = print, timeout
             report(f"{jurisdiction_database(settings, user):<24} {sum(built[user.jurisdiction].values()):,} rows "
                    f"copied ({', '.join(f'{t} {n:,}' for t, n in built[user.jurisdiction].items() if n)})")
     passwords = {u.name: password_of(settings, u.name) for u in config.users}
-    path = settings.state_dir / "clickhouse" / "config.d" / "access.xml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(users_xml(settings, config, passwords), encoding="utf-8")
+    nodes = clickhouse_nodes(settings)
+    for node in nodes:
+        path = node.directory / "config.d" / "access.xml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(users_xml(settings, config, passwords), encoding="utf-8")
     deadline = time.monotonic() + timeout
-    for user in config.users:  # the server reads its users again within seconds
-        while True:
-            try:
-                connect(settings, jurisdiction_database(settings, user), user=user.name,
-                        password=passwords[user.name]).execute("SELECT 1")
-                break
-            except Exception:  # not loaded yet
-                if time.monotonic() > deadline:
-                    raise ConfigError(f"ClickHouse did not take user {user.name} within {timeout:.0f}s; "
-                                      f"see {settings.state_dir}/clickhouse.log") from None
-                time.sleep(0.5)
+    for user in config.users:  # each server reads its users again within seconds
+        for node in nodes:
+            while True:
+                try:
+                    connect(replace(settings, clickhouse_port=node.tcp_port), jurisdiction_database(settings, user),
+                            user=user.name, password=passwords[user.name]).execute("SELECT 1")
+                    break
+                except Exception:  # not loaded yet
+                    if time.monotonic() > deadline:
+                        raise ConfigError(f"ClickHouse did not take user {user.name} within {timeout:.0f}s; "
+                                          f"see {settings.state_dir}/{node.name}.log") from None
+                    time.sleep(0.5)
         report(f"user {user.name:<20} {user.jurisdiction:<8} database {jurisdiction_database(settings, user)}, "
                f"password in {settings.state_dir}/access/{user.name}.password")
     return {u.name: jurisdiction_database(settings, u) for u in config.users}
 
 
-def production_sql(config: AccessConfig, database: str = "binhyen") -> str:
+def production_sql(config: AccessConfig, database: str = "binhyen", cluster: str | None = None) -> str:
     """The same jurisdictions as row policies for a current ClickHouse (production): each user
-    reads the analysts' database, and every analytics table only its communes' rows."""
+    reads the analysts' database, and every analytics table only its communes' rows.
+
+    On a `cluster` (the migrations' cluster form) everything is made ON CLUSTER and the policies
+    sit on the tables that hold rows — a sharded table's `_local` one on every node: ClickHouse
+    applies a row policy where a table is read locally, and a shard reading for a Distributed
+    query applies the initial user's policies."""
+    on = f" ON CLUSTER {cluster}" if cluster else ""
     names = ", ".join(u.name for u in config.users)
-    lines = [f"-- Generated by `binhyen access sql` from access config {config.version}; do not edit.",
+    lines = [f"-- Generated by `binhyen access sql{' --cluster ' + cluster if cluster else ''}` from access config "
+             f"{config.version}; do not edit.",
              "-- Each user is created locked (a digest nobody has a password for): set its password with",
-             "-- ALTER USER name IDENTIFIED WITH sha256_hash BY '<sha256 of the password>'."]
+             f"-- ALTER USER name{on} IDENTIFIED WITH sha256_hash BY '<sha256 of the password>'."]
+    if cluster:
+        lines.append(f"-- Give the cluster {cluster} an interserver <secret> in remote_servers, so shards run a "
+                     "Distributed query as its initial user; keep serialize_query_plan off (ClickHouse issue 112891).")
     for user in config.users:
-        lines.append(f"CREATE USER IF NOT EXISTS {user.name} IDENTIFIED WITH sha256_hash BY '{'0' * 64}';")
-        lines.append(f"GRANT SELECT ON {database}.* TO {user.name};")
+        lines.append(f"CREATE USER IF NOT EXISTS {user.name}{on} IDENTIFIED WITH sha256_hash BY '{'0' * 64}';")
+        lines.append(f"GRANT{on} SELECT ON {database}.* TO {user.name};")
     for table in TABLES:
+        name = f"{database}.{table}{LOCAL_SUFFIX if cluster and table not in EVERYWHERE else ''}"
         # Once a table has a row policy, a user without one sees nothing: everybody else keeps every row.
-        lines.append(f"CREATE ROW POLICY OR REPLACE everyone_else ON {database}.{table} FOR SELECT USING 1 "
+        lines.append(f"CREATE ROW POLICY OR REPLACE everyone_else{on} ON {name} FOR SELECT USING 1 "
                      f"TO ALL EXCEPT {names};")
         for user in config.users:
             using = "1" if user.everything else f"commune_code IN ({', '.join(map(str, user.communes()))})"
-            lines.append(f"CREATE ROW POLICY OR REPLACE {user.name} ON {database}.{table} "
+            lines.append(f"CREATE ROW POLICY OR REPLACE {user.name}{on} ON {name} "
                          f"FOR SELECT USING {using} TO {user.name};")
     return "\n".join(lines) + "\n"
 

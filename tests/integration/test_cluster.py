@@ -133,6 +133,59 @@ def test_a_node_stopped_mid_stream_gets_every_row_it_missed(
     assert expected and on_second == expected  # the rows for its communes, those written while it was down too
 
 
+def test_each_jurisdiction_reads_only_its_communes_on_every_node(
+        cluster: Settings, cluster_worker: WorkerProcess, tmp_path: Path) -> None:
+    """`binhyen access apply` on the cluster: a jurisdiction's copies are sharded like the
+    originals, its users are on both nodes, and rows written after apply reach both shards' copies."""
+    import json
+    from dataclasses import replace
+
+    from clickhouse_driver.errors import ServerException
+
+    from streams.ops.catalog import catalog
+
+    writer = node(cluster, 1)
+    tips = dict(writer.execute("SELECT commune_code, count() FROM tips FINAL WHERE province_code = 96 "
+                               "GROUP BY commune_code ORDER BY count() DESC, commune_code"))
+    commune = next(iter(tips))
+    config = tmp_path / "access.json"
+    config.write_text(json.dumps({"version": "access-cluster-test", "users": [
+        {"name": "k_xa", "jurisdiction": {"commune": commune}}, {"name": "k_tinh", "jurisdiction": {"province": 96}}]}))
+    done = run_cli("access", "apply", "--config", str(config), timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def reader(name: str, number: int) -> Any:
+        port = next(n.tcp_port for n in stack.clickhouse_nodes(cluster) if n.number == number)
+        password = (cluster.state_dir / "access" / f"{name}.password").read_text().strip()
+        database = f"binhyen_c{commune}" if name == "k_xa" else "binhyen_p96"
+        return connect(replace(cluster, clickhouse_port=port), database, user=name, password=password)
+
+    for number in (1, 2):
+        province, post = reader("k_tinh", number), reader("k_xa", number)
+        assert dict(province.execute("SELECT commune_code, count() FROM tips FINAL GROUP BY commune_code")) == tips
+        assert post.execute("SELECT commune_code, count() FROM tips FINAL GROUP BY commune_code") == [
+            (commune, tips[commune])]
+        held_here = {c for (c,) in province.execute("SELECT DISTINCT commune_code FROM tips_local")}
+        assert held_here == on_shard(cluster, set(tips), number)  # the copy is sharded as the original
+        for name, entry in catalog().items():
+            answer, types = post.execute(entry.sql, with_column_types=True)
+            columns = [column for column, _ in types]
+            if "commune_code" in columns:
+                assert {row[columns.index("commune_code")] for row in answer} <= {commune}, name
+        for forbidden in ("SELECT count() FROM binhyen.tips", "SELECT count() FROM binhyen.tips_local",
+                          "SELECT count() FROM binhyen_private.events_local", "SELECT count() FROM binhyen_p96.tips"):
+            with pytest.raises(ServerException, match="Access denied"):
+                post.execute(forbidden)
+    later = [{"type": "tip", "event_id": f"cluster-access-{code}", "occurred_at": "2024-04-02T11:00:00+07:00",
+              "commune_code": code, "channel": "hotline", "text": "Thanh niên tụ tập đua xe trên đường tỉnh"}
+             for code in (min(on_shard(cluster, set(tips), 1)), min(on_shard(cluster, set(tips), 2)), 18199)]
+    assert run_cli("publish", "-q", "-", input=jsonl(later)).returncode == 0
+    for number in (1, 2):  # each shard's copy gets its commune's new tip; Hà Tĩnh's goes to neither
+        wait_for(lambda: reader("k_tinh", number).execute(
+            "SELECT event_id FROM tips_local WHERE event_id LIKE 'cluster-access-%'") == [
+            (f"cluster-access-{min(on_shard(cluster, set(tips), number))}",)], 60, f"the new tip in shard {number}'s copy")
+
+
 def on_shard(settings: Settings, communes: set[int], number: int) -> set[int]:
     """The communes Distributed sends to shard `number` of 2: cityHash64(commune_code) % 2 == number - 1."""
     rows = node(settings, 1).execute(

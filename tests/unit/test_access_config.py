@@ -49,6 +49,38 @@ def test_the_production_row_policies_restrict_every_table_for_every_user() -> No
     assert "binhyen_private" not in sql
 
 
+def test_on_a_cluster_every_statement_runs_on_every_node_and_policies_hold_the_shards_rows() -> None:
+    sql = production_sql(CONFIG, cluster="binhyen")
+    assert (INFRA_DIR / "production" / "clickhouse" / "access-cluster.sql").read_text(encoding="utf-8") == sql, (
+        "run `binhyen access sql --cluster binhyen > infra/production/clickhouse/access-cluster.sql`")
+    statements = [line for line in sql.splitlines() if not line.startswith("--")]
+    assert statements and all(" ON CLUSTER binhyen " in line for line in statements)
+    for table in TABLES:  # a row policy applies where rows are read: the shards' local tables, communes everywhere
+        held = f"binhyen.{table}" if table == "communes" else f"binhyen.{table}_local"
+        policies = re.findall(rf"CREATE ROW POLICY OR REPLACE (\w+) ON CLUSTER binhyen ON {held} FOR SELECT USING (.+?) "
+                              rf"TO (.+);", sql)
+        assert {name: using for name, using, _ in policies} == {
+            **{u.name: "1" if u.everything else f"commune_code IN ({', '.join(map(str, u.communes()))})"
+               for u in CONFIG.users}, "everyone_else": "1"}, table
+    assert not re.search(r" ON binhyen\.(?!communes )\w+(?<!_local) FOR SELECT", sql)  # none on a Distributed table
+
+
+def test_the_production_access_sql_parses_on_a_current_clickhouse() -> None:
+    """chdb (ClickHouse 26.x in process) parses every statement; it has no users or cluster to run them."""
+    import tempfile
+
+    from chdb import session
+
+    with tempfile.TemporaryDirectory() as path:
+        db = session.Session(path)
+        for cluster in (None, "binhyen"):
+            for statement in production_sql(CONFIG, cluster=cluster).splitlines():
+                if not statement.startswith("--"):
+                    assert str(db.query(f"EXPLAIN AST {statement.rstrip(';')}")).strip(), statement
+        with pytest.raises(Exception, match="Syntax error"):  # what a statement that does not parse does
+            db.query("EXPLAIN AST CREATE ROW POLICY p ON CLUSTER binhyen ON binhyen.tips USING 1 TO nobody ON")
+
+
 def test_a_grafana_datasource_per_jurisdiction_is_provisioned() -> None:
     assert GRAFANA_DATASOURCES.read_text(encoding="utf-8") == grafana_datasources(CONFIG), (
         "run `binhyen access grafana`")
