@@ -274,15 +274,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
                 os.environ.pop(name, None)
 
 
-@pytest.fixture(scope="session")
-def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    running = WorkerProcess(tmp_path_factory.mktemp("worker") / "worker.log")
+@contextmanager
+def running_worker(log_path: Path, env: dict[str, str] | None = None) -> Iterator[WorkerProcess]:
+    """A worker started for a block (the stack's, or a cluster's), stopped after it if still alive."""
+    running = WorkerProcess(log_path, env=env)
     running.start()
     try:
         yield running
     finally:
         if running.alive():
             running.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(stack: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    with running_worker(tmp_path_factory.mktemp("worker") / "worker.log") as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -186,9 +186,6 @@ def parts(settings: Settings) -> list[Part]:
     java = shutil.which("java") or "/usr/bin/java"
 
     def write_zookeeper_config() -> None:
-        if not ZOOKEEPER_JAR.exists():
-            raise ConfigError(f"the local cluster needs ZooKeeper ({ZOOKEEPER_JAR}): apt-get install zookeeper "
-                              "(or `make setup`)")
         (zookeeper_dir / "data").mkdir(parents=True, exist_ok=True)
         (zookeeper_dir / "zoo.cfg").write_text(
             f"dataDir={zookeeper_dir / 'data'}\nclientPort={settings.cluster_port}\nclientPortAddress=127.0.0.1\n"
@@ -477,6 +474,9 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
     from streams.edge.api_keys import KeyStore
     from streams.edge.kafka import ensure_topics
 
+    if settings.clickhouse_cluster and not ZOOKEEPER_JAR.exists():  # before anything starts
+        raise ConfigError(f"the local cluster needs ZooKeeper ({ZOOKEEPER_JAR}): apt-get install zookeeper "
+                          "(or `make setup`)")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings.state_dir.chmod(0o700)  # keys, passwords, logs and data: the owner's only
     if settings.ensure_key_file():

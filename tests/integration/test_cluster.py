@@ -18,7 +18,7 @@ from streams.config import Settings
 from streams.ops import stack
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.sim.simulator import VN, SimConfig, simulate
-from tests.conftest import jsonl, run_cli, stack_environment, wait_for
+from tests.conftest import jsonl, run_cli, running_worker, stack_environment, wait_for
 
 pytestmark = pytest.mark.integration
 DAY = SimConfig(96, days=1, seed=61, scale=0.5, start=datetime(2024, 4, 2, tzinfo=VN))
@@ -37,14 +37,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 def cluster_worker(cluster: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
     import os
 
-    running = WorkerProcess(tmp_path_factory.mktemp("cluster-worker") / "worker.log",
-                            env={**os.environ, "BINHYEN_METRICS_PORT": str(free_port_block(1))})
-    running.start()
-    try:
+    with running_worker(tmp_path_factory.mktemp("cluster-worker") / "worker.log",
+                        env={**os.environ, "BINHYEN_METRICS_PORT": str(free_port_block(1))}) as running:
         yield running
-    finally:
-        if running.alive():
-            running.stop()
 
 
 def node(settings: Settings, number: int) -> Any:
