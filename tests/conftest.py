@@ -263,7 +263,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: WebhookReceiver) ->
         extra = {"BINHYEN_WEBHOOK_SECRET": WEBHOOK_SECRET,
                  "BINHYEN_WEBHOOK_URLS": f"commune-post={webhook.url},province-duty={webhook.url},"
                                          f"command={webhook.url}",
-                 "BINHYEN_UNDELIVERABLE_AFTER_S": "30"}  # a page refused for 30 s is raised on `command`
+                 "BINHYEN_UNDELIVERABLE_AFTER_S": "20"}  # a page refused for 20 s is raised on `command`
         os.environ.update(extra)
         try:
             started = run_cli("up")

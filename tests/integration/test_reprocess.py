@@ -1,4 +1,4 @@
-"""`binhyen reprocess` on a stack of its own: a simulated week is processed live under the shipped
+"""`binhyen reprocess` on a stack of its own: four simulated days are processed live under the shipped
 credibility config (cred-2), then reprocessed under cred-3 (another calibration) while the live
 worker runs on. The new scores must be those `binhyen process` gives under cred-3, `--compare`
 must report them, reprocessing must page nobody, and `--promote` must swap them in and move the
@@ -28,7 +28,7 @@ from streams.topics import COMMUNE_CONTROL
 from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, wait_for, webhook_env
 
 pytestmark = pytest.mark.integration
-WEEK = SimConfig(11, days=7, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
+HISTORY = SimConfig(11, days=4, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
 NEW_VERSION = "cred-3-alerts-2"
 
 
@@ -38,9 +38,9 @@ def cred3_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def week() -> list[dict[str, Any]]:
-    events = simulate(WEEK).events
-    assert 30_000 <= len(events) <= 60_000 and sum(e["type"] == "tip" for e in events) >= 80
+def days() -> list[dict[str, Any]]:
+    events = simulate(HISTORY).events
+    assert 20_000 <= len(events) <= 30_000 and sum(e["type"] == "tip" for e in events) >= 60
     return events
 
 
@@ -80,10 +80,10 @@ def offline_scores(events: list[dict[str, Any]], credibility: str) -> dict[froze
 
 
 def test_reprocess_compare_and_promote_a_new_credibility_config(
-        week: list[dict[str, Any]], live: tuple[Settings, WorkerProcess, WebhookReceiver], tmp_path: Path) -> None:
+        days: list[dict[str, Any]], live: tuple[Settings, WorkerProcess, WebhookReceiver], tmp_path: Path) -> None:
     settings, worker, webhook = live
-    history = tmp_path / "week.jsonl"
-    history.write_text("".join(json.dumps(event, ensure_ascii=False) + "\n" for event in week), encoding="utf-8")
+    history = tmp_path / "history.jsonl"
+    history.write_text("".join(json.dumps(event, ensure_ascii=False) + "\n" for event in days), encoding="utf-8")
     assert run_cli("publish", str(history), timeout=300).returncode == 0
     settled_group(settings, settings.worker_group)
     client = connect(settings, settings.clickhouse_database)
@@ -96,11 +96,11 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     config.write_text(cred3_text(), encoding="utf-8")
     done = run_cli("reprocess", "--credibility", str(config), "--compare", "--quiet", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"reprocessed {len(week)} events under {NEW_VERSION} with 1 worker(s)" in done.stdout
+    assert f"reprocessed {len(days)} events under {NEW_VERSION} with 1 worker(s)" in done.stdout
     version_db = f"{settings.clickhouse_database}_{NEW_VERSION.replace('-', '_')}"
     new_scores = scores_by_members(client, version_db)
     assert set(new_scores) == set(live_scores)  # clustering did not change
-    expected = offline_scores(week, cred3_text())
+    expected = offline_scores(days, cred3_text())
     assert set(expected) == set(new_scores)
     assert all(abs(new_scores[members] - score) < 1e-4 for members, score in expected.items())
     moved = sum(1 for members in live_scores if abs(new_scores[members] - live_scores[members]) >= 0.1)
@@ -124,11 +124,11 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     assert scores_by_members(client, version_db) == live_scores  # the previous ones, kept
     tip_scores = dict(client.execute(f"SELECT scorer_version, uniqExact(event_id) FROM "
                                      f"{settings.clickhouse_database}_private.tip_scores GROUP BY scorer_version"))
-    assert tip_scores["cred-3"] == tip_scores["cred-2"] == len({e["event_id"] for e in week if e["type"] == "tip"})
+    assert tip_scores["cred-3"] == tip_scores["cred-2"] == len({e["event_id"] for e in days if e["type"] == "tip"})
     wait_for(lambda: f"processor version {NEW_VERSION} (live)" in worker.log_since(0), 120, "the worker under cred-3")
     assert worker.alive()
-    press = next(event for event in reversed(week) if event.get("signal") == "panic_pressed")
-    last = max(datetime.fromisoformat(event["occurred_at"]) for event in week)
+    press = next(event for event in reversed(days) if event.get("signal") == "panic_pressed")
+    last = max(datetime.fromisoformat(event["occurred_at"]) for event in days)
     new_press = {**press, "event_id": "after-promotion-press", "occurred_at": (last + timedelta(hours=1)).isoformat()}
     assert run_cli("publish", "-", input=json.dumps(new_press, ensure_ascii=False) + "\n").returncode == 0
     group = f"{settings.worker_group}.{NEW_VERSION}"
