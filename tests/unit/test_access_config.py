@@ -95,3 +95,7 @@ def test_a_jurisdiction_gets_every_analysts_view_and_a_feed_for_every_typed_tabl
     feeds = typed_feeds("binhyen")
     assert set(feeds) == {"tips", "device_signals", "feedback", "model_changes"}
     assert all(select.rstrip().endswith("'") and "FROM binhyen_private.events" in select for select in feeds.values())
+    on_cluster = typed_feeds("binhyen", "binhyen")  # each node's feed reads the events inserted on that node
+    assert on_cluster.keys() == feeds.keys()
+    assert all(select.replace("FROM binhyen_private.events_local\n", "FROM binhyen_private.events\n") == feeds[table]
+               for table, select in on_cluster.items())
