@@ -15,6 +15,7 @@ whatever else changes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -32,8 +33,23 @@ from streams.config import DEFAULT_STAFF_CONFIG
 from streams.sim import texts as T
 
 VN = timezone(timedelta(hours=7))
+VN_OFFSET_S = 7 * 3600
 EARLIEST_S = TimeBounds().earliest_ms // 1000
 DAY_S = 86_400
+
+
+@functools.lru_cache(maxsize=256)
+def _vietnam_date(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY_S, timezone.utc).strftime("%Y-%m-%dT")
+
+
+def vietnam_time(at_s: int) -> str:
+    """`datetime.fromtimestamp(at_s, VN).isoformat()` for whole seconds, three times faster: the
+    simulator stamps every event (a province fortnight is ~580,000, mostly heartbeats)."""
+    day, second = divmod(at_s + VN_OFFSET_S, DAY_S)
+    return f"{_vietnam_date(day)}{second // 3600:02d}:{second % 3600 // 60:02d}:{second % 60:02d}+07:00"
+
+
 DEFAULT_START = datetime(2025, 9, 1, tzinfo=VN)
 
 CATEGORY_WEIGHTS = {
@@ -160,9 +176,7 @@ class ProvinceSimulator:
 
     def _emit(self, event: dict[str, Any], at_s: int, truth: dict[str, Any] | None = None) -> str:
         event_id = self._id(event["type"].replace("_", "-"))
-        event = {"type": event["type"], "event_id": event_id,
-                 "occurred_at": datetime.fromtimestamp(at_s, VN).isoformat(), **{
-                     k: v for k, v in event.items() if k != "type"}}
+        event = {"type": event["type"], "event_id": event_id, "occurred_at": vietnam_time(at_s), **event}
         self.sim.events.append(event)
         if truth is not None:
             self.sim.truth.append({"event_id": event_id, "type": event["type"], **truth})

@@ -6,6 +6,7 @@ import json
 import statistics
 import unicodedata
 from collections import Counter, defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from processors.geography import communes_of_province
 from streams.cli import app
 from streams.sim.texts import add_noise, strip_diacritics
-from streams.sim.simulator import SimConfig, Simulation, simulate
+from streams.sim.simulator import VN, SimConfig, Simulation, simulate, vietnam_time
 from tests.conftest import offline_run
 
 CA_MAU = 96
@@ -23,6 +24,13 @@ CA_MAU = 96
 @pytest.fixture(scope="module")
 def two_days() -> Simulation:
     return simulate(SimConfig(CA_MAU, days=2, seed=11))
+
+
+@pytest.mark.parametrize("at_s", [0, 1, 61_199, 61_200, 61_201, 1_714_694_399, 1_714_694_400, 1_735_664_399,
+                                  1_735_664_400, 1_772_323_199, 4_102_444_800])
+def test_event_times_are_vietnamese_iso_times(at_s: int) -> None:
+    """The fast stamp equals datetime's, across local midnights, a new year and a leap day."""
+    assert vietnam_time(at_s) == datetime.fromtimestamp(at_s, VN).isoformat()
 
 
 def test_same_seed_same_events_and_truth() -> None:
