@@ -200,8 +200,8 @@ def lifecycles(alert_lines: list[dict[str, Any]]) -> Lifecycles:
 def test_workers_give_every_alert_the_lifecycle_of_the_offline_run(
     count: int, group: tuple[Group, Settings, WebhookReceiver], tmp_path: Path
 ) -> None:
-    """A day of panic bells, gates, heartbeats, outages and on-call acks published over a minute
-    (a 3-minute ack window passes in an eighth of a second): acks inside and after the window,
+    """A day of panic bells, gates, heartbeats, outages and on-call acks published over half a
+    minute (a 3-minute ack window passes in a sixteenth of a second): acks inside and after the window,
     acks forwarded to whichever worker holds the alert's commune, escalations and silent
     devices of communes gone quiet — each alert's steps as `binhyen process` has them.
 
@@ -223,7 +223,7 @@ def test_workers_give_every_alert_the_lifecycle_of_the_offline_run(
     assert states["acked"] >= 12 and states["escalated"] >= 5, states
     for _ in range(count):
         workers.start()
-    publish_events(settings, events, Console(quiet=True), pace_seconds=60)
+    publish_events(settings, events, Console(quiet=True), pace_seconds=30)
     client = connect(settings, settings.clickhouse_database)
     wait_for(lambda: arrived(client, settings, LIFECYCLE_DAY) == len(events), 300, f"all {len(events)} events")
 
