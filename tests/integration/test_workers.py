@@ -14,6 +14,7 @@ import os
 import signal
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,10 @@ class Group:
         return worker
 
     def stop_all(self) -> None:
-        for worker in self.workers:
-            if worker.alive():
-                worker.stop()
+        """Every worker still running, together (each shuts down in ~1.5 s, more under load)."""
+        running = [worker for worker in self.workers if worker.alive()]
+        with ThreadPoolExecutor(max(1, len(running))) as pool:
+            list(pool.map(lambda worker: worker.stop(), running))
 
 
 @pytest.fixture
