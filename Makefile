@@ -60,6 +60,7 @@ clean: down
 bench: setup
 	$(BIN)/python bench/dedup_quality.py
 	$(BIN)/python bench/dedup_cost.py
+	$(BIN)/python bench/simulator.py
 	$(BIN)/python bench/credibility_quality.py --days 7 --seed 2 --plot bench/results/calibration.png
 	$(BIN)/binhyen up
 	$(BIN)/python bench/broker_latency.py
