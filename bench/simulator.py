@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -22,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streams.sim.simulator import VN, SimConfig, simulate, vietnam_time  # noqa: E402
 
 
-def timed(work: object) -> float:
+def timed(work: Callable[[], object]) -> tuple[float, object]:
+    """(seconds `work` took, what it returned)."""
     began = time.perf_counter()
-    work()  # type: ignore[operator]
-    return time.perf_counter() - began
+    result = work()
+    return time.perf_counter() - began, result
 
 
 def main() -> None:
@@ -33,14 +35,18 @@ def main() -> None:
     parser.add_argument("--province", type=int, default=96)
     parser.add_argument("--days", type=int, default=14)
     args = parser.parse_args()
+    if args.days < 1:
+        parser.error(f"--days {args.days}: simulate at least one day")
     config = SimConfig(args.province, days=args.days, seed=2, start=datetime(2025, 3, 1, tzinfo=VN))
-    made: list = []
-    simulate_s = timed(lambda: made.append(simulate(config)))
-    events = made[0].events
-    encode_s = timed(lambda: [json.dumps(event, ensure_ascii=False) for event in events])
+    try:
+        simulate_s, simulation = timed(lambda: simulate(config))
+    except ValueError as exc:  # a province code with no communes
+        parser.error(f"--province {args.province}: {exc}")
+    events = simulation.events  # type: ignore[attr-defined]
+    encode_s, _ = timed(lambda: [json.dumps(event, ensure_ascii=False) for event in events])
     seconds = [int(datetime.fromisoformat(event["occurred_at"]).timestamp()) for event in events]
-    stamp_s = timed(lambda: [vietnam_time(at) for at in seconds])
-    datetime_s = timed(lambda: [datetime.fromtimestamp(at, VN).isoformat() for at in seconds])
+    stamp_s, _ = timed(lambda: [vietnam_time(at) for at in seconds])
+    datetime_s, _ = timed(lambda: [datetime.fromtimestamp(at, VN).isoformat() for at in seconds])
     assert [vietnam_time(at) for at in seconds[:1000]] == [event["occurred_at"] for event in events[:1000]]
     print(f"province {args.province}, {args.days} days: {len(events):,} events")
     print(f"simulate  {simulate_s:6.2f} s  {len(events) / simulate_s:9,.0f} events/s  "
