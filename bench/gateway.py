@@ -93,7 +93,7 @@ def main() -> None:
     settings = Settings.from_env()
     started = stack.bring_up(settings, lambda line: None)
     try:
-        token = KeyStore(settings.gateway_keys_file).create("bench", ["*"], [])
+        token = KeyStore(settings.gateway_keys_file).create("bench", ["*"], [], staff=["*"])
         publisher = Publisher(producer(settings), settings.pseudonym_key(), settings.time_bounds)
         lines = [(i + 1, event(i)) for i in range(5_000)]
         began = time.monotonic()

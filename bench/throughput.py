@@ -138,12 +138,12 @@ def main() -> None:
     args = parser.parse_args()
     from streams.ops.stack import free_port_block
 
-    base = free_port_block(8)
+    base = free_port_block(9)
     state = tempfile.mkdtemp(prefix="binhyen-bench-")
     os.environ.update(BINHYEN_STATE_DIR=state, BINHYEN_KAFKA_PORT=str(base), BINHYEN_CLICKHOUSE_PORT=str(base + 1),
                       BINHYEN_CLICKHOUSE_HTTP_PORT=str(base + 2), BINHYEN_PROMETHEUS_PORT=str(base + 4),
                       BINHYEN_METRICS_PORT=str(base + 5),  # workers take base + 5 and base + 6
-                      BINHYEN_GATEWAY_PORT=str(base + 7))
+                      BINHYEN_GATEWAY_PORT=str(base + 7), BINHYEN_GATEWAY_METRICS_PORT=str(base + 8))
     os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
 
     from processors.pseudonym import Pseudonymiser

@@ -41,12 +41,13 @@ def ranges(values: list[int]) -> list[tuple[int, int]]:
 def run(batching: str, days: int, scale: float, worker_count: int) -> int:
     from streams.ops.stack import free_port_block
 
-    base = free_port_block(7 + worker_count)  # workers from base + 5; the gateway last
+    base = free_port_block(8 + worker_count)  # workers from base + 5; the gateway and its metrics last
     state = tempfile.mkdtemp(prefix=f"binhyen-two-{batching}-")
     os.environ.update(BINHYEN_STATE_DIR=state, BINHYEN_KAFKA_PORT=str(base), BINHYEN_CLICKHOUSE_PORT=str(base + 1),
                       BINHYEN_CLICKHOUSE_HTTP_PORT=str(base + 2), BINHYEN_PROMETHEUS_PORT=str(base + 4),
                       BINHYEN_METRICS_PORT=str(base + 5), BINHYEN_WORKER_GROUP=f"binhyen-two-{batching}",
-                      BINHYEN_GATEWAY_PORT=str(base + 6 + worker_count))
+                      BINHYEN_GATEWAY_PORT=str(base + 6 + worker_count),
+                      BINHYEN_GATEWAY_METRICS_PORT=str(base + 7 + worker_count))
     os.environ.pop("BINHYEN_KAFKA_BOOTSTRAP", None)
 
     from processors.pseudonym import Pseudonymiser

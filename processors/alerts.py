@@ -169,10 +169,13 @@ class AlertEngine:
 
     def _page_text(self, what: str, incident: dict[str, Any], snapshot: dict[str, Any]) -> str:
         """What an officer needs to act, in Vietnamese: what, where (commune, place or site), when,
-        how many reporters and devices, credibility and its strongest reasons. No reporter, no tip text."""
+        how many reporters and devices, credibility and its strongest reasons. No reporter and nothing a
+        sender wrote: the place is the commune and a device's registered site, never a tip's
+        `location_text` (it may name the informant — "nhà chị Lan người báo tin" — and pages reach
+        the analysts' tables and logs)."""
         place = commune_of(snapshot["commune_code"])
         where = f"{place.name}, {place.province_name}" if place else f"xã {snapshot['commune_code']}"
-        spot = next((m.get("loc") or m.get("name") for m in incident["members"] if m.get("loc") or m.get("name")), None)
+        spot = next((m["name"] for m in incident["members"] if m["k"] == "device" and m.get("name")), None)
         local = datetime.fromtimestamp(snapshot["opened_at_ms"] / 1000,
                                        timezone(timedelta(minutes=self.config.utc_offset_minutes)))
         devices = len({m["dev"] for m in incident["members"] if m["k"] == "device"})
@@ -224,9 +227,14 @@ class AlertEngine:
         return out
 
     def refusal(self, record: dict[str, Any]) -> str | None:
-        """Why an action may not be applied: its `by` is not in the staff registry, or not someone
-        whose jurisdiction covers the alert's commune. None when it may (or nothing is checked)."""
+        """Why an action may not be applied: it claims a commune that is not its alert's (the scope a
+        gateway key was checked against), its `by` is not in the staff registry, or not someone whose
+        jurisdiction covers the alert's commune. None when it may (or nothing is checked)."""
         commune = commune_of_alert(record["alert_id"])
+        claimed = record.get("commune_code")
+        if claimed is not None and claimed != commune:
+            return (f"{record['action']} on {record['alert_id']} refused: commune_code {claimed} is not the alert's "
+                    f"commune ({commune}); send the alert's own commune, or none")
         if self.staff is None or commune is None:
             return None
         why = self.staff.refusal(record.get("by"), commune)

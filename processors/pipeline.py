@@ -122,7 +122,8 @@ class EventProcessor:
         elif event_type == "feedback":
             changed, unapplied = self._verdict(record)
             incident_id = changed[0]["id"] if changed else None  # the incident the verdict judged
-            alerts += self._close_if_judged_false(record, changed)
+            if unapplied is None:
+                alerts += self._close_if_judged_false(record, changed)
         elif event_type == "alert_action":
             unapplied = self.alerting.refusal(record)
             if unapplied is None:
@@ -180,9 +181,14 @@ class EventProcessor:
                 del self.state.origins[key]
 
     def commune_of(self, record: dict[str, Any]) -> int | None:
-        """A verdict's commune: its own, or that of the tip or incident it judges."""
-        if record.get("commune_code") is not None:
-            return int(record["commune_code"])
+        """A verdict's commune: that of the tip or incident it judges, else the one it claims."""
+        judged = self.judged_commune(record)
+        if judged is not None:
+            return judged
+        return None if record.get("commune_code") is None else int(record["commune_code"])
+
+    def judged_commune(self, record: dict[str, Any]) -> int | None:
+        """The commune of the tip or incident a verdict judges, when binhyen has seen it."""
         tip_id, incident_id = record.get("tip_event_id"), record.get("incident_id")
         origin = (self.state.origins.get(f"tip:{tip_id}") if tip_id else None) or (
             self.state.origins.get(f"incident:{incident_id}") if incident_id else None)
@@ -205,6 +211,10 @@ class EventProcessor:
         tip_id, incident_id = record.get("tip_event_id"), record.get("incident_id")
         commune = self.commune_of(record)
         judged = f"tip {tip_id}" if tip_id else f"incident {incident_id}"
+        claimed = record.get("commune_code")
+        if claimed is not None and commune != claimed:  # the scope its sender was checked against
+            return [], (f"verdict on {judged} refused: commune_code {claimed} is not the commune of that "
+                        f"{judged.split()[0]} ({commune}); send the verdict with the judged one's commune")
         if commune is None:
             return [], (f"verdict on {judged}: no commune_code, and binhyen has not seen that {judged.split()[0]} "
                         "(or forgot it after a year); send the verdict with its commune_code")

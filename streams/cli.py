@@ -611,6 +611,8 @@ def key_create(
     name: Annotated[str, typer.Argument(help="The upstream system, e.g. hotline-ca-mau.")],
     types: Annotated[str, typer.Option(help="Event types it may publish, comma-separated, or * for all.")],
     provinces: Annotated[str, typer.Option(help="2025 province codes it may publish for, comma-separated, or * for all.")],
+    staff: Annotated[str, typer.Option(help="For alert actions: the staff ids its `by` may name, comma-separated "
+                                            "(route:NAME for a whole desk, * for anyone in the registry).")] = "",
     replace: Annotated[bool, typer.Option(help="Replace a live key of that name.")] = False,
 ) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
@@ -620,8 +622,15 @@ def key_create(
         codes = [] if provinces.strip() == EVERY else [int(code) for code in provinces.split(",") if code.strip()]
     except ValueError:
         raise ConfigError(f"--provinces {provinces!r}: give 2025 province codes like 96,79 or *") from None
-    token = KeyStore(_settings().gateway_keys_file).create(name, [t.strip() for t in types.split(",") if t.strip()],
-                                                           codes, replace=replace)
+    settings = _settings()
+    members = [s.strip() for s in staff.split(",") if s.strip()]
+    registry = settings.staff_registry()
+    unknown = [m for m in members if m != EVERY and not m.startswith("route:") and m not in registry.members]
+    if unknown:
+        raise ConfigError(f"--staff: {unknown[0]} is not in the staff registry ({registry.version}); give staff ids "
+                          "from it, route:NAME or *")
+    token = KeyStore(settings.gateway_keys_file).create(name, [t.strip() for t in types.split(",") if t.strip()],
+                                                        codes, replace=replace, staff=members)
     out.print(f"key {name}: {token}", markup=False)
     err.print("shown once: it is stored only as a hash. Send it as `Authorization: Bearer <key>`.")
 
@@ -642,7 +651,7 @@ def key_list() -> None:
 
     for key in KeyStore(_settings().gateway_keys_file).keys().values():
         out.print(f"{key.name:<24} types {','.join(key.types)}  provinces {','.join(map(str, key.provinces)) or '*'}  "
-                  f"created {key.created_at}" + (f"  REVOKED {key.revoked_at}" if key.revoked_at else ""),
+                  f"staff {','.join(key.staff) or '-'}  created {key.created_at}" + (f"  REVOKED {key.revoked_at}" if key.revoked_at else ""),
                   markup=False)
 
 

@@ -228,6 +228,7 @@ class Settings:
     gateway_max_lines: int = 5_000
     gateway_rate: float = 50.0  # requests per second per key, on average …
     gateway_burst: int = 100  # … and at most this many at once
+    gateway_metrics_port: int = 19102  # its metrics, on `metrics_host`: never on the public listener
     link_ttl_s: int = 24 * 3600
     undeliverable_after_s: float = 300.0  # a page its route has not taken by then is raised on the fallback
     # A ClickHouse cluster (sinks/cluster.py): its name in remote_servers ("" = one server). The
@@ -282,6 +283,7 @@ class Settings:
             gateway_max_lines=_int("BINHYEN_GATEWAY_MAX_LINES", 5_000),
             gateway_rate=float(os.environ.get("BINHYEN_GATEWAY_RATE") or 50.0),
             gateway_burst=_int("BINHYEN_GATEWAY_BURST", 100),
+            gateway_metrics_port=_int("BINHYEN_GATEWAY_METRICS_PORT", 19102),
             link_ttl_s=_int("BINHYEN_LINK_TTL_S", 24 * 3600),
             undeliverable_after_s=_int("BINHYEN_UNDELIVERABLE_AFTER_S", 300),
             clickhouse_cluster=os.environ.get("BINHYEN_CLICKHOUSE_CLUSTER") or _recorded_cluster(state_dir),
@@ -347,6 +349,10 @@ class Settings:
 
     def ensure_link_secret(self) -> bool:
         return not os.environ.get("BINHYEN_LINK_SECRET") and _create_secret(self.link_secret_file)
+
+    @property
+    def staff_config_path(self) -> Path:
+        return Path(os.environ.get("BINHYEN_STAFF_CONFIG") or DEFAULT_STAFF_CONFIG)
 
     def staff_registry(self) -> "StaffRegistry":
         """Who is on call for which route and jurisdiction (BINHYEN_STAFF_CONFIG or the shipped staff.v2.json)."""

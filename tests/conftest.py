@@ -151,7 +151,7 @@ def stack_environment(state_dir: Path, cluster: bool = False) -> Iterator[dict[s
 
     Whatever a test starts under it, `binhyen down` stops on the way out.
     """
-    base = free_port_block(7)
+    base = free_port_block(8)
     env = {**({"BINHYEN_CLUSTER_PORT": str(free_port_block(4))} if cluster else {}),
         "BINHYEN_STATE_DIR": str(state_dir),
         "BINHYEN_KAFKA_PORT": str(base),
@@ -160,6 +160,7 @@ def stack_environment(state_dir: Path, cluster: bool = False) -> Iterator[dict[s
         "BINHYEN_PROMETHEUS_PORT": str(base + 4),
         "BINHYEN_METRICS_PORT": str(base + 5),  # the stack's worker; a second one sets its own
         "BINHYEN_GATEWAY_PORT": str(base + 6),
+        "BINHYEN_GATEWAY_METRICS_PORT": str(base + 7),
         "BINHYEN_WORKER_BATCH_SIZE": "500",
     }
     unset = ("BINHYEN_KAFKA_BOOTSTRAP", "BINHYEN_PSEUDONYM_KEY")

@@ -93,7 +93,11 @@ class Publisher:
 
     @staticmethod
     def _encoded(event_type: str, record: dict[str, Any], assigned: bool) -> Encoded:
-        value = CODEC.encode(event_type, record)
+        try:
+            value = CODEC.encode(event_type, record)
+        except (ValueError, TypeError, OverflowError) as exc:  # a value the rules let through and Avro cannot hold
+            raise InvalidEvent(f"a value does not fit the {event_type} schema ({type(exc).__name__}); "
+                               "check the values against the contract") from None
         return Encoded(TOPIC_OF_TYPE[event_type], partition_key(event_type, record), value, record["event_id"], assigned)
 
     def publish(self, event: Any) -> tuple[str, str]:
@@ -123,14 +127,14 @@ class Publisher:
         for number, obj in objects:
             try:
                 event_type, record, assigned = self._parse(obj)
+                refused = allowed(event_type, record)
+                if refused is not None:
+                    outcomes[number] = Outcome(number, "rejected", record["event_id"], event_type, refused)
+                    continue
+                encoded = self._encoded(event_type, record, assigned)
             except InvalidEvent as exc:
                 outcomes[number] = Outcome(number, "rejected", claimed(obj, "event_id"), claimed(obj, "type"), str(exc))
                 continue
-            refused = allowed(event_type, record)
-            if refused is not None:
-                outcomes[number] = Outcome(number, "rejected", record["event_id"], event_type, refused)
-                continue
-            encoded = self._encoded(event_type, record, assigned)
             future = self._producer().send(encoded.topic, key=encoded.key, value=encoded.value)
             sent.append((number, event_type, encoded, future))
         self._producer().flush(timeout=timeout)

@@ -503,7 +503,7 @@ def bring_up(settings: Settings, report: Callable[[str], None]) -> list[Part]:
     report(f"migrations      {'applied ' + ', '.join(applied) if applied else 'up to date'}")
     keys = KeyStore(settings.gateway_keys_file)
     if "demo" not in keys.keys():
-        token = keys.create("demo", ["*"], [])
-        report(f"gateway key     demo: {token}  (every type and province; shown once, stored hashed; "
+        token = keys.create("demo", ["*"], [], staff=["*"])
+        report(f"gateway key     demo: {token}  (every type, province and staff member; shown once, stored hashed; "
                "`binhyen gateway key --help`)")
     return started

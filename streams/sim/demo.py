@@ -221,7 +221,7 @@ def run_demo(settings: Settings, config: SimConfig, pace_seconds: float, bad_lin
                       f"{config.start:%Y-%m-%d}: {len(simulation.events):,} events; publishing"
                       + (f" over ~{pace_seconds:.0f}s (accelerated event time)" if pace_seconds else ""))
         # The demo's own key (replaced each run: a key is shown only once).
-        token = KeyStore(settings.gateway_keys_file).create("demo-run", ["*"], [], replace=True)
+        token = KeyStore(settings.gateway_keys_file).create("demo-run", ["*"], [], replace=True, staff=["*"])
         gateway = GatewayClient(settings.gateway_url, token)
         publish_events(settings, simulation.events, console, pace_seconds, gateway)
         publish_bad_input(settings, gateway, bad_lines, report)

@@ -82,3 +82,61 @@ def test_an_unacknowledged_p1_is_escalated_by_the_timer(worker: WorkerProcess, c
     finally:  # nobody leaves it climbing the chain on the wall clock for later modules
         resolved = run_cli("alert", "resolve", alert_id, "--by", "ca-tinh-ca-mau-truc-ban")
     assert resolved.returncode == 0, resolved.stderr
+
+
+def test_a_1_mb_hostile_record_does_not_delay_a_bells_p1(worker: WorkerProcess, settings: Any) -> None:
+    """A tip of 1 MB written straight to Kafka (past the edge: text built to make a backtracking
+    contact pattern work hard) is dead-lettered by its length before any pattern reads it, and a
+    bell pressed right after it pages within a second of a bell pressed alone (measured in the
+    same run: the baseline). Both times are from handing the record to the producer to the P1 on
+    the alerts topic; each bell is in a commune of its own, so each is an incident of its own."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from processors.pseudonym import Pseudonymiser
+    from processors.validation import parse_contract, partition_key
+    from streams.edge.kafka import producer
+    from streams.topics import DEAD_LETTER, DEVICE_SIGNALS, TIPS
+
+    watcher = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(ALERTS, p) for p in sorted(watcher.partitions_for_topic(ALERTS) or ())]
+    watcher.assign(partitions)
+    watcher.seek_to_beginning(*partitions)
+    while any(watcher.highwater(tp) is None or watcher.position(tp) < watcher.highwater(tp) for tp in partitions):
+        watcher.poll(timeout_ms=500)  # skip what other tests paged
+    send = producer(settings, max_request_size=2_000_000)
+
+    def seconds_to_p1(commune: int, before: list[tuple[str, bytes, bytes]]) -> float:
+        bell = device_signal(f"it-hostile-{uuid.uuid4().hex[:8]}", recent(0), commune,
+                             f"bell-{uuid.uuid4().hex[:6]}", site_kind="bank")
+        _, record, _ = parse_contract(bell, Pseudonymiser(b"k" * 32))
+        started = time.monotonic()
+        for topic, key, value in before:
+            send.send(topic, key=key, value=value)
+        send.send(DEVICE_SIGNALS, key=partition_key("device_signal", record),
+                  value=CODEC.encode("device_signal", record))
+        send.flush()
+        while time.monotonic() < started + 60:
+            for records in watcher.poll(timeout_ms=50).values():
+                for message in records:
+                    alert = CODEC.decode(message.value)[1]
+                    if (alert["severity"], alert["state"], alert["commune_code"], alert["at_ms"]) == (
+                            "P1", "raised", commune, record["occurred_at_ms"]):
+                        return time.monotonic() - started
+        raise AssertionError(f"no P1 for the bell in commune {commune} within 60 s")
+
+    hostile_commune = 31867
+    hostile = {"event_id": f"it-hostile-tip-{uuid.uuid4().hex[:8]}", "occurred_at_ms": int(time.time() * 1000),
+               "utc_offset_min": 420, "commune_code": hostile_commune, "legacy_commune_code": None,
+               "channel": "zalo", "source_ref": None, "reporter_pseudonym": None, "anonymous": True,
+               "text": "a@" * 500_000, "location_text": None, "lat": None, "lon": None, "category": None,
+               "attachments": []}
+    hostile_record = (TIPS, str(hostile_commune).encode(), CODEC.encode("tip", hostile))
+    assert len(hostile_record[2]) > 1_000_000
+    alone = [seconds_to_p1(commune, []) for commune in (26680, 18352)]
+    behind_hostile = seconds_to_p1(hostile_commune, [hostile_record])
+    watcher.close()
+    send.close()
+    assert behind_hostile - min(alone) < 1.0, (alone, behind_hostile)
+    reasons = [CODEC.decode(r.value)[1]["reason"] for r in read_topic(settings, DEAD_LETTER, idle_seconds=1)
+               if r.value and hostile["event_id"].encode() in r.value[:70_000]]
+    assert reasons == ["text: 1000000 characters; at most 4000 are allowed"], reasons

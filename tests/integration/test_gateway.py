@@ -43,9 +43,9 @@ def gateway(stack: dict[str, str], worker: Any) -> Iterator[httpx.Client]:
         yield client
 
 
-def new_key(types: str = "*", provinces: str = "*") -> tuple[str, str]:
+def new_key(types: str = "*", provinces: str = "*", staff: str = "*") -> tuple[str, str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    created = run_cli("gateway", "key", "create", name, "--types", types, "--provinces", provinces)
+    created = run_cli("gateway", "key", "create", name, "--types", types, "--provinces", provinces, "--staff", staff)
     assert created.returncode == 0, created.stderr
     return name, created.stdout.strip().rsplit(" ", 1)[1]
 
@@ -180,7 +180,8 @@ def test_openapi_health_readiness_metrics_and_access_log(gateway: httpx.Client, 
     name, token = new_key()
     event = tip(reporter_contact="+84 987 654 321", text="Báo tin bí mật ở chợ Phước Long")
     assert post(gateway, token, [json.dumps(event)]).status_code == 200
-    metrics = gateway.get("/metrics").text
+    assert gateway.get("/metrics").status_code == 404  # not on the public listener
+    metrics = httpx.get(f"http://127.0.0.1:{stack['BINHYEN_GATEWAY_METRICS_PORT']}/metrics", timeout=10).text
     assert f'binhyen_gateway_events_total{{key="{name}",status="published",type="tip"}} 1.0' in metrics
     assert "binhyen_gateway_produce_seconds_count" in metrics
     log = (Path(stack["BINHYEN_STATE_DIR"]) / "gateway.log").read_text()
@@ -221,8 +222,8 @@ def test_pages_carry_action_links_that_ack_once_and_refuse_the_rest(
 
 def test_a_gateway_killed_mid_stream_loses_nothing_it_answered_published_for(
         stack: dict[str, str], worker: Any, clickhouse: Any, tmp_path: Path) -> None:
-    port = free_port_block(1)
-    env = {**os.environ, "BINHYEN_GATEWAY_PORT": str(port)}
+    port = free_port_block(2)
+    env = {**os.environ, "BINHYEN_GATEWAY_PORT": str(port), "BINHYEN_GATEWAY_METRICS_PORT": str(port + 1)}
     log = tmp_path / "gateway-kill.log"  # the test's own, not in the (private) state folder
 
     def start() -> subprocess.Popen[bytes]:
@@ -262,3 +263,49 @@ def test_a_gateway_killed_mid_stream_loses_nothing_it_answered_published_for(
     gateway_process.wait(30)
     wait_for(lambda: in_clickhouse(clickhouse, published) == len(set(published)), 120,
              f"all {len(published)} events answered 'published'")
+
+
+def test_a_ca_mau_key_can_neither_act_on_nor_judge_what_belongs_to_ha_tinh(
+        gateway: httpx.Client, settings: Any, clickhouse: Any, webhook: WebhookReceiver) -> None:
+    """The review's attack: a Cà Mau desk's key acks a Hà Tĩnh P1 and resolves another by claiming
+    a Cà Mau commune, with `by` any registry id, and sends false_report verdicts on a Hà Tĩnh tip
+    the same way. The actions are refused at the gateway; the verdicts, which the gateway cannot
+    place, are dead-lettered by the worker with the reason, and the alert stays unacknowledged."""
+    from streams.topics import DEAD_LETTER
+
+    _, anyone = new_key()
+    pressed = datetime.now(VN).replace(microsecond=0) - timedelta(seconds=20)
+    bell = {"type": "device_signal", "event_id": f"gw-{uuid.uuid4().hex[:16]}", "occurred_at": pressed.isoformat(),
+            "commune_code": 18352, "device_id": f"bell-{uuid.uuid4().hex[:6]}", "device_kind": "alarm_bell",
+            "signal": "panic_pressed", "site_kind": "bank"}  # Xã Nghi Xuân, Hà Tĩnh
+    ha_tinh_tip = tip(commune=18352, text="Có người lạ cạy cửa nhà dân ở xóm 3", reporter_contact="+84 912 000 333")
+    assert post(gateway, anyone, [json.dumps(bell), json.dumps(ha_tinh_tip)]).status_code == 200
+    page = wait_for(lambda: next((p for p in webhook.delivered() if p["commune_code"] == 18352 and p["state"] == "raised"
+                                  and p["at_ms"] == int(pressed.timestamp() * 1000)), None), 60, "the page")
+    wait_for(lambda: in_clickhouse(clickhouse, [ha_tinh_tip["event_id"]]) == 1, 60, "the Hà Tĩnh tip")
+
+    _, ca_mau = new_key(types="alert_action,feedback", provinces="96", staff="route:province-duty")
+    claim = {"commune_code": CA_MAU[0], "occurred_at": recent(0)}
+    acts = [{"type": "alert_action", "event_id": f"gw-{uuid.uuid4().hex[:16]}", "alert_id": page["alert_id"],
+             "action": action, "by": by, **claim}
+            for action, by in (("ack", "ca-tinh-ca-mau-truc-ban"), ("resolve", "bo-chi-huy-truc"))]
+    refused = post(gateway, ca_mau, [json.dumps(a) for a in acts])
+    assert refused.status_code == 403
+    assert {line["reason"] for line in refused.json()["lines"]} == {
+        f"forbidden: commune_code {CA_MAU[0]} is not the commune of alert {page['alert_id']} (18352); "
+        "send the alert's own commune, or none"}
+    verdicts = [{"type": "feedback", "event_id": f"gw-{uuid.uuid4().hex[:16]}", "verdict": "false_report",
+                 "tip_event_id": ha_tinh_tip["event_id"], **claim} for _ in range(6)]
+    sent = post(gateway, ca_mau, [json.dumps(v) for v in verdicts])
+    assert sent.json()["published"] == 6  # the gateway cannot tell whose tip it is: the worker can
+    ids = {v["event_id"].encode() for v in verdicts}
+    expected = (f"verdict on tip {ha_tinh_tip['event_id']} refused: commune_code {CA_MAU[0]} is not the commune of "
+                "that tip (18352); send the verdict with the judged one's commune")
+
+    def dead_lettered() -> list[str]:
+        return [CODEC.decode(r.value)[1]["reason"] for r in read_topic(settings, DEAD_LETTER, idle_seconds=0.5)
+                if r.value and any(i in r.value for i in ids)]
+
+    assert wait_for(lambda: len(found := dead_lettered()) == 6 and found, 60, "six dead letters") == [expected] * 6
+    states = clickhouse.execute("SELECT state FROM alerts FINAL WHERE alert_id = %(a)s", {"a": page["alert_id"]})
+    assert {state for (state,) in states} <= {"raised", "escalated"}

@@ -131,11 +131,12 @@ def test_the_page_says_what_where_when_how_many_and_the_two_strongest_reasons() 
     incident, snapshot = tip_incident(T0, 0.9, "theft", [
         {"signal": "calibration", "contribution": -2.0}, {"signal": "independent_reporters", "contribution": 1.234},
         {"signal": "new_signal", "contribution": -1.5}, {"signal": "attachments", "contribution": 0.5}])
-    incident["members"] = [{"k": "tip", "loc": "x" * 100}, {"k": "device", "sig": "offline", "dev": "cam-1"},
+    incident["members"] = [{"k": "tip", "loc": "nhà chị Lan người báo tin"},  # a sender's words: never paged
+                           {"k": "device", "sig": "offline", "dev": "cam-1", "name": "y" * 100},
                            {"k": "device", "sig": "offline", "dev": "cam-2"}, {"k": "device", "sig": "x", "dev": "cam-2"}]
     snapshot["tips"] = 3
     (page,) = engine().on_incident(incident, snapshot)
-    assert page["summary"] == ("Tin báo khẩn (theft) — Xã Nghi Xuân, Hà Tĩnh (" + "x" * 80 + ") — lúc 10:00 03/09/2025"
+    assert page["summary"] == ("Tin báo khẩn (theft) — Xã Nghi Xuân, Hà Tĩnh (" + "y" * 80 + ") — lúc 10:00 03/09/2025"
                                " — 3 tin báo, 2 thiết bị — độ tin cậy 0.90 (new_signal -1.5, nhiều người báo độc lập +1.2)")
     (bare,) = engine().on_incident(*tip_incident(T0, 0.95, "fire", commune=99_999_999))
     assert bare["summary"] == ("Tin báo khẩn (fire) — xã 99999999 — lúc 10:00 03/09/2025 — 1 tin báo, 0 thiết bị"

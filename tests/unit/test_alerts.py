@@ -9,7 +9,8 @@ from processors.credibility import CredibilityConfig
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
 from processors.validation import parse_contract
-from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
+from processors.staff import StaffRegistry
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_STAFF_CONFIG
 from tests import builders
 from tests.builders import alert_action, at, device_signal
 
@@ -261,15 +262,18 @@ def test_a_page_says_what_where_when_how_many_and_how_credible_without_the_repor
                            " — lúc 21:00 03/09/2025 — 0 tin báo, 1 thiết bị — độ tin cậy "), page
     assert contact not in page and words not in page
     text = "Đánh nhau ở quán nhậu Hồng Phúc khu phố 4, khoảng 5 người cầm dao, có người bị thương"
-    fight = run([tip("t1", at(10, 0), text, category="fight", location_text="quán nhậu Hồng Phúc, khu phố 4"),
+    # The sender's place text never reaches a page (it may name the informant): the commune does.
+    place = "quán nhậu Hồng Phúc, khu phố 4, cạnh nhà chị Lan người báo tin"
+    fight = run([tip("t1", at(10, 0), text, category="fight", location_text=place),
                  *(tip(f"t{i}", at(10, i), text.lower(), channel=channel, reporter_contact=f"+8491100000{i}")
                    for i, channel in ((2, "hotline"), (3, "facebook")))])
     assert [a["summary"] for a in fight] == [
-        "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
+        "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh — lúc 10:00 03/09/2025 — "
         "2 tin báo, 0 thiết bị — độ tin cậy 0.80 (mô tả cụ thể +2.6, nhiều kênh báo +1.0)",
-        "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh (quán nhậu Hồng Phúc, khu phố 4) — lúc 10:00 03/09/2025 — "
+        "Tin báo khẩn (fight) — Xã Nghi Xuân, Hà Tĩnh — lúc 10:00 03/09/2025 — "
         "3 tin báo, 0 thiết bị — độ tin cậy 0.97 (mô tả cụ thể +2.6, nhiều người báo độc lập +2.2)"]
-    assert not any("+849110000" in a["summary"] or "5 người cầm dao" in a["summary"] for a in fight)
+    assert not any("+849110000" in a["summary"] or "5 người cầm dao" in a["summary"] or "chị Lan" in a["summary"]
+                   for a in fight)
 
 
 def test_the_next_deadline_is_the_earliest_open_one_and_a_tick_before_it_changes_nothing() -> None:
@@ -294,3 +298,17 @@ def test_the_next_deadline_is_the_earliest_open_one_and_a_tick_before_it_changes
     assert [(a["state"], a["alert_id"], a["at_ms"]) for a in escalated] == [
         ("escalated", raised[0]["alert_id"], deadlines[0])]
     assert processor.alerting.next_deadline(COMMUNE) == deadlines[2]
+
+
+def test_an_action_claiming_another_commune_than_its_alerts_is_refused() -> None:
+    """The gateway scopes a key by the commune an event claims: an action whose claim is not its
+    alert's commune is refused by the worker too (dead-lettered), whoever `by` names."""
+    alert_id = f"al-{COMMUNE}-bell"
+    engine = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING,
+                            staff=StaffRegistry.load(DEFAULT_STAFF_CONFIG)).alerting
+    claimed = {**builders.alert_action("a1", at(21, 1), alert_id, "ack"), "by": "bo-chi-huy-truc"}
+    _, record, _ = parse_contract({**claimed, "commune_code": 31867}, Pseudonymiser(b"k" * 32))
+    assert engine.refusal(record) == (f"ack on {alert_id} refused: commune_code 31867 is not the alert's commune "
+                                      f"({COMMUNE}); send the alert's own commune, or none")
+    _, honest, _ = parse_contract(claimed, Pseudonymiser(b"k" * 32))
+    assert engine.refusal(honest) is None

@@ -75,10 +75,9 @@ def test_a_body_that_is_not_json_lines_is_refused_whole() -> None:
         assert raised.value.status_code == code and words in raised.value.detail
 
 
-def test_an_event_is_scoped_by_its_commune_or_its_alerts() -> None:
-    assert province_of("tip", {"commune_code": 31867}) == 96
-    assert province_of("alert_action", {"alert_id": "al-18352-98fd6459b56cfba6"}) == 42
-    assert province_of("feedback", {"commune_code": None}) is None
+def test_a_commune_code_is_placed_in_its_province() -> None:
+    assert province_of(31867) == 96 and province_of(18352) == 42
+    assert province_of(None) is None and province_of(True) is None and province_of(1) is None
 
 
 def test_action_links_verify_and_refuse_tampering_expiry_strangers() -> None:

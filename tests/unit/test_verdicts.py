@@ -111,3 +111,34 @@ def test_a_verdict_on_a_tip_that_never_comes_is_counted_when_it_expires() -> Non
     assert processor.state.communes[str(COMMUNE)].get("expired_verdicts", 0) == 0
     run(processor, [tip("t2", at(12, 0, day=11), "chuyện khác nữa ở ấp 6")])  # seven days on
     assert processor.state.communes[str(COMMUNE)]["expired_verdicts"] == 1
+
+
+def test_a_verdict_claiming_another_commune_than_its_tips_is_refused_and_credits_nobody() -> None:
+    """A Cà Mau key may send verdicts for Cà Mau communes; one on a Hà Tĩnh tip that claims a Cà Mau
+    commune (to pass the gateway's scope) is dead-lettered with the reason, and moves no reputation."""
+    ca_mau = 31867
+    step = BatchStep(EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False))
+
+    def message(topic: str, event: dict[str, Any], offset: int) -> Message:
+        event_type, record, _ = parse_contract(event, KEY)
+        return Message(topic, 0, offset, CODEC.encode(event_type, record))
+
+    step.run([message(TIPS, named_tip("t1", at(10, 0), "0912000111"), 1)], 0)  # a tip of Xã Nghi Xuân, Hà Tĩnh
+    forged = [message(FEEDBACK, verdict(f"v{i}", at(12, i), "false_report", tip_event_id="t1",
+                                        commune_code=ca_mau), 2 + i) for i in range(6)]
+    out = step.run(forged, 0)
+    assert dict(out.rejected) == {"verdict": 6}
+    assert CODEC.decode(out.records[0][2])[1]["reason"] == (
+        f"verdict on tip t1 refused: commune_code {ca_mau} is not the commune of that tip ({COMMUNE}); "
+        "send the verdict with the judged one's commune")
+    processor = step.processor
+    assert processor is not None and reporter_counts(processor, "0912000111") is None
+    incident = processor.state.origins["tip:t1"][1]
+    on_incident = step.run([message(FEEDBACK, verdict("v9", at(12, 9), "false_report", incident_id=incident,
+                                                      commune_code=ca_mau), 9)], 0)
+    assert dict(on_incident.rejected) == {"verdict": 1}
+    assert [topic for topic, _, _ in on_incident.records] == [DEAD_LETTER]  # no alert resolved, no incident change
+    lines = list(offline_run().process([json.dumps(named_tip("t1", at(10, 0), "0912000111")),
+                                        json.dumps(verdict("v1", at(12, 0), "valuable", tip_event_id="t1",
+                                                           commune_code=ca_mau))]))
+    assert lines[1]["status"] == "rejected" and "is not the commune of that tip" in lines[1]["reason"]
