@@ -86,8 +86,15 @@ class Publisher:
         return self._encoded(*self._parse(event))
 
     def _parse(self, event: Any) -> tuple[str, dict[str, Any], bool]:
-        """(event type, the record as it will be encoded, whether its id was assigned), or raise InvalidEvent."""
-        event_type, record, assigned = parse_contract(event, self.pseudonyms)
+        """(event type, the record as it will be encoded, whether its id was assigned), or raise InvalidEvent.
+        A value the rules did not foresee is a rejected line too, never a stopped run (nor a 500)."""
+        try:
+            event_type, record, assigned = parse_contract(event, self.pseudonyms)
+        except InvalidEvent:
+            raise
+        except (ValueError, TypeError, OverflowError, KeyError) as exc:  # the value is never repeated
+            raise InvalidEvent(f"a value could not be read ({type(exc).__name__}); check the values against "
+                               "the contract") from None
         self.bounds.check(record["occurred_at_ms"], int(self.clock() * 1000))
         return event_type, record, assigned
 

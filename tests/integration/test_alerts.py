@@ -85,8 +85,8 @@ def test_an_unacknowledged_p1_is_escalated_by_the_timer(worker: WorkerProcess, c
 
 
 def test_a_1_mb_hostile_record_does_not_delay_a_bells_p1(worker: WorkerProcess, settings: Any) -> None:
-    """A tip of 1 MB written straight to Kafka (past the edge: text built to make a backtracking
-    contact pattern work hard) is dead-lettered by its length before any pattern reads it, and a
+    """A tip of 1 MB written straight to Kafka (past the edge: a run of word characters and one
+    `@`, which made the old e-mail pattern backtrack quadratically — hours for 1 MB) is dead-lettered by its length before any pattern reads it, and a
     bell pressed right after it pages within a second of a bell pressed alone (measured in the
     same run: the baseline). Both times are from handing the record to the producer to the P1 on
     the alerts topic; each bell is in a commune of its own, so each is an incident of its own."""
@@ -128,7 +128,7 @@ def test_a_1_mb_hostile_record_does_not_delay_a_bells_p1(worker: WorkerProcess, 
     hostile = {"event_id": f"it-hostile-tip-{uuid.uuid4().hex[:8]}", "occurred_at_ms": int(time.time() * 1000),
                "utc_offset_min": 420, "commune_code": hostile_commune, "legacy_commune_code": None,
                "channel": "zalo", "source_ref": None, "reporter_pseudonym": None, "anonymous": True,
-               "text": "a@" * 500_000, "location_text": None, "lat": None, "lon": None, "category": None,
+               "text": "a" * 999_999 + "@", "location_text": None, "lat": None, "lon": None, "category": None,
                "attachments": []}
     hostile_record = (TIPS, str(hostile_commune).encode(), CODEC.encode("tip", hostile))
     assert len(hostile_record[2]) > 1_000_000

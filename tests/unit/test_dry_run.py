@@ -64,3 +64,18 @@ def test_without_dry_run_an_absent_broker_is_exit_2_and_one_line() -> None:
     assert result.stdout == ""
     assert result.stderr.strip() == ("binhyen: Kafka at 127.0.0.1:9 is not reachable (KafkaTimeoutError); start it "
                                      "with `binhyen up` or set BINHYEN_KAFKA_BOOTSTRAP")
+
+
+def test_hostile_values_are_rejected_lines_and_the_run_goes_on() -> None:
+    """The review stopped `publish --dry-run` with a traceback with these two lines."""
+    model = {"type": "model_change", "occurred_at": "2025-09-03T21:00:00+07:00", "commune_code": 31867,
+             "model_id": "zalo-phuoc-long", "model_kind": "zalo_group", "change": "launched"}
+    tip = json.dumps({"type": "tip", "occurred_at": "2025-09-03T21:00:00+07:00", "commune_code": 31867,
+                      "channel": "hotline", "text": "có trộm"})
+    lines = [json.dumps({**model, "members_delta": 99999999999}), tip[:-1] + ', "lat": ' + "9" * 400 + ', "lon": 105}',
+             json.dumps(model)]
+    result = dry_run("\n".join(lines) + "\n")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["status"] for p in printed] == ["rejected", "rejected", "would_publish"]
+    assert result.stderr.strip() == "would publish 1, rejected 2 (dry run: nothing was sent)"

@@ -214,3 +214,22 @@ def test_the_openapi_document_declares_the_bearer_key_and_every_status_the_gatew
     for path in ("/v1/actions/{link}",):
         for method, operation in document["paths"][path].items():
             assert {"200", "403"} <= set(operation["responses"]), (method, operation["responses"])
+
+
+def test_hostile_values_are_rejected_lines_and_the_rest_of_the_request_is_published(env: SimpleNamespace) -> None:
+    token = env.keys.create("t-models", ["*"], [], staff=["*"])
+    model = {"type": "model_change", "occurred_at": "2025-09-03T21:00:00+07:00", "commune_code": CA_MAU_COMMUNE,
+             "model_id": "zalo-phuoc-long", "model_kind": "zalo_group", "change": "launched"}
+    tip = {"type": "tip", "occurred_at": "2025-09-03T21:00:00+07:00", "commune_code": CA_MAU_COMMUNE,
+           "channel": "hotline", "text": "có trộm"}
+    with TestClient(env.app()) as client:
+        answer = client.post("/v1/events", headers={"Authorization": f"Bearer {token}",
+                                                    "Content-Type": "application/x-ndjson"},
+                             content=(json.dumps(model) + "\n" + json.dumps({**model, "members_delta": 99999999999})
+                                      + "\n" + json.dumps(tip)[:-1] + ', "lat": ' + "9" * 400 + ', "lon": 105.1}\n'
+                                      + json.dumps(tip) + "\n").encode())
+    assert answer.status_code == 200
+    lines = answer.json()["lines"]
+    assert [line["status"] for line in lines] == ["published", "rejected", "rejected", "published"]
+    assert "99999999999" not in answer.text and "9" * 40 not in answer.text
+    assert all(line["reason"] and "\n" not in line["reason"] for line in lines[1:3])
