@@ -11,9 +11,10 @@ Each single-node statement becomes its replicated, sharded equivalent, `ON CLUST
   shard, so every node holds all of it and joins on it stay local;
 - a materialized view reads and writes the local tables of its node (its source and target
   are sharded alike, so a commune's typed rows land on the shard of its events);
-- views, drops, column additions and renames follow the tables they name (a Distributed table
-  is made again over its altered local one: ClickHouse refuses to ALTER it ON CLUSTER when the
-  shards replicate; it holds no rows, only inserts not yet sent — migrate with writers stopped).
+- views, drops, added or dropped columns and renames follow the tables they name (a
+  Distributed table is made again over its altered local one: ClickHouse refuses to ALTER it ON
+  CLUSTER when the shards replicate; it holds no rows, only inserts not yet sent — migrate with
+  writers stopped).
 
 The compiler walks every migration in order (it must know what each name is), and the
 caller applies the statements of the pending ones. Works on ClickHouse 18.16 and current.
@@ -37,7 +38,7 @@ _CREATE_MV = re.compile(
 _CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (?P<name>\w+) AS(?P<body>.*)$", re.DOTALL)
 _CREATE_DATABASE = re.compile(r"^CREATE DATABASE IF NOT EXISTS (?P<name>\w+)$")
 _DROP = re.compile(r"^DROP TABLE IF EXISTS (?P<name>[\w.]+)$")
-_ALTER = re.compile(r"^ALTER TABLE (?P<name>[\w.]+) (?P<change>ADD COLUMN .*)$", re.DOTALL)
+_ALTER = re.compile(r"^ALTER TABLE (?P<name>[\w.]+) (?P<change>(?:ADD|DROP) COLUMN .*)$", re.DOTALL)
 _RENAME = re.compile(r"^RENAME TABLE (?P<source>[\w.]+) TO (?P<target>[\w.]+)$")
 _FROM = re.compile(r"\bFROM (?P<name>[\w.]+)")
 _SOURCE = re.compile(r"\b(?P<keyword>FROM|JOIN) (?P<name>[A-Za-z_][\w.]*)")

@@ -67,6 +67,14 @@ def test_views_and_renames_follow_the_local_tables() -> None:
         f"DROP TABLE IF EXISTS binhyen.incidents ON CLUSTER {CLUSTER}",
         f"CREATE TABLE IF NOT EXISTS binhyen.incidents ON CLUSTER {CLUSTER} AS binhyen.incidents_local "
         f"ENGINE = Distributed({CLUSTER}, binhyen, incidents_local, cityHash64(commune_code))"]
+    dropped = statements["tips_without_pseudonym"]  # the feed goes first, and comes back without the column
+    assert dropped[:4] == [
+        f"DROP TABLE IF EXISTS binhyen.tips_from_events ON CLUSTER {CLUSTER}",
+        f"ALTER TABLE binhyen.tips_local ON CLUSTER {CLUSTER} DROP COLUMN reporter_pseudonym",
+        f"DROP TABLE IF EXISTS binhyen.tips ON CLUSTER {CLUSTER}",
+        f"CREATE TABLE IF NOT EXISTS binhyen.tips ON CLUSTER {CLUSTER} AS binhyen.tips_local "
+        f"ENGINE = Distributed({CLUSTER}, binhyen, tips_local, cityHash64(commune_code))"]
+    assert f"ON CLUSTER {CLUSTER} TO binhyen.tips_local AS" in dropped[4] and "reporter_pseudonym" not in dropped[4]
 
 
 def test_a_statement_without_a_cluster_form_is_named() -> None:

@@ -708,3 +708,24 @@ PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (scorer_version, event_id);
 
 CREATE TABLE IF NOT EXISTS binhyen_private.tip_scores ON CLUSTER binhyen AS binhyen_private.tip_scores_local ENGINE = Distributed(binhyen, binhyen_private, tip_scores_local, cityHash64(commune_code));
+
+-- 0011_tips_without_pseudonym.sql
+DROP TABLE IF EXISTS binhyen.tips_from_events ON CLUSTER binhyen;
+
+ALTER TABLE binhyen.tips_local ON CLUSTER binhyen DROP COLUMN reporter_pseudonym;
+
+DROP TABLE IF EXISTS binhyen.tips ON CLUSTER binhyen;
+
+CREATE TABLE IF NOT EXISTS binhyen.tips ON CLUSTER binhyen AS binhyen.tips_local ENGINE = Distributed(binhyen, binhyen, tips_local, cityHash64(commune_code));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS binhyen.tips_from_events ON CLUSTER binhyen TO binhyen.tips_local AS
+SELECT
+    event_id, occurred_at, occurred_at_ms, commune_code, province_code,
+    visitParamExtractString(payload, 'channel') AS channel,
+    visitParamExtractString(payload, 'source_ref') AS source_ref,
+    visitParamExtractBool(payload, 'anonymous') AS anonymous,
+    visitParamExtractString(payload, 'category') AS category,
+    toUInt8(visitParamExtractString(payload, 'location_text') != '' OR visitParamExtractFloat(payload, 'lat') != 0) AS has_location,
+    toUInt32(lengthUTF8(visitParamExtractString(payload, 'text'))) AS text_length
+FROM binhyen_private.events_local
+WHERE event_type = 'tip';
