@@ -1,6 +1,6 @@
 """Alert rules and the alert lifecycle, as a pure engine with explicit state.
 
-Rules (weights in the versioned `infra/config/alerts.v2.json`):
+Rules (weights in the versioned `infra/config/alerts.v3.json`):
 - P1 at once: a panic bell pressed, a smart gate forced — no waiting for corroboration;
 - P1/P2: a credible incident (credibility above a threshold) of an urgent kind;
 - P2: a spike of tips in a commune against its own baseline (event-time windows);
@@ -15,7 +15,13 @@ its own minutes for an ack. Staff act with `alert_action` events (ack, resolve, 
 a member of the staff registry whose jurisdiction covers the alert's commune may (`refusal`).
 P1s and the urgent kinds (`page_any_hour`: a knife fight, a fire, a camera tampered with) page
 at any hour; the rest outside office hours is held and sent as one digest per commune at the
-start of office hours. An alert with no activity for `auto_resolve_minutes` resolves itself.
+start of office hours. No paged alert closes itself unanswered: a P1 or P2 nobody acknowledged
+climbs the chain, each step waiting its minutes, and at the last step is paged again at a
+growing interval (`repage_minutes`, doubling up to `repage_max_minutes`) until a person acts
+or a verdict closes it; only an acknowledged alert, or a P3 (which never pages anyone awake),
+resolves itself after `auto_resolve_minutes` with no activity. An alert is raised once for as
+long as its incident lives: a closed alert is remembered (`CLOSED_MEMORY_MS`) after its record
+is dropped, and a verdict only updates the alert it finds, never raises one.
 
 Time-driven changes (an overdue P1 escalates, a silent device is reported, the digest is sent,
 a quiet alert resolves, old alerts are forgotten) happen in `tick`, and otherwise only where the event's own stream is ordered with
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,7 +59,10 @@ HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3}
 OPEN_STATES = frozenset({"raised", "escalated", "acked"})
-FORGET_AFTER_MS = 2 * DAY_MS  # closed alerts leave the state after this long
+FORGET_AFTER_MS = 2 * DAY_MS  # closed alerts leave the state after this long …
+CLOSED_MEMORY_MS = 30 * DAY_MS  # … and their ids after this long: no incident lives as long unheard of
+_REPAGED = re.compile(r" — nhắc lại lần \d+: chưa ai xác nhận$")
+PAGING = frozenset({"P1", "P2"})  # what wakes someone: it climbs the chain until somebody acts
 MAX_TICK_ROUNDS = 8  # a tick's rounds: each closes what the one before raised; more is a bug (the caller says)
 
 
@@ -78,6 +88,10 @@ class AlertConfig:
     # {"default": 180, "missing_person": 1440}: an open alert with no activity this long (by its
     # incident's category: as long as the incident's own window) resolves itself; {} never
     auto_resolve_minutes: dict[str, float] = field(default_factory=dict)
+    # {"P1": 15, "P2": 30}: at the chain's last step an unacknowledged alert is paged again after
+    # this long, then after twice as long, … up to `repage_max_minutes`; {} never (alerts-2)
+    repage_minutes: dict[str, float] = field(default_factory=dict)
+    repage_max_minutes: float = 240.0
 
     @classmethod
     def load(cls, path: Path) -> "AlertConfig":
@@ -108,6 +122,13 @@ class AlertConfig:
         minutes = (self.escalation[step].get("ack_minutes") or {}).get(severity)
         return None if minutes is None else int(minutes * MINUTE_MS)
 
+    def repage_ms(self, severity: str, repaged: int) -> int | None:
+        """At the last step: how long until the next page of an alert paged `repaged` times there."""
+        minutes = self.repage_minutes.get(severity)
+        if minutes is None:
+            return None
+        return int(min(minutes * 2 ** repaged, max(minutes, self.repage_max_minutes)) * MINUTE_MS)
+
 
 def alert_id_for(commune_code: int, incident_id: str) -> str:
     """Staff quote this id; it names the commune so an action finds the alert's state."""
@@ -134,8 +155,10 @@ class AlertEngine:
         self.staff = staff
 
     # -- rules ------------------------------------------------------------------------------
-    def on_incident(self, incident: dict[str, Any], snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-        """Raise or escalate the incident's alert when a rule fires; `incident` is the clusterer's."""
+    def on_incident(self, incident: dict[str, Any], snapshot: dict[str, Any],
+                    may_raise: bool = True) -> list[dict[str, Any]]:
+        """Raise or escalate the incident's alert when a rule fires; `incident` is the clusterer's.
+        `may_raise=False` (a verdict changed the incident): only an alert it already has changes."""
         rule = self._incident_rule(incident, snapshot)
         if rule is None:
             return []
@@ -145,6 +168,8 @@ class AlertEngine:
         state = self._state(commune)
         at = snapshot["updated_at_ms"]
         alert_id = alert_id_for(commune, snapshot["incident_id"])
+        if not may_raise and alert_id not in state["alerts"]:
+            return []
         out = self._raise_or_escalate(state, commune, alert_id, severity, name, summary, at, snapshot["incident_id"],
                                       snapshot["category"])
         self._save(commune, state)
@@ -326,8 +351,7 @@ class AlertEngine:
                 out += self._resolve_if_quiet(state, alert, commune, now_ms)
             out += self._report_silent(state, commune, now_ms)
             out += self._send_digest(state, commune, now_ms)
-            state["alerts"] = {i: a for i, a in state["alerts"].items()
-                               if a["state"] in OPEN_STATES or a["updated"] + FORGET_AFTER_MS > now_ms}
+            self._forget_closed(state, now_ms)
             self._forget_parked(state, now_ms)
             self._recompute_due(state)
             if state["due"] is None or state["due"] > now_ms:
@@ -351,6 +375,8 @@ class AlertEngine:
                            summary: str, at: int, incident_id: str | None,
                            category: str | None = None) -> list[dict[str, Any]]:
         alert = state["alerts"].get(alert_id)
+        if alert is None and alert_id in state.get("closed", {}):
+            return []  # raised and closed before, its record since dropped: never a second lifecycle
         if alert is None:
             alert = {"id": alert_id, "incident": incident_id, "severity": severity, "rule": rule,
                      "category": category, "state": "raised", "raised": at, "updated": at, "active": at,
@@ -369,33 +395,73 @@ class AlertEngine:
         if alert["state"] == "resolved":
             return out
         alert["active"] = max(alert.get("active", at), at)  # still going on: not quiet yet
-        if SEVERITY_RANK[severity] >= SEVERITY_RANK[alert["severity"]]:
+        pending = alert.get("upgrade")
+        if SEVERITY_RANK[severity] >= SEVERITY_RANK[pending[0] if pending else alert["severity"]]:
             return out  # the same or weaker evidence again: no second page
-        acked = alert["state"] == "acked"
-        alert.update(severity=severity, rule=rule, summary=summary, updated=at, state="escalated")
-        alert["deadline"] = None if acked else self._deadline(alert, at)
-        self._due_by(state, alert["deadline"])
-        return [self._event(state, alert, commune, "escalated", at)]
+        # Stronger evidence escalates the alert at its moment, by `tick`: a deadline that ran out
+        # before it (or an ack on its way) must come first, the same live and offline.
+        alert["upgrade"] = [severity, rule, summary, at]
+        self._due_by(state, at)
+        return out
 
     @staticmethod
     def _due_by(state: dict[str, Any], moment: int | None) -> None:
         if moment is not None and (state["due"] is None or moment < state["due"]):
             state["due"] = moment
 
+    @staticmethod
+    def _forget_closed(state: dict[str, Any], now: int) -> None:
+        """Closed alerts leave the state after FORGET_AFTER_MS; their ids stay CLOSED_MEMORY_MS longer."""
+        closed = {i: at for i, at in state.get("closed", {}).items() if at + CLOSED_MEMORY_MS > now}
+        kept = {}
+        for alert_id, alert in state["alerts"].items():
+            if alert["state"] in OPEN_STATES or alert["updated"] + FORGET_AFTER_MS > now:
+                kept[alert_id] = alert
+            else:
+                closed[alert_id] = alert["updated"]
+        state["alerts"] = kept
+        if closed or "closed" in state:
+            state["closed"] = closed
+
     def _escalate_if_overdue(self, state: dict[str, Any], alert: dict[str, Any], commune: int,
                              now: int) -> list[dict[str, Any]]:
         """An alert nobody acknowledged by its step's deadline goes up the chain, at the deadline —
-        step after step, each with its own wait, until one is acked or the chain ends."""
+        step after step, each with its own wait — and at the last step is paged there again.
+        Stronger evidence read since (`upgrade`) escalates it at its own moment, in time order."""
         out = []
-        while (deadline := alert.get("deadline")) and deadline <= now and alert["state"] in ("raised", "escalated"):
-            waited = (self.config.wait_ms(alert.get("step", 0), alert["severity"]) or 0) / MINUTE_MS
-            alert["step"] = alert.get("step", 0) + 1
+        while True:
+            deadline = alert.get("deadline") if alert["state"] in ("raised", "escalated") else None
+            deadline = deadline if deadline and deadline <= now else None
+            if alert["state"] not in OPEN_STATES:
+                alert.pop("upgrade", None)  # closed before the evidence's moment: nothing to escalate
+            upgrade = alert.get("upgrade")
+            upgrade = upgrade if upgrade and upgrade[3] <= now else None
+            if upgrade is not None and (deadline is None or upgrade[3] < deadline):
+                out.append(self._upgrade(state, alert, commune))
+                continue
+            if deadline is None:
+                return out
+            step = alert.get("step", 0)
+            if step + 1 < len(self.config.escalation):
+                waited = (self.config.wait_ms(step, alert["severity"]) or 0) / MINUTE_MS
+                alert["step"] = step + 1
+                note = f" — chưa xác nhận sau {waited:g} phút"
+            else:  # the chain has run out: page the last desk again (the count replaces the last one's)
+                alert["repaged"] = alert.get("repaged", 0) + 1
+                alert["summary"] = _REPAGED.sub("", alert["summary"])
+                note = f" — nhắc lại lần {alert['repaged']}: chưa ai xác nhận"
             alert.update(state="escalated", updated=deadline, active=deadline,
                          route=self._route_at(commune, alert["step"]),
-                         summary=alert["summary"] + f" — chưa xác nhận sau {waited:g} phút")
+                         summary=_append(alert["summary"], note.removeprefix(" — "), separator=" — "))
             alert["deadline"] = self._deadline(alert, deadline)
             out.append(self._event(state, alert, commune, "escalated", deadline))
-        return out
+
+    def _upgrade(self, state: dict[str, Any], alert: dict[str, Any], commune: int) -> dict[str, Any]:
+        severity, rule, summary, at = alert.pop("upgrade")
+        acked = alert["state"] == "acked"
+        alert.update(severity=severity, rule=rule, summary=summary, updated=at, state="escalated")
+        alert["deadline"] = None if acked else self._deadline(alert, at)
+        return self._event(state, alert, commune, "escalated", at)
 
     def _resolve_if_quiet(self, state: dict[str, Any], alert: dict[str, Any], commune: int,
                           now: int) -> list[dict[str, Any]]:
@@ -415,6 +481,8 @@ class AlertEngine:
         minutes = quiet.get(alert.get("category") or "default", quiet.get("default"))
         if minutes is None or alert["state"] not in OPEN_STATES or alert.get("deadline") or alert.get("held"):
             return None  # off, closed, still climbing the chain, or held for a digest nobody has read yet
+        if alert["state"] != "acked" and alert["severity"] in PAGING and self.config.repage_minutes:
+            return None  # a page nobody answered never closes itself
         return int(alert.get("active", alert["updated"]) + minutes * MINUTE_MS)
 
     def _send_digest(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
@@ -426,7 +494,10 @@ class AlertEngine:
                 and a.get("held")]  # not paged since (a P1 now) nor closed
         state["digest_at"] = None
         for alert in held:
-            alert.update(held=False, active=at)  # seen from now on: its quiet time starts here
+            alert.update(held=False, active=at)  # seen from now on: its quiet time starts here …
+            if alert["state"] != "acked" and alert["severity"] in PAGING and self.config.repage_minutes:
+                alert["deadline"] = self._deadline(alert, at)  # … and a page in it climbs like any other
+                self._due_by(state, alert["deadline"])
         if not held:
             return []
         local = datetime.fromtimestamp(at / 1000, timezone(timedelta(minutes=self.config.utc_offset_minutes)))
@@ -448,6 +519,7 @@ class AlertEngine:
     def _recompute_due(self, state: dict[str, Any]) -> None:
         silent_after = self.config.heartbeat_missing_minutes * MINUTE_MS
         moments = [a["deadline"] for a in state["alerts"].values() if a.get("deadline")]
+        moments += [a["upgrade"][3] for a in state["alerts"].values() if a.get("upgrade") and a["state"] in OPEN_STATES]
         moments += [quiet for a in state["alerts"].values() if (quiet := self._quiet_until(a)) is not None]
         moments += [state["digest_at"]] if state.get("digest_at") else []
         moments += [a["updated"] + FORGET_AFTER_MS for a in state["alerts"].values() if a["state"] not in OPEN_STATES]
@@ -493,10 +565,15 @@ class AlertEngine:
                 state["baseline"] = 0.0
 
     def _deadline(self, alert: dict[str, Any], at: int) -> int | None:
-        """When the alert's current step stops waiting for an ack (held alerts wait for no one)."""
+        """When the alert's current step stops waiting for an ack (held alerts wait for no one); at the
+        last step, when it is paged there again."""
         if self._delivery(alert, at) != "now":
             return None
-        wait = self.config.wait_ms(alert.get("step", 0), alert["severity"])
+        step = alert.get("step", 0)
+        if step + 1 < len(self.config.escalation):
+            wait = self.config.wait_ms(step, alert["severity"])
+        else:
+            wait = self.config.repage_ms(alert["severity"], alert.get("repaged", 0))
         return None if wait is None else at + wait
 
     def _route_at(self, commune: int, step: int) -> str:
@@ -516,6 +593,8 @@ class AlertEngine:
         }
         alert.setdefault("history", []).append(event)  # a handful per alert; kept for re-emission
         alert["held"] = delivery == "digest" and step != "resolved"  # nobody has seen it yet
+        if delivery == "now" and alert["severity"] in PAGING:
+            alert["paged"] = True  # in someone's hands: the chain goes on at any hour
         if alert["held"]:
             if alert["id"] not in state.setdefault("held", []):
                 state["held"].append(alert["id"])
@@ -529,7 +608,7 @@ class AlertEngine:
         groups' own rule) and goes out in the digest."""
         urgent = self.config.page_any_hour
         if alert["severity"] == "P1" or alert["rule"] in urgent.get("rules", ()) \
-                or alert.get("category") in urgent.get("categories", ()):
+                or alert.get("category") in urgent.get("categories", ()) or alert.get("paged"):
             return "now"
         local_hour = (at + self.config.utc_offset_minutes * MINUTE_MS) // HOUR_MS % 24
         start, end = self.config.office_hours
@@ -552,6 +631,6 @@ class AlertEngine:
         self.communes[str(commune)] = state  # write back: a Faust table records the change
 
 
-def _append(summary: str, what: str, limit: int = 400) -> str:
-    joined = f"{summary}; {what}"
+def _append(summary: str, what: str, limit: int = 400, separator: str = "; ") -> str:
+    joined = f"{summary}{separator}{what}"
     return joined if len(joined) <= limit else summary

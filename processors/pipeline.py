@@ -132,7 +132,8 @@ class EventProcessor:
         for incident in changed:
             snapshot = self._snapshot(incident)
             snapshots.append(snapshot)
-            alerts += self.alerting.on_incident(incident, snapshot)
+            # a verdict updates the alert its incident has; only new evidence raises one
+            alerts += self.alerting.on_incident(incident, snapshot, may_raise=event_type != "feedback")
         commune = record.get("commune_code")
         if self.global_ticks:
             if commune is not None and self._scheduled.get(commune) != self.alerting.next_deadline(commune):

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v2.json"
-DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v2.json"
+DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v3.json"
+DEFAULT_MEANING_CONFIG = INFRA_DIR / "config" / "meaning.v1.json"
 DEFAULT_STAFF_CONFIG = INFRA_DIR / "config" / "staff.v2.json"
 WRITER_PASSWORD_FILE = "clickhouse-writer.password"
 
@@ -319,7 +320,7 @@ class Settings:
         return _load_config(CredibilityConfig, "BINHYEN_CREDIBILITY_CONFIG", DEFAULT_CREDIBILITY_CONFIG, "credibility")
 
     def alert_config(self) -> "AlertConfig":
-        """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped alerts.v2.json)."""
+        """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped alerts.v3.json)."""
         from processors.alerts import AlertConfig
 
         if "alerts" in self.config_texts:

@@ -370,10 +370,15 @@ def test_a_tick_on_a_commune_with_nothing_due_does_nothing() -> None:
     assert alerts.tick(C, T0) == [] and alerts.tick(C, T0 + M) == []
 
 
-def test_stronger_evidence_escalates_a_p2_with_a_new_ack_deadline() -> None:
+def test_stronger_evidence_escalates_a_p2_at_its_moment_with_a_new_ack_deadline() -> None:
+    """At its moment, by the tick (the timer, or event time offline): a deadline or an ack before
+    it must come first, and in the worker an ack may still be on its way when the evidence is read."""
     alerts = engine()
     alerts.on_incident(*device_incident(T0, "tamper"))
-    (up,) = alerts.on_incident(*device_incident(T0 + 3 * M))
+    assert alerts.next_deadline(C) == T0 + 15 * M  # a P2 waits 15 minutes at the commune post
+    assert alerts.on_incident(*device_incident(T0 + 3 * M)) == []
+    assert alerts.next_deadline(C) == T0 + 3 * M
+    (up,) = alerts.tick(C, T0 + 3 * M)
     assert (up["state"], up["severity"], up["rule"], up["at_ms"], up["commune_code"]) == (
         "escalated", "P1", "panic_bell", T0 + 3 * M, C)
     state = alert_state(alerts, BELL_ALERT)
@@ -386,7 +391,8 @@ def test_an_acked_alert_escalated_by_new_evidence_gets_no_new_deadline() -> None
     alerts = engine()
     alerts.on_incident(*device_incident(T0, "tamper"))
     alerts.on_action(action(BELL_ALERT, T0 + M, "ack"))
-    assert [e["state"] for e in alerts.on_incident(*device_incident(T0 + 3 * M))] == ["escalated"]
+    assert alerts.on_incident(*device_incident(T0 + 3 * M)) == []
+    assert [(e["state"], e["severity"]) for e in alerts.tick(C, T0 + 3 * M)] == [("escalated", "P1")]
     assert alerts.next_deadline(C) is None
     assert alerts.tick(C, T0 + 9 * M) == []
 
@@ -438,9 +444,11 @@ def test_a_closed_alert_is_forgotten_from_the_action_that_closed_it() -> None:
     alerts.on_action(action(BELL_ALERT, T0 + D, "resolve"))  # a day later (its ack deadline passed first)
     assert alerts.next_deadline(C) == T0 + 3 * D
     assert alerts.tick(C, T0 + 2 * D + M) == []
-    assert [(e["state"], e["route"]) for e in alerts.history(C, "inc-0a1b")] == [
+    history = alerts.history(C, "inc-0a1b")
+    assert [(e["state"], e["route"]) for e in history] == [
         ("raised", "commune-post"), ("escalated", "province-duty"), ("escalated", "command"),
-        ("resolved", "command")]
+        *[("escalated", "command")] * 9, ("resolved", "command")]  # paged again until somebody acted
+    assert [(e["at_ms"] - T0) // M for e in history[3:-1]] == [30, 60, 120, 240, 480, 720, 960, 1200, 1440]
 
 
 def test_a_tick_for_another_alert_keeps_a_closed_alert_until_its_time() -> None:

@@ -54,13 +54,16 @@ def steps(alerts: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
 
 # -- the escalation chain ---------------------------------------------------------------------------
 
-def test_an_unacked_p1_climbs_the_chain_one_step_per_wait_and_stops_at_the_top() -> None:
+def test_an_unacked_p1_climbs_the_chain_one_step_per_wait_and_is_paged_again_at_the_top() -> None:
     bell = press("p1", at(21, 0))
     alerts, _ = run([bell, builders.tip("later", at(23, 0), commune=PHUOC_LONG)])
     bells = [a for a in alerts if a["rule"] == "panic_bell"]
-    assert [(a["state"], a["route"], a["at_ms"] - bells[0]["at_ms"]) for a in bells] == [
-        ("raised", "commune-post", 0), ("escalated", "province-duty", 5 * 60_000),
-        ("escalated", "command", 15 * 60_000)]  # the commune post waits 5 min, the province desk 10
+    assert [(a["state"], a["route"], (a["at_ms"] - bells[0]["at_ms"]) // 60_000) for a in bells] == [
+        ("raised", "commune-post", 0), ("escalated", "province-duty", 5),  # the post waits 5 min, the desk 10
+        ("escalated", "command", 15), ("escalated", "command", 30), ("escalated", "command", 60),
+        ("escalated", "command", 120)]  # then the command again after 15, 30, 60 minutes: nobody answered
+    assert [a["summary"].rsplit(" — ", 1)[-1] for a in bells[3:]] == [
+        f"nhắc lại lần {n}: chưa ai xác nhận" for n in (1, 2, 3)]
 
 
 def test_a_commune_route_is_the_first_step_and_the_chain_goes_on_from_there() -> None:
@@ -162,8 +165,12 @@ def test_what_is_held_at_night_goes_out_once_as_one_digest_at_seven() -> None:
     assert summary.startswith("Tổng hợp đầu giờ 07:00 04/09: 2 cảnh báo ngoài giờ chưa xử lý — [P2] ")
     assert all(alert_id in summary for alert_id in held_ids)
     assert "+849" not in summary and THEFT not in summary  # no reporter, no tip text
-    resolved = [a for a in alerts if a["state"] == "resolved" and a["alert_id"] in held_ids]
-    assert [a["at_ms"] for a in resolved] == [1756944000000 + 180 * 60_000] * 2  # quiet from the digest on
+    # nobody answered the digest's pages: each climbs the chain from 07:00, none closes itself
+    assert [a for a in alerts if a["state"] == "resolved" and a["alert_id"] in held_ids] == []
+    for alert_id in held_ids:
+        climbed = [(a["route"], (a["at_ms"] - 1756944000000) // 60_000) for a in alerts
+                   if a["alert_id"] == alert_id and a["state"] == "escalated"]
+        assert climbed == [("province-duty", 15), ("command", 45), ("command", 75), ("command", 135)], climbed
 
 
 def test_a_held_alert_closed_before_morning_is_left_out_and_none_left_means_no_digest() -> None:
@@ -212,9 +219,12 @@ def test_the_held_digest_survives_a_restart_between_night_and_morning() -> None:
     saved = {name: json.loads(json.dumps(dict(getattr(before.state, name))))
              for name in ("communes", "reputation", "chains", "alerts", "origins")}
     after = EventProcessor(ProcessorState(**saved), CREDIBILITY, config, global_ticks=False)
-    digests = after.alerting.tick(NGHI_XUAN, int(datetime.fromisoformat(at(7, 30, day=4)).timestamp() * 1000))
-    assert [a for a in straight if a["rule"] == "morning_digest"] == digests and len(digests) == 1
-    assert after.alerting.tick(NGHI_XUAN, int(datetime.fromisoformat(at(9, 0, day=4)).timestamp() * 1000)) == []
+    seven = int(datetime.fromisoformat(at(7, 0, day=4)).timestamp() * 1000)
+    fired = after.alerting.tick(NGHI_XUAN, int(datetime.fromisoformat(at(7, 30, day=4)).timestamp() * 1000))
+    assert fired == [a for a in straight if a["at_ms"] >= seven]  # the digest, then its page climbing
+    assert [a["rule"] for a in fired] == ["morning_digest", "credible_incident"]
+    later = after.alerting.tick(NGHI_XUAN, int(datetime.fromisoformat(at(9, 0, day=4)).timestamp() * 1000))
+    assert "morning_digest" not in [a["rule"] for a in later]  # one digest a morning
 
 
 def test_the_alert_command_refuses_at_once_what_the_worker_would_refuse(tmp_path: Any) -> None:
@@ -265,13 +275,15 @@ def test_a_p1_raised_after_a_burst_of_tips_does_not_explain_it_away_when_read_fi
     assert [a["rule"] for a in explained if a["state"] == "raised"] == ["panic_bell"]
 
 
-def test_a_verdict_after_an_alert_went_quiet_finds_it_resolved_already() -> None:
+def test_a_verdict_after_an_acked_alert_went_quiet_finds_it_resolved_already() -> None:
     tamper = press("c1", at(10, 0), signal="tamper", kind="camera")
     alerts, _ = run([tamper])
     (raised,) = alerts
     processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, global_ticks=False)
     processor.handle(*parse_contract(tamper, Pseudonymiser(b"k" * 32))[:2])
+    processor.handle(*parse_contract(alert_action("a1", at(10, 2), raised["alert_id"], "ack"),
+                                     Pseudonymiser(b"k" * 32))[:2])
     late = raised["at_ms"] + 4 * 3_600_000
     out = processor.alerting.resolve_incident(NGHI_XUAN, raised["incident_id"], late, "báo sai")
-    assert [(a["state"], a["at_ms"] - raised["at_ms"]) for a in out] == [("resolved", 180 * 60_000)]
-    assert out[0]["summary"].endswith("tự đóng: không có hoạt động trong 180 phút, chưa ai xác nhận")
+    assert [(a["state"], a["at_ms"] - raised["at_ms"]) for a in out] == [("resolved", (2 + 180) * 60_000)]
+    assert out[0]["summary"].endswith("tự đóng: không có hoạt động trong 180 phút")

@@ -126,7 +126,7 @@ def test_a_tombstone_is_dead_lettered_with_an_empty_original() -> None:
 def alert(n: int) -> dict[str, Any]:
     return {"alert_id": f"al-{COMMUNE}-{n}", "state": "raised", "severity": "P1", "rule": "panic_bell",
             "incident_id": f"inc-{n}", "commune_code": COMMUNE, "at_ms": T0 + n, "by": None, "summary": "s",
-            "route": "commune-post", "delivery": "now", "config_version": "alerts-2"}
+            "route": "commune-post", "delivery": "now", "config_version": "alerts-3"}
 
 
 def device_message(event_id: str, minute: int, offset: int, signal: str = "heartbeat") -> Message:

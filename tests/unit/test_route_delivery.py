@@ -24,7 +24,7 @@ FOREVER = 10**9
 def alert(n: int, route: str = "commune-post", delivery: str = "now", rule: str = "panic_bell") -> dict[str, Any]:
     return {"alert_id": f"al-31867-{n}", "state": "raised", "severity": "P1", "rule": rule, "incident_id": None,
             "commune_code": 31867, "at_ms": T0 + n, "by": None, "summary": f"page {n}", "route": route,
-            "delivery": delivery, "config_version": "alerts-2"}
+            "delivery": delivery, "config_version": "alerts-3"}
 
 
 def message(offset: int, page: dict[str, Any] | bytes, timestamp_ms: int = T0) -> Message:
