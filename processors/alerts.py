@@ -62,7 +62,8 @@ OPEN_STATES = frozenset({"raised", "escalated", "acked"})
 FORGET_AFTER_MS = 2 * DAY_MS  # closed alerts leave the state after this long …
 CLOSED_MEMORY_MS = 30 * DAY_MS  # … and their ids after this long: no incident lives as long unheard of
 _REPAGED = re.compile(r" — nhắc lại lần \d+: chưa ai xác nhận$")
-PAGING = frozenset({"P1", "P2"})  # what wakes someone: it climbs the chain until somebody acts
+PAGING = frozenset({"P1", "P2"})
+DIRECT_CHANNELS = frozenset({"hotline", "in_person", "vneid"})  # someone who can be called back, not a forward  # what wakes someone: it climbs the chain until somebody acts
 MAX_TICK_ROUNDS = 8  # a tick's rounds: each closes what the one before raised; more is a bug (the caller says)
 
 
@@ -92,6 +93,9 @@ class AlertConfig:
     # this long, then after twice as long, … up to `repage_max_minutes`; {} never (alerts-2)
     repage_minutes: dict[str, float] = field(default_factory=dict)
     repage_max_minutes: float = 240.0
+    # A report of something happening now, by category: the severity it pages with before the
+    # evidence is credible enough for a P1 ({"fire": "P1", …, "default": "P2"}); {}: P2 for all
+    urgent_severity: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "AlertConfig":
@@ -183,8 +187,19 @@ class AlertEngine:
             return "P1", "panic_bell", "Chuông báo động được bấm"
         if "gate_forced" in signals:
             return "P1", "gate_forced", "Cổng an ninh bị phá"
-        if any(r["signal"] == "chain_message" for r in snapshot["reasons"]):
-            return None  # a forwarded rumour with no device behind it never pages
+        chain = any(r["signal"] == "chain_message" for r in snapshot["reasons"])
+        urgent = [m for m in incident["members"] if m["k"] == "tip" and m.get("urg")]
+        # Happening now (processors.meaning): the post is paged at any hour, as unverified (P2)
+        # until the evidence is credible enough for a P1. A forwarded message counts only with
+        # a direct report behind it — or when it is a missing person: forwarding is how those spread.
+        direct = any(m.get("ch") in DIRECT_CHANNELS for m in incident["members"] if m["k"] == "tip")
+        if urgent and (not chain or direct or category == "missing_person"):
+            cues = ", ".join(dict.fromkeys(cue for m in urgent for cue in m.get("why", [])))
+            severity = self.config.urgent_severity.get(category or "", self.config.urgent_severity.get("default", "P2"))
+            return ("P1" if credibility >= self.config.credible_p1 else severity, "urgent_report",
+                    f"Tin báo khẩn ({category or 'chưa rõ loại'}), đang xảy ra" + (f" [{cues[:60]}]" if cues else ""))
+        if chain:
+            return None  # a forwarded rumour with no device or direct report behind it never pages
         severity = self.config.credible_severity(category, credibility)
         if severity is not None:
             return severity, "credible_incident", f"Tin báo khẩn ({category})"

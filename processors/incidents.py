@@ -24,6 +24,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processors.meaning import Meaning
 from processors.text import content_tokens, contradicting_places, fold, locators, normalise, shingles
 
 HOUR_MS = 3_600_000
@@ -62,6 +63,7 @@ class DedupConfig:
     device_after_ms: int = 90 * MINUTE_MS  # and follow it by this much
     site_fit: float = 0.5  # similarity credited when a tip names an alarm's site kind
     retain_ms: int = 24 * HOUR_MS  # an incident stays open for verdicts this long after its window
+    urgent_join_ms: int = 30 * MINUTE_MS  # reports of one kind of emergency this close are one emergency
 
 
 @dataclass
@@ -79,12 +81,15 @@ def incident_id_for(first_event_id: str) -> str:
     return "inc-" + hashlib.sha256(first_event_id.encode("utf-8")).hexdigest()[:16]
 
 
-def tip_member(record: dict[str, Any]) -> dict[str, Any]:
+def tip_member(record: dict[str, Any], meaning: Meaning | None = None) -> dict[str, Any]:
+    """`meaning`: what the text says (processors.meaning) — its category when the sender gave none,
+    whether it is happening now, and the phrases that say so."""
+    urgent = {"urg": True, "why": list(meaning.evidence[:2])} if meaning is not None and meaning.urgent else {}
     return {
         "e": record["event_id"], "t": record["occurred_at_ms"], "k": "tip",
         # the free-text place, when given, is evidence like the text itself
         "txt": normalise(f"{record['text']} {record.get('location_text') or ''}".strip()),
-        "cat": record.get("category"),
+        "cat": meaning.category if meaning is not None else record.get("category"), **urgent,
         "att": sorted({a["sha256"] for a in record.get("attachments") or []}),
         "rep": record.get("reporter_pseudonym"), "ch": record.get("channel"),
         "src": record.get("source_ref"), "anon": bool(record.get("anonymous")),
@@ -107,8 +112,9 @@ class IncidentClusterer:
         self._texts: dict[str, TipText] = {}  # cache by event id; derived, not state
 
     # -- entry point ------------------------------------------------------------------------
-    def handle(self, event_type: str, record: dict[str, Any]) -> Outcome:
-        """Place a tip or a device alarm; remember a verdict's id. Other events change nothing."""
+    def handle(self, event_type: str, record: dict[str, Any], meaning: Meaning | None = None) -> Outcome:
+        """Place a tip (with what its text means) or a device alarm; remember a verdict's id. Other
+        events change nothing."""
         commune = record.get("commune_code")
         stateful = event_type == "tip" or event_type == "feedback" or (
             event_type == "device_signal" and record["signal"] in ALARM_SIGNALS)
@@ -128,7 +134,7 @@ class IncidentClusterer:
             self._advance(state, at)
         incident = None
         if event_type == "tip":
-            incident = self._place(state, commune, tip_member(record))
+            incident = self._place(state, commune, tip_member(record, meaning))
             # what a later verdict needs to credit the reporter and the group
             state["seen"][event_id] = [at, incident["id"], record.get("reporter_pseudonym"),
                                        record.get("source_ref"), record.get("channel")]
@@ -242,6 +248,10 @@ class IncidentClusterer:
         tips = [self._text_of(m) for m in members if m["k"] == "tip"]
         if any(contradicting_places(mine.places, other.places) for other in tips):
             return 0.0
+        if member.get("urg") and member.get("cat") and any(
+                m["k"] == "tip" and m.get("urg") and m.get("cat") == member["cat"]
+                and abs(m["t"] - member["t"]) <= self.config.urgent_join_ms for m in members):
+            return 1.0  # "cháy rồi", "khom 1 chay": six people, few shared words, one fire in the commune
         best = 0.0
         for other in members:
             if other["k"] == "tip" and abs(other["t"] - member["t"]) <= window:

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
 from processors.dedup import ExactDedup
+from processors.meaning import MeaningModel
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
 from processors.staff import StaffRegistry
@@ -39,11 +40,12 @@ class OfflineRun:
 
     @classmethod
     def create(cls, pseudonyms: Pseudonymiser, credibility: CredibilityConfig, alerting: AlertConfig,
-               staff: StaffRegistry | None = None) -> "OfflineRun":
+               staff: StaffRegistry | None = None, meaning: MeaningModel | None = None) -> "OfflineRun":
         """A run with fresh state; repeats of any event id are reported as duplicates; an action by
-        someone `staff` does not allow is rejected, as the worker dead-letters it."""
+        someone `staff` does not allow is rejected, as the worker dead-letters it; `meaning` reads
+        what each tip's text says."""
         return cls(pseudonyms, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup(),
-                                              staff=staff))
+                                              staff=staff, meaning=meaning))
 
     def process(self, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
         for number, line in enumerate(lines, start=1):
@@ -87,6 +89,10 @@ class OfflineRun:
             out["reason"] = f"event_id {event_id} already seen at line {self.first_line.get(event_id, '?')}"
         else:
             self.first_line[event_id] = number
+        if result.meaning is not None:
+            meaning = result.meaning
+            out["meaning"] = {"is_tip": meaning.is_tip, "category": meaning.category, "urgent": meaning.urgent,
+                              "evidence": list(meaning.evidence)}
         if result.incident_id:
             out["incident_id"] = result.incident_id
             current = self.incidents.get(result.incident_id)

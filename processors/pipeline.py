@@ -22,6 +22,7 @@ from processors.alerts import AlertConfig, AlertEngine
 from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, features, score_features
 from processors.dedup import ExactDedup
 from processors.incidents import MINUTE_MS, DedupConfig, IncidentClusterer, majority_category
+from processors.meaning import Meaning, MeaningModel
 from processors.staff import StaffRegistry
 
 HOUR_MS = 3_600_000
@@ -50,6 +51,7 @@ class Result:
     # A tip's incident as scored when the tip joined it — before the tip's own verdict, if that
     # was read first: what a credibility fit learns from (stored in `tip_scores`).
     joined: dict[str, Any] | None = None
+    meaning: Meaning | None = None  # what a tip's text says (None: no model, or not a tip event)
 
     def incident(self) -> dict[str, Any] | None:
         """The emitted snapshot of this event's own incident, if any."""
@@ -59,9 +61,11 @@ class Result:
 class EventProcessor:
     def __init__(self, state: ProcessorState, credibility: CredibilityConfig, alerting: AlertConfig,
                  dedup: DedupConfig | None = None, exact: ExactDedup | None = None, global_ticks: bool = True,
-                 staff: StaffRegistry | None = None) -> None:
+                 staff: StaffRegistry | None = None, meaning: MeaningModel | None = None) -> None:
         """`dedup` defaults to the alert config's gap between repeated presses of one device.
         `staff`: the registry an action's `by` is checked against (None: not checked).
+        `meaning`: reads a tip's category, urgency and whether it is a tip at all from its text
+        (None: the sender's category only, every tip a tip).
         `exact` also catches repeats of events that change no state (heartbeats): offline it
         reports them; the worker leaves them to ClickHouse, whose tables are idempotent.
 
@@ -72,6 +76,7 @@ class EventProcessor:
         self.state = state
         self.credibility = credibility
         self.exact = exact
+        self.meaning = meaning
         dedup = dedup or DedupConfig(debounce_ms=int(alerting.repeat_press_gap_minutes * MINUTE_MS))
         self.clusterer = IncidentClusterer(state.communes, dedup)
         self.reputation = ReputationBook(state.reputation, credibility)
@@ -86,7 +91,12 @@ class EventProcessor:
             incident = self.clusterer.incident_of(record)
             return Result("duplicate", f"event_id {record['event_id']} already seen", incident and incident["id"],
                           [self._snapshot(incident)] if incident else [])
-        outcome = self.clusterer.handle(event_type, record)
+        meaning = self.meaning.read(record["text"], record.get("location_text"), record.get("category")) \
+            if self.meaning is not None and event_type == "tip" else None
+        if meaning is not None and not meaning.is_tip:  # a question, thanks, news: recorded, never an incident
+            return Result("accepted", alerts=self.tick(record["occurred_at_ms"]) if self.global_ticks else [],
+                          meaning=meaning)
+        outcome = self.clusterer.handle(event_type, record, meaning)
         if outcome.status == "duplicate":
             # A re-delivered event (after a crash, state may be ahead of what reached Kafka and
             # ClickHouse): emit again what it caused; the sinks and receivers drop the repeats.
@@ -141,7 +151,7 @@ class EventProcessor:
             alerts += self.tick(record["occurred_at_ms"])
         if event_type == "tip" and joined is None:
             joined = next((snapshot for snapshot in snapshots if snapshot["incident_id"] == incident_id), None)
-        return Result("accepted", None, incident_id, snapshots, alerts, unapplied, joined)
+        return Result("accepted", None, incident_id, snapshots, alerts, unapplied, joined, meaning)
 
     def tick(self, now_ms: int) -> list[dict[str, Any]]:
         """Event time (or, in the worker, the clock) reached `now_ms`: fire what is due."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from processors.alerts import AlertConfig
     from processors.credibility import CredibilityConfig
+    from processors.meaning import MeaningModel
     from processors.validation import TimeBounds
     from processors.staff import StaffRegistry
 
@@ -318,6 +319,12 @@ class Settings:
         if "credibility" in self.config_texts:
             return CredibilityConfig.parse(self.config_texts["credibility"])
         return _load_config(CredibilityConfig, "BINHYEN_CREDIBILITY_CONFIG", DEFAULT_CREDIBILITY_CONFIG, "credibility")
+
+    def meaning_model(self) -> "MeaningModel":
+        """What a tip's text says (BINHYEN_MEANING_CONFIG or the shipped meaning.v1.json)."""
+        from processors.meaning import MeaningModel
+
+        return _load_config(MeaningModel, "BINHYEN_MEANING_CONFIG", DEFAULT_MEANING_CONFIG, "meaning")
 
     def alert_config(self) -> "AlertConfig":
         """Alert rules and routes (BINHYEN_ALERT_CONFIG or the shipped alerts.v3.json)."""

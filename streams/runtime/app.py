@@ -127,6 +127,7 @@ def make_app(settings: Settings) -> faust.App:
                                    **json_table),
     }
     credibility, alerting, staff = settings.credibility_config(), settings.alert_config(), settings.staff_registry()
+    meaning = settings.meaning_model()
     clock = EventClock()
     started = time.monotonic()
     batch = (settings.worker_batch_size, settings.worker_batch_seconds)
@@ -147,7 +148,7 @@ def make_app(settings: Settings) -> faust.App:
         reputation = PartitionedCounts(state["reputation"], settings.commune_partitions,
                                        lambda: cursor.current.message.partition)
         processor = EventProcessor(ProcessorState(**{**state, "reputation": reputation}), credibility, alerting,
-                                   global_ticks=False, staff=staff)
+                                   global_ticks=False, staff=staff, meaning=meaning)
         client = connect(settings, settings.clickhouse_database)
         incidents, members = incident_sinks(client)
         # `events` last: once an event is there, so is everything it caused (what verifiers wait on).

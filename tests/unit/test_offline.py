@@ -82,7 +82,8 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
     # alert that does not exist), so each goes up the chain — the province desk after the commune
     # post's 5 minutes, the command after the desk's 10 — and is paged there again after 15, 30,
     # 60, 120, then every 240 minutes: an unanswered page never closes itself. The officer's
-    # verdict on tip-0001 (dated 09:00, read after September's events) raises nothing again.
+    # verdict on tip-0001 (dated 09:00, read after September's events) raises nothing again. The
+    # motorbike theft that "vừa" happened (20:31) pages the post at once, as unverified (P2).
     alerts: dict[str, list[tuple[str, str, str, str]]] = {}
     at_command: dict[str, list[datetime]] = {}
     for r in records:
@@ -95,6 +96,10 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
                                                                      "2025-06-26T06:38"),
          ("escalated", "P1", "credible_incident", "2025-06-26T06:43"),
          ("escalated", "P1", "credible_incident", "2025-06-26T06:53")],
+        [("raised", "P2", "urgent_report", "2025-09-03T20:31"), ("escalated", "P2", "urgent_report",
+                                                                 "2025-09-03T20:46"),
+         ("escalated", "P2", "urgent_report", "2025-09-03T21:16"), ("escalated", "P2", "urgent_report",
+                                                                    "2025-09-03T21:46")],
         [("raised", "P1", "panic_bell", "2025-09-03T21:02"), ("escalated", "P1", "panic_bell", "2025-09-03T21:07"),
          ("escalated", "P1", "panic_bell", "2025-09-03T21:17"), ("escalated", "P1", "panic_bell", "2025-09-03T21:32")],
         [("raised", "P1", "gate_forced", "2025-09-03T22:10"), ("escalated", "P1", "gate_forced", "2025-09-03T22:15"),
@@ -104,8 +109,10 @@ def test_process_cli_writes_the_contract_output(tmp_path: Path) -> None:
         assert [state for state, *_ in steps].count("raised") == 1 and "resolved" not in [s for s, *_ in steps]
         at = at_command[alert_id]
         gaps = [int((b - a).total_seconds() // 60) for a, b in zip(at, at[1:])]
-        assert gaps == [15, 30, 60, 120, 240, 240, 240, 240, 240, 240][:len(gaps)] + [240] * max(0, len(gaps) - 10)
-    assert [r["route"] for r in records if r["kind"] == "alert"][:5] == [
+        base = {"P1": 15, "P2": 30}[steps[-1][1]]  # then twice as long each time, at most 240 minutes
+        assert gaps == [min(base * 2 ** n, 240) for n in range(len(gaps))], (alert_id, gaps)
+    boarding_house = next(iter(alerts))
+    assert [r["route"] for r in records if r.get("alert_id") == boarding_house][:5] == [
         "commune-post", "commune-post", "province-duty", "command", "command"]
     total = sum(len(steps) for steps in alerts.values())
     assert f"13 events: 12 accepted, 1 duplicate, 0 rejected; 5 incidents, {total} alert events" in result.output
