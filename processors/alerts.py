@@ -63,6 +63,7 @@ FORGET_AFTER_MS = 2 * DAY_MS  # closed alerts leave the state after this long �
 CLOSED_MEMORY_MS = 30 * DAY_MS  # … and their ids after this long: no incident lives as long unheard of
 _REPAGED = re.compile(r" — nhắc lại lần \d+: chưa ai xác nhận$")
 PAGING = frozenset({"P1", "P2"})
+KEPT_HISTORY = 8  # lifecycle events kept per alert for re-emission: the raise and the last seven
 DIRECT_CHANNELS = frozenset({"hotline", "in_person", "vneid"})  # someone who can be called back, not a forward  # what wakes someone: it climbs the chain until somebody acts
 MAX_TICK_ROUNDS = 8  # a tick's rounds: each closes what the one before raised; more is a bug (the caller says)
 
@@ -606,7 +607,10 @@ class AlertEngine:
             "summary": alert["summary"], "route": alert["route"], "delivery": delivery,
             "config_version": self.config.version,  # which rules decided this step
         }
-        alert.setdefault("history", []).append(event)  # a handful per alert; kept for re-emission
+        history = alert.setdefault("history", [])  # kept for re-emission: the raise and the latest steps
+        history.append(event)
+        if len(history) > KEPT_HISTORY:
+            del history[1]  # an alert paged again for weeks must not grow its commune's state
         alert["held"] = delivery == "digest" and step != "resolved"  # nobody has seen it yet
         if delivery == "now" and alert["severity"] in PAGING:
             alert["paged"] = True  # in someone's hands: the chain goes on at any hour
