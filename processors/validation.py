@@ -4,7 +4,11 @@
 epoch-ms event time, 2025 commune code, reporter pseudonym instead of contact) and
 `check_rules` enforces every value rule on a wire record. The publisher runs both; the
 worker runs `check_rules` again on what it decodes, so a producer that bypasses the
-publisher is held to the same rules.
+publisher is held to the same rules — with the edge's check (processors.pseudonym.EdgeCheck),
+to the pseudonyms and tokens only the edge can make.
+
+Lengths are checked before any pattern runs over a value: a 120 KB tip must be refused in
+microseconds, not scanned (it once delayed a panic bell's page by 35 s).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from processors import geography
-from processors.pseudonym import PSEUDONYM_FORMAT, Pseudonymiser
-from processors.redaction import Redactor, contains_contact
+from processors.pseudonym import PSEUDONYM_FORMAT, EdgeCheck, Pseudonymiser
+from processors.redaction import Redactor, contains_contact, forged_tokens, identifier_holds_contact
 from schemas.codec import INPUT_TYPES
 
 CHANNELS = frozenset({"zalo", "facebook", "hotline", "sms", "vneid", "web", "in_person"})
@@ -51,6 +55,8 @@ MAX_TEXT = 4000
 MAX_ID = 200
 MAX_SHORT_TEXT = 1000
 MAX_CONTACT = 200
+# Avro `int` (schemas/*.avsc): commune codes, UTC offsets, membership deltas.
+INT32_RANGE = (-(2 ** 31), 2 ** 31 - 1)
 # One JSONL line at most; a valid event is far smaller (text ≤ 4,000 characters).
 MAX_LINE_BYTES = 65_536
 # Mainland plus the Paracel and Spratly islands.
@@ -64,6 +70,11 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Fields whose value is never repeated in an error: it may be somebody's phone number.
 _SECRET_FIELDS = frozenset({"reporter_contact", "reporter_pseudonym"})
+_INT32_FIELDS = ("commune_code", "legacy_commune_code", "utc_offset_min", "members_delta", "teams_delta")
+_FREE_TEXT = frozenset({"text", "location_text", "site_name", "name", "note", "source_ref"})
+_SHORT_TEXT = _FREE_TEXT - {"text"}
+# Identifiers a sender chooses: none may carry a contact ('sms-0912000777-…' reached analysts once).
+_ID_FIELDS = ("event_id", "device_id", "model_id", "tip_event_id", "incident_id", "alert_id", "by", "replicated_from")
 
 
 class InvalidEvent(ValueError):
@@ -112,7 +123,6 @@ _CONTRACT_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "alert_action": {"alert_id": str, "action": str, "by": str},
 }
 _COMMON_FIELDS = frozenset({"type", "event_id", "occurred_at", "commune_code", "legacy_commune_code"})
-_FREE_TEXT = frozenset({"text", "location_text", "site_name", "name", "note", "source_ref"})
 
 
 def parse_json_line(line: str | bytes) -> Any:
@@ -139,11 +149,14 @@ def parse_json_line(line: str | bytes) -> Any:
 
 
 def claimed(obj: Any, name: str) -> str | None:
-    """A string field of a rejected object, for reporting what was rejected (always printable)."""
+    """A string field of a rejected object, for reporting what was rejected (always printable; never
+    one that holds a contact: the answer, the terminal and the logs would repeat it)."""
     value = obj.get(name) if isinstance(obj, dict) else None
     if not isinstance(value, str):
         return None
     value = value[:MAX_ID]
+    if contains_contact(value):
+        return None
     return value.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(value) else value
 
 
@@ -187,6 +200,53 @@ def _check_unicode(name: str, value: str) -> None:
         )
 
 
+def _limit(name: str) -> int:
+    if name == "text":
+        return MAX_TEXT
+    return MAX_SHORT_TEXT if name in _SHORT_TEXT else MAX_CONTACT if name == "reporter_contact" else MAX_ID
+
+
+def _check_length(name: str, value: Any) -> None:
+    """Every string field has a ceiling, checked before any pattern reads the value."""
+    if not isinstance(value, str) or len(value) <= _limit(name):
+        return
+    if name == "reporter_contact":
+        raise InvalidEvent(f"reporter_contact: longer than {MAX_CONTACT} characters; send one phone number or chat id")
+    raise InvalidEvent(f"{name}: {len(value)} characters; at most {_limit(name)} are allowed")
+
+
+def _check_lengths(record: dict[str, Any]) -> None:
+    for name, value in record.items():
+        _check_length(name, value)
+    attachments = record.get("attachments")
+    for index, item in enumerate(attachments if isinstance(attachments, list) else []):
+        for key, value in (item.items() if isinstance(item, dict) else ()):
+            _check_length(f"attachments[{index}].{key}", value)
+
+
+def _check_ints(record: dict[str, Any]) -> None:
+    """Avro `int` is 32 bits: a larger value would stop the encoder, not be refused."""
+    for name in _INT32_FIELDS:
+        value = record.get(name)
+        if isinstance(value, int) and not INT32_RANGE[0] <= value <= INT32_RANGE[1]:
+            raise InvalidEvent(f"{name}: outside the contract's 32-bit integer range ({INT32_RANGE[0]:,} to "
+                               f"{INT32_RANGE[1]:,}); send the real value")  # not repeated: it may be a phone number
+
+
+def _coordinate(name: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # a JSON integer of hundreds of digits
+        raise InvalidEvent(f"{name}: not a finite number; send decimal degrees") from None
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except (OverflowError, TypeError):
+        return False
+
+
 def _json_type(value: Any) -> str:
     return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list", dict: "object"}.get(
         type(value), "null" if value is None else type(value).__name__
@@ -207,7 +267,7 @@ def _commune_from(obj: dict[str, Any], event_type: str) -> tuple[int | None, int
         mapped = geography.legacy_to_2025().get(legacy)
         if mapped is None:
             raise InvalidEvent(
-                f"legacy_commune_code: {legacy} is not a known pre-2025 ward code; "
+                f"legacy_commune_code: {_short(legacy)} is not a known pre-2025 ward code; "
                 "send the 2025 commune_code instead"
             )
         if code is not None and code != mapped:
@@ -227,7 +287,8 @@ def parse_contract(obj: Any, pseudonyms: Pseudonymiser) -> tuple[str, dict[str, 
     """
     if not isinstance(obj, dict):
         raise InvalidEvent(f"expected a JSON object per line, got a {_json_type(obj)}")
-    redact = Redactor(pseudonyms.text_token).redact
+    check = pseudonyms.check()
+    redact = Redactor(pseudonyms.text_token, check).redact
     event_type = obj.get("type")
     if event_type not in INPUT_TYPES:
         raise InvalidEvent(f"type: {_short(event_type)} is not one of {', '.join(INPUT_TYPES)}")
@@ -235,9 +296,10 @@ def parse_contract(obj: Any, pseudonyms: Pseudonymiser) -> tuple[str, dict[str, 
     unknown = sorted(set(obj) - _COMMON_FIELDS - set(fields))
     if unknown:
         raise InvalidEvent(
-            f"unknown field {unknown[0]!r} for a {event_type}; allowed: "
+            f"unknown field {_short(unknown[0])} for a {event_type}; allowed: "
             + ", ".join(sorted(_COMMON_FIELDS | set(fields)))
         )
+    _check_lengths(obj)  # before any pattern, redaction included, reads a value
     event_id = obj.get("event_id")
     assigned = event_id is None
     if not assigned:
@@ -269,20 +331,14 @@ def parse_contract(obj: Any, pseudonyms: Pseudonymiser) -> tuple[str, dict[str, 
 
     if event_type == "tip":
         contact = record.pop("reporter_contact", None)
-        if contact is not None and len(contact) > MAX_CONTACT:
-            raise InvalidEvent(f"reporter_contact: longer than {MAX_CONTACT} characters; send one phone number or chat id")
         anonymous = record.setdefault("anonymous", False)
         record["reporter_pseudonym"] = pseudonyms.reporter(contact) if contact and not anonymous else None
         record["attachments"] = _parse_attachments(record.get("attachments") or [])
-        for coordinate in ("lat", "lon"):
-            if coordinate in record:
-                record[coordinate] = float(record[coordinate])
-    elif event_type == "device_signal":
-        for coordinate in ("lat", "lon"):
-            if coordinate in record:
-                record[coordinate] = float(record[coordinate])
+    for coordinate in ("lat", "lon"):
+        if coordinate in record:
+            record[coordinate] = _coordinate(coordinate, record[coordinate])
     record["event_id"] = pseudonyms.event_id(event_type, record) if assigned else event_id
-    check_rules(event_type, record)
+    check_rules(event_type, record, check)
     return event_type, record, assigned
 
 
@@ -320,7 +376,7 @@ def _check_position(record: dict[str, Any]) -> None:
         raise InvalidEvent("lat/lon: send both or neither")
     if lat is None:
         return
-    if not (math.isfinite(lat) and math.isfinite(lon)):
+    if not (_finite(lat) and _finite(lon)):
         raise InvalidEvent("lat/lon: must be finite numbers")
     if not (LAT_RANGE[0] <= lat <= LAT_RANGE[1] and LON_RANGE[0] <= lon <= LON_RANGE[1]):
         raise InvalidEvent(
@@ -329,15 +385,33 @@ def _check_position(record: dict[str, Any]) -> None:
         )
 
 
-def _check_optional_lengths(record: dict[str, Any]) -> None:
-    for name in ("source_ref", "location_text", "site_name", "name", "note", "replicated_from"):
+def _check_contacts(record: dict[str, Any], check: EdgeCheck | None) -> None:
+    """No contact in an identifier or a free text, and (with the edge's check) no forged token."""
+    for name in _ID_FIELDS:
         value = record.get(name)
-        if value is not None and len(value) > MAX_SHORT_TEXT:
-            raise InvalidEvent(f"{name}: {len(value)} characters; at most {MAX_SHORT_TEXT} are allowed")
+        if isinstance(value, str) and identifier_holds_contact(value):
+            raise InvalidEvent(f"{name}: holds a phone number, ID number or e-mail address; "
+                               "send an id that carries no contact")
+    for name in sorted(_FREE_TEXT & record.keys()):
+        value = record[name]
+        if not isinstance(value, str):
+            continue
+        if check is not None and forged_tokens(value, check):
+            raise InvalidEvent(f"{name}: holds a token not made by binhyen's edge key; publish through "
+                               "`binhyen publish` or the gateway, which replace contacts with keyed tokens")
+        if contains_contact(value, check):
+            raise InvalidEvent(f"{name}: holds a phone number, ID number, e-mail address or profile link; publish "
+                               "through `binhyen publish` or the gateway, which replace them with keyed tokens")
 
 
-def check_rules(event_type: str, record: dict[str, Any]) -> None:
-    """Every value rule of the contract on a wire record; raises :class:`InvalidEvent`."""
+def check_rules(event_type: str, record: dict[str, Any], check: EdgeCheck | None = None) -> None:
+    """Every value rule of the contract on a wire record; raises :class:`InvalidEvent`.
+
+    With `check` (what the worker holds), a pseudonym or text token the edge's key did not
+    make is refused too.
+    """
+    _check_lengths(record)
+    _check_ints(record)
     _require_text(record, "event_id", event_type)
     occurred = record.get("occurred_at_ms")
     if not isinstance(occurred, int) or not MIN_EVENT_MS <= occurred < MAX_EVENT_MS:
@@ -348,33 +422,32 @@ def check_rules(event_type: str, record: dict[str, Any]) -> None:
             raise InvalidEvent(f"commune_code: required for a {event_type} (or legacy_commune_code)")
     elif geography.commune(code) is None:
         raise InvalidEvent(
-            f"commune_code: {code} is not a 2025 commune code (34 provinces, 3,321 communes); "
+            f"commune_code: {_short(code)} is not a 2025 commune code (34 provinces, 3,321 communes); "
             "send a pre-2025 ward code as legacy_commune_code"
         )
-    _check_optional_lengths(record)
-    for name in sorted(_FREE_TEXT & record.keys()):
-        if isinstance(record[name], str) and contains_contact(record[name]):
-            raise InvalidEvent(f"{name}: holds a phone number, ID number, e-mail address or profile link; publish "
-                               "through `binhyen publish` or the gateway, which replace them with keyed tokens")
+    _check_contacts(record, check)
     if event_type == "tip":
         _require_choice(record, "channel", CHANNELS)
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise InvalidEvent("text: required and must not be empty after trimming")
-        if len(text) > MAX_TEXT:
-            raise InvalidEvent(f"text: {len(text)} characters; at most {MAX_TEXT} are allowed")
         _require_choice(record, "category", CATEGORIES, optional=True)
         pseudonym = record.get("reporter_pseudonym")
         if pseudonym is not None:
             if record.get("anonymous"):
                 raise InvalidEvent("reporter_pseudonym: must be absent on an anonymous tip")
-            if not isinstance(pseudonym, str) or not PSEUDONYM_FORMAT.match(pseudonym):
+            if not isinstance(pseudonym, str) or not PSEUDONYM_FORMAT.fullmatch(pseudonym):
                 raise InvalidEvent(  # the value is not repeated: it may be a raw contact
                     "reporter_pseudonym: not a binhyen pseudonym (rp_ and 32 hex digits); "
                     "publish through binhyen's publisher, which pseudonymises contacts"
                 )
+            if check is not None and not check.pseudonym_ok(pseudonym):
+                raise InvalidEvent(
+                    "reporter_pseudonym: not produced by binhyen's edge key; publish through binhyen's "
+                    "publisher or the gateway, which pseudonymise contacts"
+                )
         for index, attachment in enumerate(record.get("attachments") or []):
-            if attachment.get("kind") not in ATTACHMENT_KINDS:
+            if not isinstance(attachment.get("kind"), str) or attachment["kind"] not in ATTACHMENT_KINDS:
                 raise InvalidEvent(
                     f"attachments[{index}].kind: {attachment.get('kind')!r} is not one of "
                     + ", ".join(sorted(ATTACHMENT_KINDS))

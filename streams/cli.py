@@ -491,7 +491,7 @@ def credibility_report(
 @credibility_app.command("promote")
 def credibility_promote(
     candidate: Annotated[Path, typer.Argument(help="The candidate config to make live.")],
-    name: Annotated[str | None, typer.Option(help="Processor version name (default: e.g. cred-3-alerts-2).")] = None,
+    name: Annotated[str | None, typer.Option(help="Processor version name (default: e.g. cred-3-alerts-3).")] = None,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Workers building its state over the history.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
 ) -> None:
@@ -583,6 +583,15 @@ def gateway(ctx: typer.Context) -> None:
         from streams.edge.gateway import serve
 
         serve(_settings())
+
+
+@gateway_app.command("check-key")
+def gateway_check_key() -> None:
+    """Print the workers' BINHYEN_EDGE_CHECK_KEY: it verifies pseudonyms and text tokens, and is
+    derived one-way from the pseudonym key (it cannot make pseudonyms, nor test a guessed number)."""
+    from processors.pseudonym import check_key_of
+
+    out.print(check_key_of(_settings().pseudonym_key()).hex(), markup=False)
 
 
 @gateway_app.command("openapi")

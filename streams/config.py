@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from processors.alerts import AlertConfig
     from processors.credibility import CredibilityConfig
     from processors.meaning import MeaningModel
+    from processors.pseudonym import EdgeCheck
     from processors.validation import TimeBounds
     from processors.staff import StaffRegistry
 
@@ -388,6 +389,27 @@ class Settings:
         if len(key) < 16:
             raise ConfigError(f"{self.key_file} holds fewer than 16 bytes; delete it and run `binhyen up`")
         return key
+
+    def edge_check(self) -> "EdgeCheck | None":
+        """What verifies pseudonyms and text tokens in the worker: BINHYEN_EDGE_CHECK_KEY (hex, from
+        `binhyen gateway check-key`), else derived from the pseudonym key where it is at hand (the
+        local stack); None when neither is (nothing is verified)."""
+        from processors.pseudonym import EdgeCheck, check_key_of
+
+        hex_key = os.environ.get("BINHYEN_EDGE_CHECK_KEY", "").strip()
+        if hex_key:
+            try:
+                key = bytes.fromhex(hex_key)
+            except ValueError:
+                raise ConfigError("BINHYEN_EDGE_CHECK_KEY is not hex; set it to what `binhyen gateway check-key` "
+                                  "prints") from None
+            if len(key) != 32:
+                raise ConfigError("BINHYEN_EDGE_CHECK_KEY must be 64 hex digits (`binhyen gateway check-key`)")
+            return EdgeCheck(key)
+        try:
+            return EdgeCheck(check_key_of(self.pseudonym_key()))
+        except ConfigError:
+            return None
 
     @property
     def writer_password_file(self) -> Path:

@@ -32,6 +32,7 @@ from sinks.clickhouse import (
 from streams.config import ConfigError, Settings
 from streams.edge.kafka import consumer
 from streams.topics import ALERT_ACTIONS, ALERTS, DEVICE_SIGNALS, FEEDBACK, INCIDENTS, MODEL_CHANGES, TIPS
+from processors.pseudonym import EdgeCheck
 from processors.validation import TimeBounds
 from streams.runtime.batch import Accepted, triage
 
@@ -52,8 +53,9 @@ class ReplayReport:
 class ProjectionRows:
     """Turns log records into projection rows with the workers' row functions."""
 
-    def __init__(self, client: Any, database: str, bounds: TimeBounds | None = None) -> None:
-        self.bounds = bounds
+    def __init__(self, client: Any, database: str, bounds: TimeBounds | None = None,
+                 check: EdgeCheck | None = None) -> None:
+        self.bounds, self.check = bounds, check
         incidents, members = incident_sinks(client)
         self.sinks: dict[str, TableSink] = {
             "events": event_sink(client, database), "incidents": incidents, "incident_members": members,
@@ -74,7 +76,7 @@ class ProjectionRows:
             elif record["version"] >= self.latest.get(record["incident_id"], {}).get("version", -1):
                 self.latest[record["incident_id"]] = record
             return True
-        verdict = triage(value, topic, self.bounds, written_ms)
+        verdict = triage(value, topic, self.bounds, written_ms, self.check)
         if not isinstance(verdict, Accepted):
             return False
         self.sinks["events"].add(event_row(verdict.event_type, verdict.record, topic, partition, offset, now_s))
@@ -159,7 +161,7 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
     try:
         def into(database: str, phase: str) -> int:
             client = connect(settings, database, **sync)
-            rows = ProjectionRows(client, database, settings.time_bounds)
+            rows = ProjectionRows(client, database, settings.time_bounds, settings.edge_check())
 
             def handle(records: list[Any]) -> None:
                 now_s = int(time.time())

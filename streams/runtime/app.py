@@ -128,6 +128,10 @@ def make_app(settings: Settings) -> faust.App:
     }
     credibility, alerting, staff = settings.credibility_config(), settings.alert_config(), settings.staff_registry()
     meaning = settings.meaning_model()
+    check = settings.edge_check()
+    if check is None:
+        log.warning("no BINHYEN_EDGE_CHECK_KEY and no pseudonym key here: pseudonyms and text tokens are not "
+                    "verified (`binhyen gateway check-key` prints the key where the pseudonym key lives)")
     clock = EventClock()
     started = time.monotonic()
     batch = (settings.worker_batch_size, settings.worker_batch_seconds)
@@ -157,7 +161,7 @@ def make_app(settings: Settings) -> faust.App:
         if not settings.reprocessing:  # history's events are in the live tables already
             sinks["events"] = event_sink(client, settings.clickhouse_database)
         step = BatchStep(processor, cursor, clock, settings.time_bounds, record_events="events" in sinks,
-                         partitions=settings.commune_partitions)
+                         partitions=settings.commune_partitions, check=check)
         run = step.run if aligner is None else AlignedStep(step, aligner, lambda: [
             (aligned[tp.topic], tp.partition) for tp in app.consumer.assignment() if tp.topic in aligned]).run
         try:
@@ -170,7 +174,7 @@ def make_app(settings: Settings) -> faust.App:
     async def registry_events(stream: faust.StreamT) -> None:
         sinks: dict[str, Sink] = {} if settings.reprocessing else {
             "events": event_sink(connect(settings, settings.clickhouse_database), settings.clickhouse_database)}
-        step = BatchStep(None, bounds=settings.time_bounds, record_events=not settings.reprocessing)
+        step = BatchStep(None, bounds=settings.time_bounds, record_events=not settings.reprocessing, check=check)
         await consume(stream, step.run, Checkpoint((), send, sinks, stream.ack), *batch, design_topic)
 
     if not settings.reprocessing:  # reprocessing history never pages anyone

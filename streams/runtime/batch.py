@@ -25,6 +25,7 @@ from kafka.partitioner.default import murmur2
 
 from processors.alerts import commune_of_alert
 from processors.pipeline import EventProcessor
+from processors.pseudonym import EdgeCheck
 from processors.validation import InvalidEvent, TimeBounds, check_rules, partition_key
 from schemas import CODEC, DecodeError
 from sinks.clickhouse import alert_row, event_row, incident_rows, tip_score_row
@@ -80,10 +81,13 @@ class Rejected:
 Verdict = Accepted | Tick | Rejected
 
 
-def triage(value: Any, topic: str, bounds: TimeBounds | None = None, now_ms: int = 0) -> Verdict:
+def triage(value: Any, topic: str, bounds: TimeBounds | None = None, now_ms: int = 0,
+           check: EdgeCheck | None = None) -> Verdict:
     """Decode and validate one message value: the event, a tick, or why it is dead-lettered.
     With `bounds`, an event dated too far from the clock `now_ms` is dead-lettered too (one that
-    bypassed the edge), so no commune's clock runs ahead of the wall clock by more than they allow."""
+    bypassed the edge), so no commune's clock runs ahead of the wall clock by more than they allow.
+    With `check`, a pseudonym or text token the edge's key did not make is dead-lettered: a
+    producer past the edge cannot store a phone number as a format-valid pseudonym."""
     if not isinstance(value, (bytes, bytearray)):
         return Rejected("tombstone", "empty message value (tombstone); binhyen input topics carry no tombstones")
     if topic == COMMUNE_CONTROL and value[:1] == b"{":
@@ -102,7 +106,7 @@ def triage(value: Any, topic: str, bounds: TimeBounds | None = None, now_ms: int
     if topic not in expected:
         return Rejected("wrong_topic", f"a {event_type} event on {topic}; publish it to {TOPIC_OF_TYPE[event_type]}")
     try:
-        check_rules(event_type, record)
+        check_rules(event_type, record, check)
     except InvalidEvent as exc:
         return Rejected("contract", str(exc))
     try:
@@ -192,7 +196,7 @@ class BatchStep:
 
     def __init__(self, processor: EventProcessor | None, cursor: EventCursor | None = None,
                  clock: EventClock | None = None, bounds: TimeBounds | None = None, record_events: bool = True,
-                 partitions: int | None = None) -> None:
+                 partitions: int | None = None, check: EdgeCheck | None = None) -> None:
         """`partitions`: the commune-keyed input topics' partition count, to dead-letter an event on
         a partition its key does not hash to (None: not checked, as for a step fed by hand)."""
         self.processor = processor
@@ -201,13 +205,14 @@ class BatchStep:
         self.cursor = cursor
         self.clock = clock or EventClock()
         self.bounds = bounds
+        self.check = check  # verifies pseudonyms and tokens (None: not verified)
         self.last_sweep_ms: int | None = None
 
     def run(self, messages: list[Message], now_ms: int) -> BatchOutput:
         return self.process(in_event_time_order(self.triage(messages, now_ms)), now_ms)
 
     def triage(self, messages: list[Message], now_ms: int) -> list[Triaged]:
-        verdicts = [(m, triage(m.value, m.topic, self.bounds, now_ms)) for m in messages]
+        verdicts = [(m, triage(m.value, m.topic, self.bounds, now_ms, self.check)) for m in messages]
         if self.partitions is None:
             return verdicts
         return [(m, on_its_partition(m, verdict, self.partitions)) for m, verdict in verdicts]

@@ -44,12 +44,12 @@ def run(events: list[dict[str, Any]], processor: EventProcessor | None = None) -
 
 def history(contact: str, verdict: str, n: int = 4) -> list[dict[str, Any]]:
     """A reporter's earlier tips (days before) and the officers' verdicts on them."""
-    out = []
+    out, who = [], contact[-3:]  # ids carry no contact (the contract refuses one that does)
     for i in range(n):
-        out.append(tip(f"old-{contact}-{i}", i, f"Chuyện thứ {i} ở ấp {i}, khu phố {i}", day=1 + i,
+        out.append(tip(f"old-{who}-{i}", i, f"Chuyện thứ {i} ở ấp {i}, khu phố {i}", day=1 + i,
                        reporter_contact=contact, channel="sms"))
-        out.append(builders.verdict(f"fb-{contact}-{i}", when(i + 30, day=1 + i), verdict,
-                                    tip_event_id=f"old-{contact}-{i}", commune_code=26680))
+        out.append(builders.verdict(f"fb-{who}-{i}", when(i + 30, day=1 + i), verdict,
+                                    tip_event_id=f"old-{who}-{i}", commune_code=26680))
     return out
 
 

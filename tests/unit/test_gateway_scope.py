@@ -233,3 +233,15 @@ def test_hostile_values_are_rejected_lines_and_the_rest_of_the_request_is_publis
     assert [line["status"] for line in lines] == ["published", "rejected", "rejected", "published"]
     assert "99999999999" not in answer.text and "9" * 40 not in answer.text
     assert all(line["reason"] and "\n" not in line["reason"] for line in lines[1:3])
+
+
+def test_an_id_holding_a_contact_is_refused_and_never_repeated(env: SimpleNamespace) -> None:
+    token = env.keys.create("t-sms", ["tip"], [], staff=[])
+    tip = {"type": "tip", "event_id": "sms-0912000777-1", "occurred_at": "2025-09-03T21:00:00+07:00",
+           "commune_code": CA_MAU_COMMUNE, "channel": "sms", "text": "có trộm"}
+    with TestClient(env.app()) as client:
+        answer = post(client, token, tip)
+    assert answer.status_code == 422 and "0912000777" not in answer.text
+    (line,) = answer.json()["lines"]
+    assert line["event_id"] is None and line["reason"].startswith("event_id: ")
+    assert env.producer.sent == []

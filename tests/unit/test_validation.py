@@ -182,3 +182,90 @@ def test_pseudonyms_are_stable_keyed_and_contact_free() -> None:
     assert "0912000111" not in Pseudonymiser(KEY).reporter("0912000111")
     with pytest.raises(ValueError, match="at least 16 bytes"):
         Pseudonymiser(b"short").reporter("0912000111")
+
+
+@pytest.mark.parametrize(("event", "reason"), [
+    ({"type": "model_change", "model_id": "z1", "model_kind": "zalo_group", "change": "members_changed",
+      "members_delta": 99999999999},
+     "members_delta: outside the contract's 32-bit integer range (-2,147,483,648 to 2,147,483,647); send the real value"),
+    ({"type": "model_change", "model_id": "z1", "model_kind": "zalo_group", "change": "teams_changed",
+      "teams_delta": -2 ** 31 - 1}, "teams_delta: outside the contract's 32-bit integer range"),
+    ({"type": "tip", "channel": "zalo", "text": "x", "commune_code": 2 ** 31}, "commune_code: outside the contract's"),
+    ({"type": "tip", "channel": "zalo", "text": "x", "lat": 10 ** 400, "lon": 106.0},
+     "lat: not a finite number; send decimal degrees"),
+    ({"type": "tip", "channel": "zalo", "text": "x", "lat": float("inf"), "lon": 106.0}, "lat/lon: must be finite numbers"),
+])
+def test_numbers_the_wire_cannot_carry_are_refused_in_one_line(event: dict[str, Any], reason: str) -> None:
+    line = {"event_id": "n-1", "occurred_at": "2025-06-26T06:35:00+07:00", "commune_code": 25813, **event}
+    with pytest.raises(InvalidEvent) as caught:
+        parse(line)
+    assert str(caught.value).startswith(reason) and "\n" not in str(caught.value)
+    assert "99999999999" not in str(caught.value) and "0000000000" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"source_ref": "x" * 1001}, "source_ref: 1001 characters; at most 1000 are allowed"),
+    ({"location_text": "x" * 1001}, "location_text: 1001 characters; at most 1000 are allowed"),
+    ({"event_id": "x" * 201}, "event_id: 201 characters; at most 200 are allowed"),
+    ({"reporter_contact": "0" * 201}, "reporter_contact: longer than 200 characters; send one phone number or chat id"),
+    ({"occurred_at": "2025-06-26T06:35:00+07:00" + " " * 200}, "occurred_at: 225 characters; at most 200 are allowed"),
+    ({"attachments": [{"kind": "image", "sha256": "a" * 201}]}, "attachments[0].sha256: 201 characters; at most 200"),
+])
+def test_every_string_field_has_a_length_limit(fields: dict[str, Any], reason: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        parse(tip(**fields))
+    assert str(caught.value).startswith(reason), str(caught.value)
+
+
+ID_FIELDS = {
+    "event_id": ("tip", {}), "device_id": ("device_signal", {"device_kind": "alarm_bell", "signal": "panic_pressed"}),
+    "model_id": ("model_change", {"model_kind": "zalo_group", "change": "launched"}),
+    "replicated_from": ("model_change", {"model_id": "z2", "model_kind": "zalo_group", "change": "replicated"}),
+    "tip_event_id": ("feedback", {"verdict": "valuable"}), "incident_id": ("feedback", {"verdict": "valuable"}),
+    "alert_id": ("alert_action", {"action": "ack", "by": "ca-nghixuan-truc-ban"}),
+    "by": ("alert_action", {"alert_id": "al-25813-0a1b2c3d4e5f6a7b", "action": "ack"}),
+}
+
+
+@pytest.mark.parametrize("field", sorted(ID_FIELDS))
+@pytest.mark.parametrize("value", ["sms-0912000777-2025", "cccd-001203004567", "nguyenvana@gmail.com"])
+def test_an_identifier_holding_a_contact_is_refused_without_repeating_it(field: str, value: str) -> None:
+    event_type, fields = ID_FIELDS[field]
+    event = {"type": event_type, "event_id": "id-1", "occurred_at": "2025-06-26T06:35:00+07:00",
+             "commune_code": 25813, "channel": "zalo", "text": "có trộm", **fields, field: value}
+    event = {k: v for k, v in event.items() if k in ("type", "event_id", "occurred_at", "commune_code", field)
+             or k in fields or (event_type == "tip" and k in ("channel", "text"))}
+    with pytest.raises(InvalidEvent) as caught:
+        parse(event)
+    assert str(caught.value) == (f"{field}: holds a phone number, ID number or e-mail address; "
+                                 "send an id that carries no contact")
+
+
+def test_the_edge_output_passes_the_workers_check_and_nothing_else_does() -> None:
+    edge = Pseudonymiser(KEY)
+    check = edge.check()
+    _, record, _ = parse(tip(reporter_contact="+84 912 000 111", text="gọi 0912.345.678", source_ref="zalo:0987654321"))
+    check_rules("tip", record, check)
+    other = Pseudonymiser(b"z" * 32)
+    stored_as_phone = "rp_" + "0" * 22 + "0936214587"  # format-valid: only the check tells it from a pseudonym
+    for forged in (other.reporter("+84 912 000 111"), stored_as_phone):
+        check_rules("tip", dict(record, reporter_pseudonym=forged))  # the format alone lets it through
+        with pytest.raises(InvalidEvent) as caught:
+            check_rules("tip", dict(record, reporter_pseudonym=forged), check)
+        assert str(caught.value) == ("reporter_pseudonym: not produced by binhyen's edge key; publish through "
+                                     "binhyen's publisher or the gateway, which pseudonymise contacts")
+    for text in ("gọi [SĐT:0936214587abcdef]", "gọi " + other.text_token("SĐT", "0912345678")):
+        with pytest.raises(InvalidEvent) as caught:
+            check_rules("tip", dict(record, text=text), check)
+        assert str(caught.value) == ("text: holds a token not made by binhyen's edge key; publish through "
+                                     "`binhyen publish` or the gateway, which replace contacts with keyed tokens")
+    assert check.pseudonym_ok(record["reporter_pseudonym"]) and not check.pseudonym_ok(stored_as_phone)
+    assert not check.pseudonym_ok(record["reporter_pseudonym"] + "\n")
+
+
+def test_one_person_one_pseudonym_however_the_contact_is_written() -> None:
+    forms = ["912 345 678", "tel:0912345678", "Zalo: 0912345678", "٠٩١٢٣٤٥٦٧٨", "0912345678", "+84 912 345 678",
+             "0\u200b912\u00a0345\u202f678", "O912345678"]
+    assert {normalise_contact(form) for form in forms} == {"0912345678"}
+    assert len({Pseudonymiser(KEY).reporter(form) for form in forms}) == 1
+    assert normalise_contact("0168 234 5719") == normalise_contact("038 234 5719")  # renumbered in 2018

@@ -105,3 +105,26 @@ def test_an_event_off_its_keys_partition_is_dead_lettered_and_on_it_accepted() -
                                  "the producer must partition keys with murmur2 as the Java client does "
                                  "(librdkafka: partitioner=murmur2_random)")
     assert isinstance(BatchStep(None).triage([Message(TIPS, away, 0, value)], 0)[0][1], Accepted)  # unchecked
+
+
+def test_a_pseudonym_or_token_the_edge_did_not_make_is_dead_lettered() -> None:
+    """A producer with write access to the input topics, past the edge, stores a phone number as a
+    format-valid pseudonym or as a fake token: the worker's check key (one-way from the pseudonym
+    key) tells them from the edge's; without it only the format is checked."""
+    edge = Pseudonymiser(b"k" * 32)
+    check = edge.check()
+    event_type, record = wire(TIP)
+    assert isinstance(triage(CODEC.encode(event_type, record), TIPS, check=check), Accepted)
+    forged = dict(record, reporter_pseudonym="rp_" + "0" * 22 + "0936214587")
+    refused = triage(CODEC.encode(event_type, forged), TIPS, check=check)
+    assert isinstance(refused, Rejected) and refused.kind == "contract"
+    assert "0936214587" not in refused.reason and refused.reason.startswith("reporter_pseudonym: ")
+    assert isinstance(triage(CODEC.encode(event_type, forged), TIPS), Accepted)  # no check key: format only
+    other_edge = dict(record, reporter_pseudonym=Pseudonymiser(b"x" * 32).reporter("0912000111"))
+    assert isinstance(triage(CODEC.encode(event_type, other_edge), TIPS, check=check), Rejected)
+    token = edge.text_token("SĐT", "0936214587")
+    with_token = dict(record, text=f"gọi số {token}")
+    assert isinstance(triage(CODEC.encode(event_type, with_token), TIPS, check=check), Accepted)
+    fake = "[SĐT:" + "0936214587" + token[-7:]
+    faked = triage(CODEC.encode(event_type, dict(record, text=f"gọi số {fake}")), TIPS, check=check)
+    assert isinstance(faked, Rejected) and "0936214587" not in faked.reason
