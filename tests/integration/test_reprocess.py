@@ -29,7 +29,7 @@ from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, 
 
 pytestmark = pytest.mark.integration
 HISTORY = SimConfig(11, days=4, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
-NEW_VERSION = "cred-3-alerts-2"
+NEW_VERSION = "cred-3-alerts-3"
 
 
 def cred3_text() -> str:

@@ -265,12 +265,15 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
     """Neither the contact nor any unkeyed hash of it (ids assigned at the edge included), nor
     a contact typed inside a tip's text, place or source, a verdict's note or a site's name."""
     contacts = ["+84 913 555 7171", "zalo:contact-canary-9917", "0988123456", "0084 977 123 456", "0966 321 789"]
+    # the last three written as people evade filters: digit by digit, with zero-width spaces, "(at)"
     in_text = ["0935.777.161", "024 3999 8818", "001203009917", "canary.contact9917@gmail.com", "0979-555-313",
-               "(+84) 868 111 929"]
+               "(+84) 868 111 929", "0 9 7 8 5 5 5 1 2 3", "0\u200b9\u200b3\u200b2\u200b4\u200b4\u200b1\u200b7\u200b7\u200b1",
+               "canary.evasive9917 (at) gmail (dot) com"]
     tips = [{"type": "tip", "event_id": f"it-secret-{n}", "occurred_at": "2025-06-26T06:35:00+07:00",
              "commune_code": 25813, "channel": "zalo", "reporter_contact": contact, "anonymous": n == 2,
              "text": f"Có nhóm thanh niên tụ tập đánh bạc ở bãi đất trống, gọi em số {in_text[0]}",
-             "location_text": f"cạnh nhà nghỉ, máy bàn {in_text[1]}", "source_ref": f"zalo:{in_text[4]}"}
+             "location_text": f"cạnh nhà nghỉ, máy bàn {in_text[1]}, nhà chị Lan sđt {in_text[6]}",
+             "source_ref": f"zalo:{in_text[4]}"}
             for n, contact in enumerate(contacts[:3])]
     # sent without an id: the publisher assigns one, for a named and an anonymous reporter
     unnamed = [{"type": "tip", "occurred_at": "2025-06-26T06:36:00+07:00", "commune_code": 25813, "channel": "sms",
@@ -278,12 +281,20 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
                for n, contact in enumerate(contacts[3:])]
     others = [{"type": "feedback", "event_id": "it-secret-note", "occurred_at": "2025-06-26T06:40:00+07:00",
                "commune_code": 25813, "tip_event_id": "it-secret-0", "verdict": "valuable",
-               "note": f"đã xác minh, đối tượng CCCD {in_text[2]}, mail {in_text[3]}"},
+               "note": f"đã xác minh, đối tượng CCCD {in_text[2]}, mail {in_text[3]}, em gái {in_text[7]}, "
+                       f"thư {in_text[8]}"},
               {"type": "device_signal", "event_id": "it-secret-site", "occurred_at": "2025-06-26T06:41:00+07:00",
                "commune_code": 25813, "device_id": "bell-secret-1", "device_kind": "alarm_bell", "signal": "heartbeat",
                "site_kind": "shop", "site_name": f"Tạp hóa cô Ba {in_text[5]}"}]
     published = run_cli("publish", "-", input=jsonl(tips + unnamed + others))
     assert published.returncode == 0, published.stderr
+    # an id that carries a phone number is refused at the edge, without repeating it
+    ids_with_contacts = [{**others[1], "event_id": "sms-0912000777-1"},
+                         {**others[1], "event_id": "it-secret-dev", "device_id": "bell-0912000778"}]
+    refused = run_cli("publish", "-", input=jsonl(ids_with_contacts))
+    assert refused.returncode == 1 and "091200077" not in refused.stdout + refused.stderr
+    assert [line.split(":", 2)[:2] for line in refused.stderr.splitlines() if " rejected " in line] == [
+        ["line 1", " rejected -"], ["line 2", " rejected it-secret-dev"]], refused.stderr
     assigned = re.findall(r"published tip (\S+) \(event_id assigned\)", published.stdout)
     assert len(assigned) == 2
     ids = [tip["event_id"] for tip in tips] + assigned
@@ -295,6 +306,7 @@ def test_no_reporter_contact_reaches_kafka_or_clickhouse(worker: WorkerProcess, 
         needles |= {contact, normalise_contact(contact)} | ({digits, digits[-9:]} if len(digits) >= 9 else set())
         needles |= unkeyed_hashes(contact) | unkeyed_hashes(normalise_contact(contact))
     needles |= {legacy_event_id(tip) for tip in unnamed}  # the review's brute-forceable id
+    needles |= {"0912000777", "0912000778", "canary.evasive9917"}
 
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
