@@ -29,11 +29,14 @@ JUDGED = ("valuable", "not_valuable", "false_report")
 
 @pytest.fixture(scope="module")
 def week(worker: WorkerProcess, clickhouse: Any, settings: Any) -> list[dict[str, Any]]:
+    """The week's tips and verdicts as published; returned without the messages that are no tip
+    (a found wallet, an ad: the meaning model's reading, as the worker's): they have no score."""
     events = [e for e in simulate(WEEK).events if e["type"] in ("tip", "feedback")]
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
-    model = MeaningModel.load(DEFAULT_MEANING_CONFIG)  # a found wallet or an ad is no tip: it has no score
-    tips = tuple({e["event_id"] for e in events
-                  if e["type"] == "tip" and model.read(e["text"], e.get("location_text"), e.get("category")).is_tip})
+    model = MeaningModel.load(DEFAULT_MEANING_CONFIG)
+    events = [e for e in events if e["type"] != "tip"
+              or model.read(e["text"], e.get("location_text"), e.get("category")).is_tip]
+    tips = tuple({e["event_id"] for e in events if e["type"] == "tip"})
     verdicts = tuple({e["event_id"] for e in events if e["type"] == "feedback"})
     scores = f"{private_database(settings.clickhouse_database)}.tip_scores"
     wait_for(lambda: clickhouse.execute(f"SELECT uniqExact(event_id) FROM {scores} WHERE event_id IN %(ids)s",
