@@ -25,6 +25,7 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from processors.redaction import TOKEN_FORMAT, TOKEN_KINDS, national_phone, normalise_text
@@ -39,8 +40,8 @@ _EVENT_ID_DOMAIN = b"binhyen/event-id\x00"  # keeps event-id inputs apart from c
 _TEXT_TOKEN_DOMAIN = b"binhyen/text-token\x00"
 _PHONE = re.compile(r"[\d\s().+\-/_,]{8,40}")
 # Words people put before the number itself in a contact field: 'tel:0912…', 'Zalo: 0912…'.
-_CONTACT_PREFIX = re.compile(r"(?:tel|phone|mobile|sđt|sdt|số|so|đt|dt|zalo|viber|điện thoại|dien thoai)\s*[:.]?\s*",
-                             re.IGNORECASE)
+_CONTACT_PREFIX = re.compile(
+    r"(?:tel|phone|mobile|sđt|sdt|số|so|đt|dt|zalo|viber|điện thoại|dien thoai)\s*[:.]?\s*", re.IGNORECASE)
 
 
 def normalise_contact(contact: str) -> str:
@@ -85,7 +86,9 @@ class EdgeCheck:
 
     def token_ok(self, token: str) -> bool:
         match = TOKEN_FORMAT.fullmatch(token) if isinstance(token, str) else None
-        return match is not None and hmac.compare_digest(match.group(3), self._token_check(match.group(1), match.group(2)))
+        if match is None:
+            return False
+        return hmac.compare_digest(match.group(3), self._token_check(match.group(1), match.group(2)))
 
     def _pseudonym_check(self, identity: str) -> str:
         return _mac(self.key, "rp\x00" + identity)[:32 - _IDENTITY_HEX]
@@ -106,13 +109,17 @@ class Pseudonymiser:
 
     def check(self) -> EdgeCheck:
         """What the worker holds to tell the edge's pseudonyms and tokens from forged ones."""
+        return self._check
+
+    @cached_property
+    def _check(self) -> EdgeCheck:  # every pseudonym and token needs it: derived once
         return EdgeCheck(check_key_of(self.key))
 
     def reporter(self, contact: str) -> str:
         """`rp_` + 96 bits of HMAC-SHA256 of the normalised contact + 32 bits of check; irreversible
         without the key."""
         identity = _mac(self.key, normalise_contact(contact))[:_IDENTITY_HEX]
-        return PSEUDONYM_PREFIX + identity + self.check()._pseudonym_check(identity)
+        return PSEUDONYM_PREFIX + identity + self._check._pseudonym_check(identity)
 
     def text_token(self, kind: str, value: str) -> str:
         """`[SĐT:…]`: a contact found in free text (processors.redaction), 40 bits of a keyed HMAC
@@ -122,7 +129,7 @@ class Pseudonymiser:
             raise ValueError(f"unknown token kind {kind!r}")
         digest = hmac.new(self.key, _TEXT_TOKEN_DOMAIN + f"{kind}\x00{value}".encode("utf-8"), hashlib.sha256)
         identity = digest.hexdigest()[:_TOKEN_IDENTITY_HEX]
-        return f"[{kind}:{identity}{self.check()._token_check(kind, identity)}]"
+        return f"[{kind}:{identity}{self._check._token_check(kind, identity)}]"
 
     def event_id(self, event_type: str, record: dict[str, Any]) -> str:
         """A deterministic id for an event sent without one (a retried line gets the same id).

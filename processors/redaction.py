@@ -44,7 +44,7 @@ TOKEN_FORMAT = re.compile(r"\[(SĐT|CCCD|EMAIL|LINK):([0-9a-f]{10})([0-9a-f]{6})
 # right after it — as none started right after what the token replaced ("@a@a…" is one handle).
 _BARRIER = "\x00"
 _PASSES = 4
-_REMEMBERED_LENGTH = 256  # characters: 65,536 remembered texts stay under 17 MB
+_REMEMBERED_LENGTH = 256  # characters: 65,536 remembered texts (and their answers) stay within tens of MB
 _LETTER = re.compile(r"[^\W\d_]")
 
 # -- normalisation ---------------------------------------------------------------------------
@@ -55,7 +55,8 @@ _BREAKS = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 _TABLE_LIMIT = 100_000
 _DIGIT = re.compile("[0-9]")
 # o, l and i inside a run of digits ("o9o4 l58 327", "O385I72964"); the run touches no letter and no address.
-_CONFUSABLE_RUN = re.compile(r"(?=[0-9oli])(?<![^\W\d_])(?<![@./])[0-9oli]+(?:[ .\-,/_]{1,3}[0-9oli]+)*(?![^\W\d_])(?!@)")
+_CONFUSABLE_RUN = re.compile(
+    r"(?=[0-9oli])(?<![^\W\d_])(?<![@./])[0-9oli]+(?:[ .\-,/_]{1,3}[0-9oli]+)*(?![^\W\d_])(?!@)")
 _CONFUSABLES = str.maketrans("oli", "011")
 _CONFUSABLE_LETTER = re.compile("[oli]")
 _SPELLED_DIGITS = {
@@ -177,7 +178,8 @@ def _spell_out(text: str) -> tuple[str, _Shifts]:
     words: list[re.Match[str]] = []
     for run in _SPELLED_RUN.finditer(text):
         if _LETTER.search(text, run.start(), run.end()):  # digits only: nothing to spell out
-            words += [item for item in _SPELLED_ONE.finditer(text, run.start(), run.end()) if not item.group(0)[0].isdigit()]
+            items = _SPELLED_ONE.finditer(text, run.start(), run.end())
+            words += [item for item in items if not item.group(0)[0].isdigit()]
     if not words:
         return text, _Shifts()
     starts, ends = [word.start() for word in words], [word.end() for word in words]
@@ -198,7 +200,8 @@ _OLD_MOBILE = {
     "0124": "084", "0125": "085", "0127": "081", "0129": "082", "0186": "056", "0188": "058", "0199": "059",
 }
 # Where in a chain's digits a phone number or a CCCD may start (zero-width, so overlapping ones are all seen).
-_MAY_BE_CONTACT = re.compile(r"(?=0[3579]\d{8}|08\d{8}|01\d{9}|02\d{9}|84\d{9}|0084\d{9}|0(?:0[1-9]|[1-8]\d|9[0-6])\d{9})")
+_MAY_BE_CONTACT = re.compile(
+    r"(?=0[3579]\d{8}|08\d{8}|01\d{9}|02\d{9}|84\d{9}|0084\d{9}|0(?:0[1-9]|[1-8]\d|9[0-6])\d{9})")
 
 
 def national_phone(digits: str) -> str | None:
@@ -237,9 +240,10 @@ _PLATFORMS = {"zaloid": "zalo", "zalo": "zalo", "zl": "zalo", "facebook": "fb", 
               "ig": "ig", "viber": "viber", "skype": "skype", "wechat": "wechat", "nick": "id", "uid": "id", "id": "id"}
 _CLAUSE_END = re.compile(r".*(?:[.!?;,]\s|\s[-–—]\s)", re.DOTALL)
 _WINDOW = 48
-# Letters a number may be glued to and still be a phone number ("sdt0912345678", "zalo0345812690").
-_GLUE = ("sdt", "dt", "tel", "zalo", "zl", "lh", "ll", "goi", "call", "sms", "ib", "nt", "so", "sim", "phone", "alo", "cccd",
-         "cmnd", "id", "em", "e", "anh", "a", "chi", "c", "minh", "toi")
+# Letters a number may be glued to and still be a phone number ("sdt0912345678", "zalo0345812690",
+# "gọi e0912…"): these words end the letters, or the short ones are all of them.
+_GLUE = ("sdt", "tel", "zalo", "goi", "call", "sim", "phone", "alo", "cccd", "cmnd", "anh", "chi", "minh", "toi")
+_GLUE_ALONE = frozenset("dt zl lh ll sms ib nt so id em e a c".split())
 
 
 def _context(norm: str, start: int) -> tuple[str, str] | None:
@@ -263,7 +267,8 @@ def _platform_before(norm: str, start: int) -> str:
 
 # -- evidence that looks like a number ------------------------------------------------------
 _TIME = r"[0-2]?[0-9][.:h][0-5][0-9](?::[0-5][0-9])?"
-_UNIT = r"(?:đồng|đ|dong|vnđ|vnd|k|nghìn|ngàn|nghin|ngan|triệu|trieu|tr|tỷ|tỉ|ty|usd|\$|đô|euro|€)(?!\w)"
+_UNIT = (r"(?:đồng|đ|dong|vnđ|vnd|k|nghìn|ngàn|nghin|ngan|triệu|trieu|tr|tỷ|tỉ|ty|usd|\$|đô|euro|€)"
+         r"(?!\w)")
 # The lookbehinds keep a match off the middle of a longer number.
 _EVIDENCE = re.compile(
     r"(?=[0-9])(?<![0-9])(?:"  # where a digit group starts: everything else is passed over in one step
@@ -308,15 +313,16 @@ _PLATFORM = r"zalo|zl|fb|facebook|face|tiktok|tik tok|telegram|tele|tg|instagram
 _NICK_WORDS = ("nick", "user", "id", "acc", "tài khoản", "tai khoan", "tk")
 _NICK = re.compile(
     rf"(?<!\w)(?:(?P<before>{_PLATFORM})\s*(?:nick ?name|nick|username|user|id|acc)|nick ?name|nick|username|user"
-    rf"|(?:id|acc|tài khoản|tai khoan|tk)(?=\s*(?:{_PLATFORM})))\s*(?P<after>{_PLATFORM})?\s*[:=]?\s*(?:là\s+|la\s+)?"
-    r"(?P<name>[a-z0-9_.]{3,40})(?![\w@])")
+    rf"|(?:id|acc|tài khoản|tai khoan|tk)(?=\s*(?:{_PLATFORM})))"
+    rf"\s*(?P<after>{_PLATFORM})?\s*[:=]?\s*(?:là\s+|la\s+)?(?P<name>[a-z0-9_.]{{3,40}})(?![\w@])")
 _NOT_A_NICK = frozenset("anh chi em co chu bac ong ba cua la toi minh nhe nha nay cung va voi hay the".split()
                        + _PLATFORM.replace("tik tok|", "").split("|") + "nick nickname username user acc".split())
 
 # -- identifiers ----------------------------------------------------------------------------
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PLAIN_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]*\w@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
-_SEGMENT = re.compile(r"[0-9a-z]+")
+_ID_PARTS = re.compile(r"([^0-9a-z]+)")
+_DIGITISH_GONE = str.maketrans("", "", "0123456789oli")
 
 
 def _masked(text: str, spans: list[tuple[int, int]]) -> str:
@@ -415,7 +421,7 @@ class _Finder:
 
     def _numbers(self, masked: str) -> None:
         nines = array("q", [match.start() for match in _NINE.finditer(masked)])
-        times = [match.span() for match in _TIME_AFTER_WORD.finditer(masked)] if "l" in masked or "k" in masked else []
+        times = [match.span() for match in _TIME_AFTER_WORD.finditer(masked)]
         for chain in _CHAIN.finditer(_masked(masked, times)):
             if self.done:
                 return
@@ -433,7 +439,8 @@ class _Finder:
         letters = start
         while letters > 0 and start - letters < 12 and self.norm[letters - 1].isalpha():
             letters -= 1
-        return letters == start or fold(self.norm[letters:start]).endswith(_GLUE)
+        word = fold(self.norm[letters:start])
+        return letters == start or word in _GLUE_ALONE or word.endswith(_GLUE)
 
 
 def _segments(text: str, start: int, end: int) -> list[list[re.Match[str]]]:
@@ -481,7 +488,8 @@ class _Segment:
         for i in self.candidates:
             if self.finder.done:
                 return
-            if i < free or (i == 0 and self.starts[0] == self.chain_start and not self.finder._may_start(self.starts[0])):
+            glued = i == 0 and self.starts[0] == self.chain_start and not self.finder._may_start(self.starts[0])
+            if i < free or glued:
                 continue
             taken = self._number_at(i)
             free = taken + 1 if taken is not None else i + 1
@@ -555,7 +563,19 @@ class _Segment:
 
 def find(text: str, check: EdgeCheck | None = None, first_only: bool = False) -> list[Found]:
     """Every contact in `text` (or the first one found), as written, left to right. Tokens already
-    in the text are not contacts; with `check`, a token-shaped string the edge's key did not make is."""
+    in the text are not contacts; with `check`, a token-shaped string the edge's key did not make
+    is. Short texts are remembered: a device's site name comes with every signal."""
+    if len(text) <= _REMEMBERED_LENGTH:
+        return list(_remembered(text, check))
+    return _find(text, check, first_only)
+
+
+@lru_cache(maxsize=65_536)
+def _remembered(text: str, check: EdgeCheck | None) -> tuple[Found, ...]:
+    return tuple(_find(text, check, False))
+
+
+def _find(text: str, check: EdgeCheck | None, first_only: bool) -> list[Found]:
     quick = _INVISIBLE_RUN.sub("", text).translate(_TABLE)
     if not (_TRIGGER.search(quick) or _FOUR_DIGITS.search(quick) or _SPELLED_RUN.search(quick)):
         return []
@@ -599,14 +619,7 @@ class Redactor:
 def contains_contact(text: str, check: EdgeCheck | None = None) -> bool:
     """Whether `text` still holds a contact: the worker's check on records that bypassed the
     edge, which holds the key and redacts. Tokens do not count — with `check`, only those the
-    edge's key made. Short texts are remembered: a device's site name comes with every signal."""
-    if len(text) <= _REMEMBERED_LENGTH:
-        return _remembered(text, check)
-    return bool(find(text, check, first_only=True))
-
-
-@lru_cache(maxsize=65_536)
-def _remembered(text: str, check: EdgeCheck | None) -> bool:
+    edge's key made."""
     return bool(find(text, check, first_only=True))
 
 
@@ -615,27 +628,30 @@ def forged_tokens(text: str, check: EdgeCheck) -> bool:
     return any(not check.token_ok(match.group(0)) for match in TOKEN_FORMAT.finditer(text))
 
 
+@lru_cache(maxsize=65_536)
 def identifier_holds_contact(value: str) -> bool:
     """Whether an id ('sms-0912000777-…') carries a phone number, a CCCD or an e-mail address.
 
     Only whole digit segments between non-alphanumerics count, and uuids are left out first: the
-    hex of a uuid or a nonce can hold ten decimal digits in a row by chance.
+    hex of a uuid or a nonce can hold ten decimal digits in a row by chance. Ids come with every
+    event (a device's, an alert's again and again), so answers are remembered and the common
+    (ASCII) case skips the full normalisation; the contract limits ids to 200 characters first.
     """
-    norm = _UUID.sub("#", _Normalised(value, None).text)
-    if _PLAIN_EMAIL.search(norm):
+    ascii_only = value.isascii()
+    norm = value.lower() if ascii_only else _Normalised(value, None).text
+    if "@" in norm and _PLAIN_EMAIL.search(norm):
         return True
-    segments = list(_SEGMENT.finditer(norm))
-    for i, segment in enumerate(segments):
+    parts = _ID_PARTS.split(_UUID.sub("#", norm) if "-" in norm else norm)  # segment, separator, segment, …
+    if ascii_only:  # o, l and i standing for digits ("sms-o912ooo777"), as the normalisation reads them
+        parts[::2] = [part.translate(_CONFUSABLES) if part and not part.translate(_DIGITISH_GONE) else part
+                      for part in parts[::2]]
+    for i in range(0, len(parts), 2):
         digits = ""
-        for j in range(i, len(segments)):
-            part = segments[j].group(0)
-            joined = j == i or segments[j].start() - segments[j - 1].end() == 1
-            if not (part.isdigit() and joined):
+        for j in range(i, len(parts), 2):
+            if not parts[j].isdigit() or (j > i and len(parts[j - 1]) != 1) or len(digits) + len(parts[j]) > 14:
                 break
-            digits += part
-            if len(digits) > 14:
-                break
-            if national_phone(digits) or citizen_id(digits):
+            digits += parts[j]
+            if len(digits) >= 10 and (national_phone(digits) or citizen_id(digits)):
                 return True
     return False
 

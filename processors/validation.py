@@ -72,7 +72,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _SECRET_FIELDS = frozenset({"reporter_contact", "reporter_pseudonym"})
 _INT32_FIELDS = ("commune_code", "legacy_commune_code", "utc_offset_min", "members_delta", "teams_delta")
 _FREE_TEXT = frozenset({"text", "location_text", "site_name", "name", "note", "source_ref"})
-_SHORT_TEXT = _FREE_TEXT - {"text"}
+_LENGTH_LIMITS = {"text": MAX_TEXT, "reporter_contact": MAX_CONTACT} | dict.fromkeys(_FREE_TEXT - {"text"}, MAX_SHORT_TEXT)
 # Identifiers a sender chooses: none may carry a contact ('sms-0912000777-…' reached analysts once).
 _ID_FIELDS = ("event_id", "device_id", "model_id", "tip_event_id", "incident_id", "alert_id", "by", "replicated_from")
 
@@ -200,28 +200,22 @@ def _check_unicode(name: str, value: str) -> None:
         )
 
 
-def _limit(name: str) -> int:
-    if name == "text":
-        return MAX_TEXT
-    return MAX_SHORT_TEXT if name in _SHORT_TEXT else MAX_CONTACT if name == "reporter_contact" else MAX_ID
-
-
-def _check_length(name: str, value: Any) -> None:
-    """Every string field has a ceiling, checked before any pattern reads the value."""
-    if not isinstance(value, str) or len(value) <= _limit(name):
-        return
-    if name == "reporter_contact":
-        raise InvalidEvent(f"reporter_contact: longer than {MAX_CONTACT} characters; send one phone number or chat id")
-    raise InvalidEvent(f"{name}: {len(value)} characters; at most {_limit(name)} are allowed")
-
-
 def _check_lengths(record: dict[str, Any]) -> None:
-    for name, value in record.items():
-        _check_length(name, value)
+    """Every string field has a ceiling, checked before any pattern reads the value (every
+    event passes here: a string within the shortest limit costs one comparison)."""
+    strings = [(name, value) for name, value in record.items() if isinstance(value, str) and len(value) > MAX_ID]
     attachments = record.get("attachments")
-    for index, item in enumerate(attachments if isinstance(attachments, list) else []):
-        for key, value in (item.items() if isinstance(item, dict) else ()):
-            _check_length(f"attachments[{index}].{key}", value)
+    for index, item in enumerate(attachments if isinstance(attachments, list) else ()):
+        if isinstance(item, dict):
+            strings += [(f"attachments[{index}].{key}", value) for key, value in item.items()
+                        if isinstance(value, str) and len(value) > MAX_ID]
+    for name, value in strings:
+        limit = _LENGTH_LIMITS.get(name, MAX_ID)
+        if len(value) > limit:
+            if name == "reporter_contact":  # the length only: a contact is never repeated
+                raise InvalidEvent(f"reporter_contact: longer than {MAX_CONTACT} characters; "
+                                   "send one phone number or chat id")
+            raise InvalidEvent(f"{name}: {len(value)} characters; at most {limit} are allowed")
 
 
 def _check_ints(record: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from processors.pseudonym import Pseudonymiser
-from processors.validation import InvalidEvent, parse_contract
+from processors.validation import InvalidEvent, check_rules, parse_contract
 from schemas import CODEC, DecodeError
 from streams.topics import TIPS
 from streams.runtime.batch import REJECTION_KINDS, Accepted, Rejected, triage
@@ -26,7 +26,8 @@ json_values = st.recursive(
 )
 FIELDS = ["type", "event_id", "occurred_at", "commune_code", "legacy_commune_code", "channel", "text", "lat", "lon",
           "category", "attachments", "reporter_contact", "anonymous", "device_id", "device_kind", "signal",
-          "verdict", "tip_event_id", "alert_id", "action", "by", "model_id", "model_kind", "change"]
+          "verdict", "tip_event_id", "alert_id", "action", "by", "model_id", "model_kind", "change",
+          "members_delta", "teams_delta", "replicated_from", "name", "note", "incident_id", "location_text"]
 contract_like = st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=10) | json_values
 BASE_TIP = {"type": "tip", "event_id": "f-1", "occurred_at": "2025-06-26T06:35:00+07:00", "commune_code": 25813,
             "channel": "zalo", "text": "có đánh nhau"}
@@ -43,8 +44,15 @@ def test_any_json_value_is_parsed_or_rejected_with_a_reason(value: Any) -> None:
     except InvalidEvent as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    # what passes must encode, decode and pass the rules again
-    assert CODEC.decode(CODEC.encode(event_type, record))[0] == event_type
+    # what passes must encode, decode and pass the rules again, the worker's check included
+    decoded_type, decoded = CODEC.decode(CODEC.encode(event_type, record))
+    assert decoded_type == event_type
+    check_rules(decoded_type, decoded, pseudonym.check())
+
+
+BASE_MODEL = {"type": "model_change", "event_id": "f-2", "occurred_at": "2025-06-26T06:35:00+07:00",
+              "commune_code": 25813, "model_id": "zalo-1", "model_kind": "zalo_group", "change": "members_changed"}
+numbers = st.integers() | st.floats() | st.integers(min_value=10 ** 300, max_value=10 ** 400)
 
 
 @settings(max_examples=400)
@@ -54,6 +62,23 @@ def test_mutated_tips_are_parsed_or_rejected(changes: dict[str, Any]) -> None:
         parse_contract({**BASE_TIP, **changes}, pseudonym)
     except InvalidEvent as exc:
         assert str(exc)
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["members_delta", "teams_delta", "commune_code", "legacy_commune_code", "lat", "lon"]),
+       numbers, st.booleans())
+def test_any_number_is_encoded_or_refused_in_one_line(field: str, value: Any, model: bool) -> None:
+    """A number the wire cannot carry (a 32-bit int overflowing, a float past 1e308) is refused
+    with a reason: it once stopped `publish` and `--dry-run` with a traceback."""
+    event = {**(BASE_MODEL if model else BASE_TIP), field: value}
+    if field in ("lat", "lon"):
+        event = {**event, "lat": 10.5, "lon": 106.0, field: value}
+    try:
+        event_type, record, _ = parse_contract(event, pseudonym)
+    except InvalidEvent as exc:
+        assert str(exc) and "\n" not in str(exc)
+        return
+    assert CODEC.decode(CODEC.encode(event_type, record))[0] == event_type
 
 
 @settings(max_examples=500)

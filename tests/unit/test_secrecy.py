@@ -1,5 +1,6 @@
-"""Informants stay secret at the edge: the security review's findings 1, 4, 6 and 7, each
-reproduced against what the publisher and the worker do now.
+"""Informants stay secret at the edge: the security review's findings 1, 4, 6 and 7, and the second
+round's forged pseudonyms and tokens and run-stopping numbers, each reproduced against what the
+publisher and the worker do now.
 
 Finding 1 was an auto-assigned event id that was an unkeyed uuid5 over the raw event,
 contact included: brute force over the phone numbers recovered the contact. The attack
@@ -108,7 +109,8 @@ def test_an_over_long_contact_is_rejected_without_repeating_it() -> None:
     assert str(caught.value) == "reporter_contact: longer than 200 characters; send one phone number or chat id"
 
 
-@pytest.mark.parametrize("forged", ["+84 912 345 678", "0912345678", "rp_x", "rp_" + "A" * 32, "rp_" + "0" * 33])
+@pytest.mark.parametrize("forged", ["+84 912 345 678", "0912345678", "rp_x", "rp_" + "A" * 32, "rp_" + "0" * 33,
+                                    PSEUDONYMS.reporter(SECRET) + "\n"])
 def test_the_worker_dead_letters_a_tip_whose_pseudonym_is_not_one(forged: str) -> None:
     _, record, _ = parse_contract({**tip_without_id(SECRET), "event_id": "forged-1"}, PSEUDONYMS)
     # a producer that bypasses the publisher writes its own "pseudonym"
@@ -118,6 +120,23 @@ def test_the_worker_dead_letters_a_tip_whose_pseudonym_is_not_one(forged: str) -
     assert isinstance(triage(CODEC.encode("tip", record), TIPS), Accepted)
     with pytest.raises(InvalidEvent):
         check_rules("tip", dict(record, reporter_pseudonym=forged))
+
+
+def test_a_phone_number_in_a_format_valid_pseudonym_or_a_fake_token_is_refused() -> None:
+    """The second review: a producer with write access to the input topics stored 0936214587 as
+    `rp_000…0936214587` and as `[SĐT:0936214587]`. The worker holds only the check key."""
+    _, record, _ = parse_contract({**tip_without_id(SECRET), "event_id": "forged-2"}, PSEUDONYMS)
+    check = PSEUDONYMS.check()
+    check_rules("tip", record, check)
+    with pytest.raises(InvalidEvent, match="^reporter_pseudonym: not produced by binhyen's edge key;") as caught:
+        check_rules("tip", dict(record, reporter_pseudonym="rp_" + "0" * 22 + "0936214587"), check)
+    assert "0936214587" not in str(caught.value)
+    for text in ("Có trộm [SĐT:0936214587]", "Có trộm [SĐT:0936214587a1b2c3]"):
+        with pytest.raises(InvalidEvent) as caught:
+            check_rules("tip", dict(record, text=text), check)
+        assert "0936214587" not in str(caught.value)
+    with pytest.raises(InvalidEvent):  # the old, ten-digit shape is no token even without the check
+        check_rules("tip", dict(record, text="Có trộm [SĐT:0936214587]"))
 
 
 class RecordingProducer:
@@ -158,6 +177,16 @@ HOSTILE_LINES = {
                       "not UTF-8 text (byte 0xff at byte 26); send UTF-8 encoded JSON"),
     "over-long line": (b'{"type": "tip", "text": "' + b"a" * (2 * MAX_LINE_BYTES) + b'"}\n',
                        f"line longer than {MAX_LINE_BYTES:,} bytes; send one event of at most that size per line"),
+    "membership beyond 32 bits": (b'{"type": "model_change", "event_id": "m-1", "occurred_at": "2025-06-26T06:35:00+07:00", '
+                                  b'"commune_code": 25813, "model_id": "z1", "model_kind": "zalo_group", '
+                                  b'"change": "members_changed", "members_delta": 99999999999}\n',
+                                  "members_delta: outside the contract's 32-bit integer range"),
+    "a 400-digit latitude": (b'{"type": "tip", "event_id": "l-1", "occurred_at": "2025-06-26T06:35:00+07:00", '
+                             b'"commune_code": 25813, "channel": "zalo", "text": "x", "lat": ' + b"9" * 400
+                             + b', "lon": 106.0}\n', "lat: not a finite number; send decimal degrees"),
+    "an id holding a phone number": (b'{"type": "tip", "event_id": "sms-0912000777-1", "occurred_at": '
+                                     b'"2025-06-26T06:35:00+07:00", "commune_code": 25813, "channel": "sms", "text": "x"}\n',
+                                     "event_id: holds a phone number, ID number or e-mail address"),
 }
 
 
@@ -198,6 +227,12 @@ hostile_bytes = st.one_of(
     st.text(max_size=80).map(lambda t: json.dumps({"type": "tip", "text": t}).encode()),
     st.integers(min_value=4200, max_value=6000).map(lambda n: b'{"type": "tip", "x": ' + b"1" * n + b"}"),
     st.binary(max_size=40).map(lambda b: b'{"type": "tip", "text": "' + b + b'"}'),
+    st.integers().map(lambda n: b'{"type": "model_change", "event_id": "m", "occurred_at": "2025-06-26T06:35:00+07:00", '
+                                b'"commune_code": 25813, "model_id": "z", "model_kind": "zalo_group", '
+                                b'"change": "members_changed", "members_delta": ' + str(n).encode() + b'}'),
+    st.integers(min_value=300, max_value=4000).map(
+        lambda n: b'{"type": "tip", "commune_code": 25813, "channel": "zalo", "text": "x", "lat": ' + b"9" * n
+                  + b', "lon": 1e400, "event_id": "f", "occurred_at": "2025-06-26T06:35:00+07:00"}'),
 )
 
 
