@@ -463,6 +463,12 @@ class AlertEngine:
                 alert["step"] = step + 1
                 note = f" — chưa xác nhận sau {waited:g} phút"
             else:  # the chain has run out: page the last desk again (the count replaces the last one's)
+                longest = int(self.config.repage_max_minutes * MINUTE_MS)
+                if self.config.repage_ms(alert["severity"], alert.get("repaged", 0)) == longest \
+                        and deadline + longest <= now:  # far behind (a replay of old days): one page for them
+                    missed = (now - deadline) // longest
+                    deadline += missed * longest
+                    alert["repaged"] = alert.get("repaged", 0) + missed
                 alert["repaged"] = alert.get("repaged", 0) + 1
                 alert["summary"] = _REPAGED.sub("", alert["summary"])
                 note = f" — nhắc lại lần {alert['repaged']}: chưa ai xác nhận"
