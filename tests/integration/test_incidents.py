@@ -31,13 +31,16 @@ def test_worker_clusters_the_corpus_exactly_as_the_offline_run(
     lines = [json.dumps(event, ensure_ascii=False) for event in events]
     ids = tuple(event["event_id"] for event in events)
 
-    offline = {out["event_id"]: out["incident_id"] for out in offline_run().process(lines) if out["kind"] == "event"}
-    assert len(offline) == 152
+    output = [out for out in offline_run().process(lines) if out["kind"] == "event"]
+    assert len(output) == 152
+    # what the meaning model reads as no tip (a found wallet, a question) joins no incident, live or offline
+    offline = {out["event_id"]: out["incident_id"] for out in output if "incident_id" in out}
+    assert len(offline) >= 140
 
     assert run_cli("publish", "-q", "-", input="\n".join(lines) + "\n").returncode == 0
     wait_for(lambda: clickhouse.execute(
-        "SELECT uniqExact(event_id) FROM incident_members WHERE event_id IN %(ids)s", {"ids": ids})[0][0] == 152,
-        90, "152 corpus tips placed in incidents")
+        "SELECT uniqExact(event_id) FROM incident_members WHERE event_id IN %(ids)s", {"ids": ids})[0][0]
+        == len(offline), 90, "the corpus tips placed in incidents")
     live = dict(clickhouse.execute(
         "SELECT event_id, incident_id FROM incident_members FINAL WHERE event_id IN %(ids)s", {"ids": ids}))
     assert live == offline
