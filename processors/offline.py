@@ -40,10 +40,11 @@ class OfflineRun:
 
     @classmethod
     def create(cls, pseudonyms: Pseudonymiser, credibility: CredibilityConfig, alerting: AlertConfig,
-               staff: StaffRegistry | None = None, meaning: MeaningModel | None = None) -> "OfflineRun":
+               meaning: MeaningModel, staff: StaffRegistry | None = None) -> "OfflineRun":
         """A run with fresh state; repeats of any event id are reported as duplicates; an action by
         someone `staff` does not allow is rejected, as the worker dead-letters it; `meaning` reads
-        what each tip's text says."""
+        what each tip's text says (required: without it every tip would join incidents and page as
+        the worker never does)."""
         return cls(pseudonyms, EventProcessor(ProcessorState(), credibility, alerting, exact=ExactDedup(),
                                               staff=staff, meaning=meaning))
 

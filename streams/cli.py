@@ -242,7 +242,7 @@ def process(
         # Offline output carries no pseudonyms; a per-run key keeps reporters apart within the run.
         key = secrets.token_bytes(32)
     run = OfflineRun.create(Pseudonymiser(key), settings.credibility_config(), settings.alert_config(),
-                            settings.staff_registry(), settings.meaning_model())
+                            settings.meaning_model(), settings.staff_registry())
     lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(_input_lines(input)))
     if output == "-":
         sys.stdout.writelines(lines)

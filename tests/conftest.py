@@ -45,7 +45,7 @@ def offline_run() -> Any:
     from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG
 
     return OfflineRun.create(Pseudonymiser(b"k" * 32), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
-                             AlertConfig.load(DEFAULT_ALERT_CONFIG), meaning=MeaningModel.load(DEFAULT_MEANING_CONFIG))
+                             AlertConfig.load(DEFAULT_ALERT_CONFIG), MeaningModel.load(DEFAULT_MEANING_CONFIG))
 
 
 # The event-id derivation the security review broke: uuid5 over every field, contact included.

@@ -24,12 +24,14 @@ from rich.console import Console
 
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
+from processors.meaning import MeaningModel
 from processors.offline import OfflineRun, alert_line
 from processors.pseudonym import Pseudonymiser
 from processors.staff import StaffRegistry
 from schemas import CODEC
 from sinks.clickhouse import connect, events_table
-from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_STAFF_CONFIG, Settings
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG, DEFAULT_STAFF_CONFIG, \
+    Settings
 from streams.edge.kafka import read_topic
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.ops.verify import verify_delivery
@@ -218,7 +220,8 @@ def test_workers_give_every_alert_the_lifecycle_of_the_offline_run(
     workers.env["BINHYEN_ALERT_CONFIG"] = str(tmp_path / "alerts.json")
     events = [e for e in simulate(LIFECYCLE_DAY).events if e["type"] not in ("tip", "feedback")]
     run = OfflineRun.create(Pseudonymiser(b"k" * 32), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
-                            AlertConfig.load(tmp_path / "alerts.json"), StaffRegistry.load(DEFAULT_STAFF_CONFIG))
+                            AlertConfig.load(tmp_path / "alerts.json"), MeaningModel.load(DEFAULT_MEANING_CONFIG),
+                            StaffRegistry.load(DEFAULT_STAFF_CONFIG))
     expected = lifecycles([o for o in run.process([json.dumps(e, ensure_ascii=False) for e in events])
                            if o["kind"] == "alert"])
     states = Counter(step[0] for steps in expected.values() for step in steps)

@@ -11,18 +11,21 @@ from typing import Any
 
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
+from processors.meaning import MeaningModel
 from processors.offline import OfflineRun
 from processors.pipeline import EventProcessor, ProcessorState
 from processors.pseudonym import Pseudonymiser
 from processors.staff import StaffRegistry
 from processors.validation import parse_contract
-from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_STAFF_CONFIG
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG, \
+    DEFAULT_STAFF_CONFIG
 from tests import builders
 from tests.builders import alert_action, at
 
 CREDIBILITY = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
 ALERTING = AlertConfig.load(DEFAULT_ALERT_CONFIG)
 STAFF = StaffRegistry.load(DEFAULT_STAFF_CONFIG)
+MEANING = MeaningModel.load(DEFAULT_MEANING_CONFIG)
 NGHI_XUAN = 18352  # Hà Tĩnh (province 42)
 PHUOC_LONG = 31867  # Cà Mau (province 96)
 KNIFE_FIGHT = "Đánh nhau ở quán nhậu Hồng Phúc khu phố 4, khoảng 5 người cầm dao, có người bị thương"
@@ -114,7 +117,7 @@ def test_only_registry_staff_covering_the_commune_may_act_and_a_refusal_says_why
 def test_binhyen_process_rejects_a_refused_action_as_the_worker_dead_letters_it() -> None:
     bell = press("p1", at(21, 0))
     alert_id = run([bell])[0][0]["alert_id"]
-    offline = OfflineRun.create(Pseudonymiser(b"k" * 32), CREDIBILITY, ALERTING, STAFF)
+    offline = OfflineRun.create(Pseudonymiser(b"k" * 32), CREDIBILITY, ALERTING, MEANING, STAFF)
     lines = list(offline.process([json.dumps(bell), json.dumps(alert_action("a1", at(21, 2), alert_id, "ack",
                                                                             by="someone"))]))
     (rejected,) = [line for line in lines if line.get("status") == "rejected"]
