@@ -146,6 +146,13 @@ def unacked_p1_since(commune_state: dict[str, Any] | None) -> list[int]:
     return [a["raised"] for a in alerts.values() if a["severity"] == "P1" and a["state"] in ("raised", "escalated")]
 
 
+def repaged_counts(commune_state: dict[str, Any] | None) -> list[int]:
+    """How often each open alert of a commune nobody acted on was paged again after its chain ran
+    out (only alerts re-paged at least once): what on-call watches, as nothing closes them."""
+    alerts = (commune_state or {}).get("alerts") or {}
+    return [a["repaged"] for a in alerts.values() if a.get("repaged") and a["state"] in ("raised", "escalated")]
+
+
 def commune_of_alert(alert_id: str) -> int | None:
     parts = alert_id.split("-")
     return int(parts[1]) if len(parts) >= 3 and parts[0] == "al" and parts[1].isdigit() else None

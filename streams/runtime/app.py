@@ -37,7 +37,7 @@ from faust.types import TP
 from clickhouse_driver.errors import Error as ClickHouseError
 from kafka.errors import KafkaError
 
-from processors.alerts import unacked_p1_since
+from processors.alerts import repaged_counts, unacked_p1_since
 from processors.pipeline import EventProcessor, ProcessorState
 from sinks.action_links import links_for
 from sinks.base import Sink, flush_until_done
@@ -275,6 +275,9 @@ def make_app(settings: Settings) -> faust.App:
         raised = [at for state in tables["alerts"].values() for at in unacked_p1_since(state)]
         metrics.UNACKED_P1.set(len(raised))
         metrics.OLDEST_UNACKED_P1.set(max(0.0, (now_ms - min(raised)) / 1000) if raised else 0.0)
+        repaged = [count for state in tables["alerts"].values() for count in repaged_counts(state)]
+        metrics.REPAGING.set(len(repaged))
+        metrics.MOST_REPAGED.set(max(repaged, default=0))
         for name, table in tables.items():
             metrics.STATE_KEYS.labels(name).set(len(table))
 

@@ -67,6 +67,11 @@ UNACKED_P1 = Gauge("binhyen_unacked_p1", "P1 alerts raised or escalated and not 
                    registry=REGISTRY)
 OLDEST_UNACKED_P1 = Gauge("binhyen_oldest_unacked_p1_seconds", "Age of the oldest unacknowledged P1 "
                           "(0 when none).", registry=REGISTRY)
+REPAGING = Gauge("binhyen_alerts_repaging", "Open alerts whose escalation chain ran out with nobody acting "
+                 "on them: re-paged to the last step at growing intervals until someone acts.",
+                 registry=REGISTRY)
+MOST_REPAGED = Gauge("binhyen_alerts_most_repaged", "Times the most re-paged open alert was paged again after "
+                     "its chain ran out (0 when none).", registry=REGISTRY)
 STATE_KEYS = Gauge("binhyen_state_keys", "Keys held in each state table by this worker.", ["table"],
                    registry=REGISTRY)
 ASSIGNED_TIP_PARTITIONS = Gauge("binhyen_assigned_tip_partitions", "Partitions of the tips topic this worker holds "

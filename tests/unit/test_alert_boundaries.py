@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from processors.alerts import AlertConfig, AlertEngine, commune_of_alert, unacked_p1_since
+from processors.alerts import AlertConfig, AlertEngine, commune_of_alert, repaged_counts, unacked_p1_since
 from streams.config import DEFAULT_ALERT_CONFIG
 
 # P1 ack 5 min then 10 min, spike 60 min / 5 tips / x3, heartbeat 75 min; quiet alerts stay open here
@@ -91,6 +91,23 @@ def test_unacked_p1s_are_the_raised_and_escalated_p1s() -> None:
     alerts = engine()
     alerts.on_incident(*device_incident(T0))
     assert unacked_p1_since(alerts.communes[str(C)]) == [T0]
+
+
+def test_the_repaging_figure_counts_open_alerts_paged_again_after_their_chain() -> None:
+    """What binhyen_alerts_repaging / _most_repaged report: P1 waits 5 + 10 min, then re-pages at
+    15, 30, 60 min; an ack takes the alert off the figure."""
+    alerts = engine()
+    alerts.on_incident(*device_incident(T0))
+    state = alerts.communes[str(C)]
+    alerts.tick(C, T0 + 15 * M)
+    assert repaged_counts(state) == []  # at the top of the chain, not yet paged there again
+    alerts.tick(C, T0 + 31 * M)
+    assert repaged_counts(state) == [1]
+    alerts.tick(C, T0 + 61 * M)
+    assert repaged_counts(state) == [2]
+    (alert,) = state["alerts"].values()
+    alert["state"] = "acked"
+    assert repaged_counts(state) == [] and repaged_counts(None) == []
 
 
 def test_an_alert_id_names_its_commune_only_in_the_alert_form() -> None:
