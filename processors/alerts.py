@@ -195,7 +195,8 @@ class AlertEngine:
             return "P1", "panic_bell", "Chuông báo động được bấm"
         if "gate_forced" in signals:
             return "P1", "gate_forced", "Cổng an ninh bị phá"
-        chain = any(r["signal"] == "chain_message" for r in snapshot["reasons"])
+        # Nothing but forwarded copies (the share of chain copies is 1, and no device backs them)
+        chain = any(f["signal"] == "chain_message" and f["value"] >= 1.0 for f in snapshot.get("features", ()))
         urgent = [m for m in incident["members"] if m["k"] == "tip" and m.get("urg")]
         # Happening now (processors.meaning): the post is paged at any hour, as unverified (P2)
         # until the evidence is credible enough for a P1. A forwarded message counts only with

@@ -14,7 +14,11 @@ loses a long good record within a bounded number of verdicts. Reputation lives o
 keyed by pseudonym: analysts see aggregates by channel, group and commune, never a reporter's.
 
 `features` are the signals' raw values (before weights), kept with every score so that a fit
-(`processors/credibility_fit.py`) learns from exactly what the scorer saw.
+(`processors/credibility_fit.py`) learns from exactly what the scorer saw. Each is bounded, and
+the score never falls as independent reports come in: the doubts (vague text, a spam burst,
+a forwarded chain) weigh by the share of the reports they describe, so short texts from many
+people, or a forwarded notice that a direct report or a device backs, are not held down by
+one flag that a single further report would lift all at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from processors.text import content_tokens, locators
 
 VALUABLE, NOT_VALUABLE = "valuable", ("not_valuable", "false_report")
+MAX_REPORTERS = 12  # independent reporters beyond this add nothing: the signal is bounded
 TURNING = ("reporter:", "source:")  # reputations a `reputation_memory` lets fade
 # What each signal means, for the officer a page goes to (the reasons keep the signal ids).
 SIGNAL_LABELS = {
@@ -151,17 +156,20 @@ def features(incident: dict[str, Any], reputation: ReputationBook, chain_commune
     if tips:
         named = {m["rep"] for m in tips if m.get("rep")}
         anonymous = sum(1 for m in tips if not m.get("rep"))
-        values["independent_reporters"] = math.log(max(1.0, len(named) + 0.5 * anonymous))
+        reporters = min(max(1.0, len(named) + 0.5 * anonymous), MAX_REPORTERS)
+        values["independent_reporters"] = math.log(reporters)
         values["distinct_channels"] = float(len({m["ch"] for m in tips}) - 1)
         values["attachments"] = float(any(m.get("att") for m in tips))
         values["specificity"] = max(specificity(m["txt"], m.get("loc")) for m in tips)
-        values["vague_text"] = float(max(len(content_tokens(m["txt"])) for m in tips) < config.vague_words)
+        # The doubts weigh by the share of reports they describe (see the module's doc).
+        vague = max(len(content_tokens(m["txt"])) for m in tips) < config.vague_words
+        values["vague_text"] = float(vague) / reporters
         values["reporter_reputation"] = _reputation_shift(reputation, [f"reporter:{r}" for r in named], base)
         values["source_reputation"] = _reputation_shift(
             reputation, [f"source:{s}" for s in {m.get("src") for m in tips} if s], base)
-        values["spam_burst"] = float(_burst(tips, config))
-        values["chain_message"] = float(any(
-            chain_communes.get(chain_fingerprint(m["txt"]), 0) >= config.chain_communes for m in tips))
+        values["spam_burst"] = min(1.0, len(_bursting(tips, config)) / reporters)
+        chained = sum(1 for m in tips if chain_communes.get(chain_fingerprint(m["txt"]), 0) >= config.chain_communes)
+        values["chain_message"] = 0.0 if devices else chained / len(tips)
     if devices:
         values["device_corroboration"] = 1.0
     verdicts = list((incident.get("verdicts") or {}).values())
@@ -194,15 +202,16 @@ def _reputation_shift(reputation: ReputationBook, keys: list[str], base: float) 
     return sum(_logit(reputation.rate(key, base, strength)) - _logit(base) for key in keys) / len(keys)
 
 
-def _burst(tips: list[dict[str, Any]], config: CredibilityConfig) -> bool:
+def _bursting(tips: list[dict[str, Any]], config: CredibilityConfig) -> set[str]:
+    """The reporters who sent `burst_tips` or more tips within `burst_minutes`."""
     window = config.burst_minutes * 60_000
     by_reporter: dict[str, list[int]] = {}
     for tip in tips:
         if tip.get("rep"):
             by_reporter.setdefault(tip["rep"], []).append(tip["t"])
-    for times in by_reporter.values():
+    bursting = set()
+    for reporter, times in by_reporter.items():
         times.sort()
-        for i in range(len(times) - config.burst_tips + 1):
-            if times[i + config.burst_tips - 1] - times[i] <= window:
-                return True
-    return False
+        if any(times[i + config.burst_tips - 1] - times[i] <= window for i in range(len(times) - config.burst_tips + 1)):
+            bursting.add(reporter)
+    return bursting

@@ -139,9 +139,14 @@ def test_credibility_thresholds_are_inclusive(credibility: float, category: str,
     assert steps(engine().on_incident(*tip_incident(T0, credibility, category))) == expected
 
 
-def test_a_chain_message_never_pages_however_credible() -> None:
-    reasons = [{"signal": "chain_message", "contribution": -0.8}]
-    assert engine().on_incident(*tip_incident(T0, 0.99, "theft", reasons)) == []
+def test_nothing_but_forwarded_copies_never_pages_however_credible() -> None:
+    def with_chain_share(share: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        incident, snapshot = tip_incident(T0, 0.99, "theft", [{"signal": "chain_message", "contribution": -0.8}])
+        return incident, {**snapshot, "features": [{"signal": "chain_message", "value": share}]}
+
+    assert engine().on_incident(*with_chain_share(1.0)) == []
+    # one report in three is not a copy: the forwarded ones are backed, and the incident pages by its credibility
+    assert steps(engine().on_incident(*with_chain_share(2 / 3))) == [("raised", "P1", "credible_incident", T0)]
 
 
 def test_the_page_says_what_where_when_how_many_and_the_two_strongest_reasons() -> None:
