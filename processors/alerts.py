@@ -146,6 +146,11 @@ def unacked_p1_since(commune_state: dict[str, Any] | None) -> list[int]:
     return [a["raised"] for a in alerts.values() if a["severity"] == "P1" and a["state"] in ("raised", "escalated")]
 
 
+def _recent_entry(entry: int | list[Any]) -> list[Any]:
+    """A spike-window entry: [at, sender]; states written before senders were kept hold bare times."""
+    return entry if isinstance(entry, list) else [entry, f"t{entry}"]
+
+
 def repaged_counts(commune_state: dict[str, Any] | None) -> list[int]:
     """How often each open alert of a commune nobody acted on was paged again after its chain ran
     out (only alerts re-paged at least once): what on-call watches, as nothing closes them."""
@@ -236,21 +241,24 @@ class AlertEngine:
                 + (f" ({why})" if why else ""))
 
     def on_tip(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """Count the tip towards the commune's spike detector."""
+        """Count the tip towards the commune's spike detector: a spike is many people reporting,
+        so one sender's repeats (ten pasted copies) count once within the window."""
         commune, at = record["commune_code"], record["occurred_at_ms"]
         state = self._state(commune)
         out: list[dict[str, Any]] = []
         window = self.config.spike_window_minutes * MINUTE_MS
         self._roll_baseline(state, at)
         state["hour_count"] += 1
-        state["recent"] = [t for t in state["recent"] if t > at - window] + [at]
+        sender = record.get("reporter_pseudonym") or record["event_id"]  # an anonymous tip is its own sender
+        state["recent"] = [r for r in map(_recent_entry, state["recent"]) if r[0] > at - window] + [[at, sender]]
+        senders = len({who for _, who in state["recent"]})
         expected = state["baseline"] * window / HOUR_MS
         threshold = max(self.config.spike_min_tips, math.ceil(self.config.spike_factor * expected + 1))
-        if len(state["recent"]) >= threshold and not self._p1_raised_since(state, at - window, at):
+        if senders >= threshold and not self._p1_raised_since(state, at - window, at):
             bucket = at - at % HOUR_MS
             alert_id = f"al-{commune}-spike-{bucket // HOUR_MS}"
-            summary = f"{len(state['recent'])} tin báo trong {self.config.spike_window_minutes:.0f} phút " \
-                      f"(bình thường {expected:.1f})"
+            summary = f"{senders} người báo trong {self.config.spike_window_minutes:.0f} phút " \
+                      f"(bình thường {expected:.1f} tin)"
             out += self._raise_or_escalate(state, commune, alert_id, "P2", "tip_spike", summary, at, None)
         self._save(commune, state)
         return out

@@ -35,6 +35,7 @@ from processors.text import content_tokens, locators
 
 VALUABLE, NOT_VALUABLE = "valuable", ("not_valuable", "false_report")
 MAX_REPORTERS = 12  # independent reporters beyond this add nothing: the signal is bounded
+DISCREDITED_BELOW = 0.85  # a reporter's valuable rate below this share of the base rate: not paged alone
 TURNING = ("reporter:", "source:")  # reputations a `reputation_memory` lets fade
 # What each signal means, for the officer a page goes to (the reasons keep the signal ids).
 SIGNAL_LABELS = {
@@ -106,6 +107,14 @@ class ReputationBook:
         """Posterior mean valuable rate of `key`, shrunk towards `prior`."""
         valuable, total = self.counts.get(key) or (0, 0)
         return (valuable + prior * strength) / (total + strength)
+
+    def discredited(self, reporter: str | None, commune: int, channel: str | None) -> bool:
+        """Officers' verdicts on this reporter are clearly below the base rate (one false report
+        and nothing valuable, say): what they say is urgent waits for someone else to say it too."""
+        if not reporter or f"reporter:{reporter}" not in self.counts:
+            return False
+        base = self.base_rate(commune, channel)
+        return self.rate(f"reporter:{reporter}", base, self.config.reputation_strength) < DISCREDITED_BELOW * base
 
     def base_rate(self, commune: int, channel: str | None) -> float:
         province = self.config.prior_valuable

@@ -13,6 +13,7 @@ incident closed. A verdict that still cannot be placed is `unapplied`, with its 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -96,7 +97,11 @@ class EventProcessor:
         if meaning is not None and not meaning.is_tip:  # a question, thanks, news: recorded, never an incident
             return Result("accepted", alerts=self.tick(record["occurred_at_ms"]) if self.global_ticks else [],
                           meaning=meaning)
-        outcome = self.clusterer.handle(event_type, record, meaning)
+        placed = meaning
+        if meaning is not None and meaning.urgent and self.reputation.discredited(
+                record.get("reporter_pseudonym"), record["commune_code"], record.get("channel")):
+            placed = dataclasses.replace(meaning, urgent=False)  # their word alone pages nobody now
+        outcome = self.clusterer.handle(event_type, record, placed)
         if outcome.status == "duplicate":
             # A re-delivered event (after a crash, state may be ahead of what reached Kafka and
             # ClickHouse): emit again what it caused; the sinks and receivers drop the repeats.

@@ -60,8 +60,8 @@ def steps(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(e["state"], e["severity"], e["rule"], e["at_ms"]) for e in events]
 
 
-def tip(at: int, commune: int = C) -> dict[str, Any]:
-    return {"commune_code": commune, "occurred_at_ms": at}
+def tip(at: int, commune: int = C, reporter: str | None = None) -> dict[str, Any]:
+    return {"commune_code": commune, "occurred_at_ms": at, "event_id": f"t-{at}", "reporter_pseudonym": reporter}
 
 
 def signal(at: int, kind: str, device: str = "bell-1") -> dict[str, Any]:
@@ -189,7 +189,14 @@ def test_the_fifth_tip_in_an_hour_of_a_quiet_commune_is_a_spike() -> None:
     at = T0 + 44 * M  # named after its hour, 10:00
     assert (spike["alert_id"], spike["state"], spike["severity"], spike["rule"], spike["at_ms"], spike["commune_code"],
             spike["delivery"]) == (f"al-{C}-spike-{at // H}", "raised", "P2", "tip_spike", at, C, "now")
-    assert spike["summary"] == "5 tin báo trong 60 phút (bình thường 0.0)"
+    assert spike["summary"] == "5 người báo trong 60 phút (bình thường 0.0 tin)"
+
+
+def test_one_sender_pasting_the_same_tip_ten_times_is_no_spike() -> None:
+    alerts = engine()
+    assert [alerts.on_tip(tip(T0 + i * M // 4, reporter="rp_1")) for i in range(10)] == [[]] * 10
+    others = [alerts.on_tip(tip(T0 + 3 * M + i * M, reporter=f"rp_{i + 2}")) for i in range(4)]
+    assert others[:3] == [[]] * 3 and [e["summary"] for e in others[3]] == ["5 người báo trong 60 phút (bình thường 0.0 tin)"]
 
 
 def test_the_spike_threshold_follows_the_baseline() -> None:
@@ -198,7 +205,7 @@ def test_the_spike_threshold_follows_the_baseline() -> None:
                                "devices": {}, "watermark": 0, "due": None}
     out = [alerts.on_tip(tip(T0 + i * M)) for i in range(7)]  # threshold: ceil(3 x 2.0 + 1) = 7
     assert out[:6] == [[]] * 6
-    assert [(e["rule"], e["summary"]) for e in out[6]] == [("tip_spike", "7 tin báo trong 60 phút (bình thường 2.0)")]
+    assert [(e["rule"], e["summary"]) for e in out[6]] == [("tip_spike", "7 người báo trong 60 phút (bình thường 2.0 tin)")]
 
 
 def test_a_tip_a_full_window_old_no_longer_counts() -> None:
@@ -206,7 +213,14 @@ def test_a_tip_a_full_window_old_no_longer_counts() -> None:
     for minute in (10, 11, 12, 13):
         assert alerts.on_tip(tip(T0 + minute * M)) == []
     assert alerts.on_tip(tip(T0 + 70 * M)) == []  # the 10:10 tip is 60 minutes old: out of the window
-    assert alerts.communes[str(C)]["recent"] == [T0 + 11 * M, T0 + 12 * M, T0 + 13 * M, T0 + 70 * M]
+    assert [at for at, _ in alerts.communes[str(C)]["recent"]] == [T0 + 11 * M, T0 + 12 * M, T0 + 13 * M, T0 + 70 * M]
+
+
+def test_a_spike_window_kept_before_senders_were_counts_each_old_tip_once() -> None:
+    alerts = engine()
+    alerts.communes[str(C)] = {"alerts": {}, "recent": [T0, T0 + M, T0 + 2 * M, T0 + 3 * M], "baseline": 0.0,
+                               "hour": T0 // H, "hour_count": 4, "devices": {}, "watermark": 0, "due": None}
+    assert [e["rule"] for e in alerts.on_tip(tip(T0 + 4 * M))] == ["tip_spike"]
 
 
 def test_a_p1_raised_at_the_window_start_explains_the_spike_and_an_older_one_does_not() -> None:

@@ -19,11 +19,8 @@ NOT_YET = {  # issue 34 is open: what the judgement still misses, and why
     "s33_fight_last_night_settled": "'đã hòa giải rồi' is read as a tip and joins the settled fight, which is "
                                     "scored credible and paged P2 in office hours",
     "s34_drunk_noise_boarding_house_2330": "one non-urgent report below the credibility threshold is in no digest",
-    "s35_duplicate_storm_scam_link_night": "ten pasted copies raise a tip spike",
     "s36_hoax_kidnap_chain_letter": "a forwarded kidnapping rumour reads as an urgent missing person (forwarded "
                                     "missing persons page)",
-    "s37_prank_caller_after_false_report": "a caller's taunts after a false_report still page P1: one verdict does "
-                                           "not silence a reporter",
     "s38_non_tips_daytime_mix": "one non-tip (a news link) is read as a tip",
 }
 ALL = scenarios()

@@ -142,3 +142,26 @@ def test_a_verdict_claiming_another_commune_than_its_tips_is_refused_and_credits
                                         json.dumps(verdict("v1", at(12, 0), "valuable", tip_event_id="t1",
                                                            commune_code=ca_mau))]))
     assert lines[1]["status"] == "rejected" and "is not the commune of that tip" in lines[1]["reason"]
+
+
+def test_after_a_false_report_the_same_reporter_alone_pages_nobody_and_anyone_else_still_does() -> None:
+    """s37 of the on-call suite: a prank caller judged false at 01:45 texts "lần này có nổ súng thật"."""
+    from processors.meaning import MeaningModel
+    from streams.config import DEFAULT_MEANING_CONFIG
+
+    def urgent(event_id: str, when: str, contact: str, text: str) -> dict[str, Any]:
+        return tip(event_id, when, text, reporter_contact=contact, channel="sms")
+
+    stabbing = "có vụ chém người ở cầu, máu chảy lênh láng, CA tới liền"
+    shots = "lần này có nổ súng thật ở bến xe, có người bị thương, ra lẹ đi"
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, meaning=MeaningModel.load(DEFAULT_MEANING_CONFIG))
+    first, judged, again, other = run(processor, [
+        urgent("p1", at(1, 10), "0912000111", stabbing), verdict("v1", at(1, 45), "false_report", tip_event_id="p1"),
+        urgent("p2", at(2, 20), "0912000111", shots), urgent("p3", at(2, 30), "0912000999", shots)])
+    assert [a["rule"] for a in first.alerts] == ["urgent_report"] and judged.unapplied is None
+    assert again.meaning.urgent  # the text still reads as urgent …
+    assert not [a for a in again.alerts if a["state"] == "raised"]  # … but the reporter's word alone pages nobody
+    assert other.incident_id == again.incident_id  # someone else says it too: now it pages
+    assert [(a["state"], a["rule"]) for a in other.alerts if a["incident_id"] == other.incident_id] == [
+        ("raised", "urgent_report")]
+    assert not processor.reputation.discredited(None, COMMUNE, "sms")  # anonymous: no record, never discredited
