@@ -200,17 +200,23 @@ class AlertEngine:
             return "P1", "panic_bell", "Chuông báo động được bấm"
         if "gate_forced" in signals:
             return "P1", "gate_forced", "Cổng an ninh bị phá"
-        # Nothing but forwarded copies (the share of chain copies is 1, and no device backs them)
-        chain = any(f["signal"] == "chain_message" and f["value"] >= 1.0 for f in snapshot.get("features", ()))
-        urgent = [m for m in incident["members"] if m["k"] == "tip" and m.get("urg")]
+        features = {f["signal"]: f["value"] for f in snapshot.get("features", ())}
+        chain = features.get("chain_message", 0.0) >= 1.0  # nothing but forwarded copies, no device
+        tips = [m for m in incident["members"] if m["k"] == "tip"]
+        urgent = [m for m in tips if m.get("urg")]
         # Happening now (processors.meaning): the post is paged at any hour, as unverified (P2)
         # until the evidence is credible enough for a P1. A forwarded message counts only with
         # a direct report behind it — or when it is a missing person: forwarding is how those spread.
-        direct = any(m.get("ch") in DIRECT_CHANNELS for m in incident["members"] if m["k"] == "tip")
-        if urgent and (not chain or direct or category == "missing_person"):
+        # An unverified P2 on one person's word needs something the post can check (a place, a
+        # number, a description): "có cướp ngân hàng!!! chạy đi" alone is how pranks read.
+        direct = any(m.get("ch") in DIRECT_CHANNELS for m in tips)
+        severity = self.config.urgent_severity.get(category or "", self.config.urgent_severity.get("default", "P2"))
+        severity = "P1" if credibility >= self.config.credible_p1 else severity
+        if urgent and (not chain or direct or category == "missing_person") and not (
+                severity != "P1" and not signals and not features.get("specificity")
+                and len({m.get("rep") or m["e"] for m in tips}) == 1):  # uncheckable
             cues = ", ".join(dict.fromkeys(cue for m in urgent for cue in m.get("why", [])))
-            severity = self.config.urgent_severity.get(category or "", self.config.urgent_severity.get("default", "P2"))
-            return ("P1" if credibility >= self.config.credible_p1 else severity, "urgent_report",
+            return (severity, "urgent_report",
                     f"Tin báo khẩn ({category or 'chưa rõ loại'}), đang xảy ra" + (f" [{cues[:60]}]" if cues else ""))
         if chain:
             return None  # a forwarded rumour with no device or direct report behind it never pages

@@ -11,17 +11,10 @@ from tests.conftest import offline_run
 from tests.oncall import Scenario, judge, scenarios
 
 NOT_YET = {  # issue 34 is open: what the judgement still misses, and why
-    "s20_child_lost_found_two_hours": "a forwarded copy ('chia se giup: be gai 4t…') is read as a fight: a second "
-                                      "incident and page",
     "s24_bell_test_announced": "an announced test press is not linked to its bell: the press pages",
     "s25_bell_test_then_real_press": "an announced test press is not linked to its bell: the press pages",
     "s28_drugs_boarding_house_night": "one non-urgent report below the credibility threshold is in no digest",
-    "s33_fight_last_night_settled": "'đã hòa giải rồi' is read as a tip and joins the settled fight, which is "
-                                    "scored credible and paged P2 in office hours",
     "s34_drunk_noise_boarding_house_2330": "one non-urgent report below the credibility threshold is in no digest",
-    "s36_hoax_kidnap_chain_letter": "a forwarded kidnapping rumour reads as an urgent missing person (forwarded "
-                                    "missing persons page)",
-    "s38_non_tips_daytime_mix": "one non-tip (a news link) is read as a tip",
 }
 ALL = scenarios()
 
