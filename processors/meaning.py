@@ -1,6 +1,6 @@
 """What a message is about: its category, whether it is urgent, whether it is a tip at all — and why.
 
-Method: a versioned, weighted phrase model (`infra/config/meaning.v1.json`), not a trained one.
+Method: a versioned, weighted phrase model (`infra/config/meaning.v2.json`), not a trained one.
 The maintained Vietnamese toolkits on PyPI segment words and tag parts of speech (pyvi,
 underthesea) but carry no tip categories, and underthesea's classifiers fetch their weights on
 first use, which is forbidden here; training our own needs labelled tips we do not have apart

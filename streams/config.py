@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA_DIR = REPO_ROOT / "infra"
 DEFAULT_CREDIBILITY_CONFIG = INFRA_DIR / "config" / "credibility.v2.json"
 DEFAULT_ALERT_CONFIG = INFRA_DIR / "config" / "alerts.v3.json"
-DEFAULT_MEANING_CONFIG = INFRA_DIR / "config" / "meaning.v1.json"
+DEFAULT_MEANING_CONFIG = INFRA_DIR / "config" / "meaning.v2.json"
 DEFAULT_STAFF_CONFIG = INFRA_DIR / "config" / "staff.v2.json"
 WRITER_PASSWORD_FILE = "clickhouse-writer.password"
 
@@ -322,7 +322,7 @@ class Settings:
         return _load_config(CredibilityConfig, "BINHYEN_CREDIBILITY_CONFIG", DEFAULT_CREDIBILITY_CONFIG, "credibility")
 
     def meaning_model(self) -> "MeaningModel":
-        """What a tip's text says (BINHYEN_MEANING_CONFIG or the shipped meaning.v1.json)."""
+        """What a tip's text says (BINHYEN_MEANING_CONFIG or the shipped meaning.v2.json)."""
         from processors.meaning import MeaningModel
 
         return _load_config(MeaningModel, "BINHYEN_MEANING_CONFIG", DEFAULT_MEANING_CONFIG, "meaning")

@@ -193,7 +193,7 @@ def test_reading_time_is_linear_in_the_text() -> None:
 
 def test_the_model_file_is_checked() -> None:
     raw = json.loads(DEFAULT_MEANING_CONFIG.read_text(encoding="utf-8"))
-    assert raw["version"] == MODEL.version == "meaning-1" and raw["doc"]
+    assert raw["version"] == MODEL.version == "meaning-2" and raw["doc"]
     repeated = DEFAULT_MEANING_CONFIG.read_text(encoding="utf-8").replace(
         '"categories": {', '"categories": {"fire": {"cháy": 1}, ', 1)
     with pytest.raises(ValueError, match="twice"):
@@ -206,19 +206,29 @@ def test_the_model_file_is_checked() -> None:
         MeaningModel.parse(json.dumps({k: v for k, v in raw.items() if k != "version"}))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 34's targets are not met yet: held-out macro-F1 0.893, "
-                                       "not-a-tip recall 0.757 (README, Meaning)")
-def test_the_held_out_half_of_the_on_call_corpus_meets_the_issue_targets() -> None:
-    """The half of the independent corpus the lexicon was not built on (even ids)."""
-    figures = quality(corpus("heldout"), MODEL)
+def test_the_corpus_the_lexicon_was_built_on_meets_the_issue_targets() -> None:
+    """tests/data/oncall/messages.jsonl, both halves read while building the model: a consistency
+    check that a change keeps what it was built to read, not a measure of quality."""
+    figures = quality(corpus("dev"), MODEL)
+    assert figures["macro_f1"] >= 0.95
+    assert figures["not_tip"]["recall"] >= 0.95 and figures["urgent"]["recall"] >= 0.95
+
+
+@pytest.mark.xfail(strict=True, reason="issue 34's targets are not met on a corpus the model never saw: fresh "
+                                       "macro-F1 0.890, not-a-tip recall 0.711 (README, Meaning)")
+def test_the_fresh_corpus_meets_the_issue_targets() -> None:
+    """tests/data/oncall/messages_fresh.jsonl: written by another session after the model, never
+    read to tune it (its README) — the fair figure."""
+    figures = quality(corpus("fresh"), MODEL)
     assert figures["macro_f1"] >= 0.90
     assert figures["not_tip"]["recall"] >= 0.90
 
 
-def test_the_held_out_figures_do_not_fall_below_the_first_measurement() -> None:
-    """A change to the model must not make the held-out half worse than it was measured once,
-    before any tuning to it (meaning-1: macro-F1 0.893, urgent recall 0.921, not-a-tip recall 0.757)."""
-    figures = quality(corpus("heldout"), MODEL)
-    assert round(figures["macro_f1"], 3) >= 0.893
-    assert round(figures["urgent"]["recall"], 3) >= 0.921  # 35 of 38
-    assert round(figures["not_tip"]["recall"], 3) >= 0.757  # 28 of 37
+def test_the_fresh_figures_do_not_fall_below_the_first_measurement() -> None:
+    """A change to the model must not make the fresh corpus worse than meaning-1 was measured on
+    it, before any change made after it was written: macro-F1 0.884, urgent recall 0.882
+    (60 of 68), not-a-tip recall 0.711 (64 of 90)."""
+    figures = quality(corpus("fresh"), MODEL)
+    assert round(figures["macro_f1"], 3) >= 0.884
+    assert round(figures["urgent"]["recall"], 3) >= 0.882
+    assert round(figures["not_tip"]["recall"], 3) >= 0.711
