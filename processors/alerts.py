@@ -225,6 +225,10 @@ class AlertEngine:
             return severity, "credible_incident", f"Tin báo khẩn ({category})"
         if "tamper" in signals:
             return "P2", "device_tamper", "Thiết bị bị can thiệp (tamper)"
+        if tips and category and not self._office_hours(snapshot["updated_at_ms"]):
+            # Reported at night, nothing urgent: the morning shift reads it in the digest (by day
+            # the post sees its tips as they come; nothing pages for them)
+            return "P3", "night_report", f"Tin báo ngoài giờ ({category})"
         return None
 
     def _page_text(self, what: str, incident: dict[str, Any], snapshot: dict[str, Any]) -> str:
@@ -654,12 +658,17 @@ class AlertEngine:
         """P1s and the urgent kinds page now at any hour; the rest waits for office hours (the Zalo
         groups' own rule) and goes out in the digest."""
         urgent = self.config.page_any_hour
+        if alert["rule"] == "night_report" and not alert.get("paged"):
+            return "digest"  # for the morning shift, whatever its kind
         if alert["severity"] == "P1" or alert["rule"] in urgent.get("rules", ()) \
                 or alert.get("category") in urgent.get("categories", ()) or alert.get("paged"):
             return "now"
+        return "now" if self._office_hours(at) else "digest"
+
+    def _office_hours(self, at: int) -> bool:
         local_hour = (at + self.config.utc_offset_minutes * MINUTE_MS) // HOUR_MS % 24
         start, end = self.config.office_hours
-        return "now" if start <= local_hour < end else "digest"
+        return start <= local_hour < end
 
     def _office_start_after(self, at: int) -> int:
         """The next start of office hours (local time) after `at`."""

@@ -13,8 +13,6 @@ from tests.oncall import Scenario, judge, scenarios
 NOT_YET = {  # issue 34 is open: what the judgement still misses, and why
     "s24_bell_test_announced": "an announced test press is not linked to its bell: the press pages",
     "s25_bell_test_then_real_press": "an announced test press is not linked to its bell: the press pages",
-    "s28_drugs_boarding_house_night": "one non-urgent report below the credibility threshold is in no digest",
-    "s34_drunk_noise_boarding_house_2330": "one non-urgent report below the credibility threshold is in no digest",
 }
 ALL = scenarios()
 

@@ -160,8 +160,10 @@ def test_after_a_false_report_the_same_reporter_alone_pages_nobody_and_anyone_el
         urgent("p2", at(2, 20), "0912000111", shots), urgent("p3", at(2, 30), "0912000999", shots)])
     assert [a["rule"] for a in first.alerts] == ["urgent_report"] and judged.unapplied is None
     assert again.meaning.urgent  # the text still reads as urgent …
-    assert not [a for a in again.alerts if a["state"] == "raised"]  # … but the reporter's word alone pages nobody
+    # … but the reporter's word alone pages nobody (it waits for the morning shift's digest)
+    assert [(a["severity"], a["rule"], a["delivery"]) for a in again.alerts if a["state"] == "raised"] == [
+        ("P3", "night_report", "digest")]
     assert other.incident_id == again.incident_id  # someone else says it too: now it pages
-    assert [(a["state"], a["rule"]) for a in other.alerts if a["incident_id"] == other.incident_id] == [
-        ("raised", "urgent_report")]
+    assert [(a["state"], a["rule"], a["delivery"]) for a in other.alerts if a["incident_id"] == other.incident_id] == [
+        ("escalated", "urgent_report", "now")]  # the morning-shift line becomes a page
     assert not processor.reputation.discredited(None, COMMUNE, "sms")  # anonymous: no record, never discredited
