@@ -261,7 +261,7 @@ class AlertEngine:
         state["hour_count"] += 1
         sender = record.get("reporter_pseudonym") or record["event_id"]  # an anonymous tip is its own sender
         state["recent"] = [r for r in map(_recent_entry, state["recent"]) if r[0] > at - window] + [[at, sender]]
-        senders = len({who for _, who in state["recent"]})
+        senders = len({who for t, who in state["recent"] if t <= at})  # a tip read late counts what came before it
         expected = state["baseline"] * window / HOUR_MS
         threshold = max(self.config.spike_min_tips, math.ceil(self.config.spike_factor * expected + 1))
         if senders >= threshold and not self._p1_raised_since(state, at - window, at):

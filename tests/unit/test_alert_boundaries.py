@@ -216,6 +216,12 @@ def test_a_tip_a_full_window_old_no_longer_counts() -> None:
     assert [at for at, _ in alerts.communes[str(C)]["recent"]] == [T0 + 11 * M, T0 + 12 * M, T0 + 13 * M, T0 + 70 * M]
 
 
+def test_a_tip_read_late_counts_only_the_tips_before_it() -> None:
+    alerts = engine()
+    assert [alerts.on_tip(tip(T0 + 10 * H + i * M, reporter=f"rp_{i}")) for i in range(4)] == [[]] * 4
+    assert alerts.on_tip(tip(T0, reporter="rp_9")) == []  # a day-old tip: the four after it are not its window
+
+
 def test_a_spike_window_kept_before_senders_were_counts_each_old_tip_once() -> None:
     alerts = engine()
     alerts.communes[str(C)] = {"alerts": {}, "recent": [T0, T0 + M, T0 + 2 * M, T0 + 3 * M], "baseline": 0.0,
