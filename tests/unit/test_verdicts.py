@@ -167,3 +167,18 @@ def test_after_a_false_report_the_same_reporter_alone_pages_nobody_and_anyone_el
     assert [(a["state"], a["rule"], a["delivery"]) for a in other.alerts if a["incident_id"] == other.incident_id] == [
         ("escalated", "urgent_report", "now")]  # the morning-shift line becomes a page
     assert not processor.reputation.discredited(None, COMMUNE, "sms")  # anonymous: no record, never discredited
+
+
+def test_a_message_that_is_no_tip_moves_no_channel_or_reporter_rate_whatever_verdict_it_gets() -> None:
+    """Not a tip (a question about tạm trú): recorded, joined to nothing; a verdict on it waits
+    for a tip that never comes, and no channel's, commune's or reporter's rate counts it."""
+    from processors.meaning import MeaningModel
+    from streams.config import DEFAULT_MEANING_CONFIG
+
+    processor = EventProcessor(ProcessorState(), CREDIBILITY, ALERTING, meaning=MeaningModel.load(DEFAULT_MEANING_CONFIG))
+    question = tip("q1", at(9, 0), "cho hỏi thủ tục đăng ký tạm trú cho công nhân cần giấy tờ gì ạ",
+                   reporter_contact="0912000555")
+    asked, judged = run(processor, [question, verdict("v1", at(10, 0), "not_valuable", tip_event_id="q1",
+                                                      commune_code=COMMUNE)])
+    assert (asked.meaning.is_tip, asked.incident_id, judged.incident_id) == (False, None, None)
+    assert processor.reputation.counts == {}
