@@ -50,6 +50,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from processors.bell_tests import covers
 from processors.credibility import SIGNAL_LABELS
 from processors.geography import commune as commune_of
 from processors.staff import StaffRegistry
@@ -193,7 +194,7 @@ class AlertEngine:
         return out
 
     def _incident_rule(self, incident: dict[str, Any], snapshot: dict[str, Any]) -> tuple[str, str, str] | None:
-        signals = {m.get("sig") for m in incident["members"] if m["k"] == "device"}
+        signals = {m.get("sig") for m in incident["members"] if m["k"] == "device" and not m.get("test")}
         credibility = snapshot["credibility"]
         category = snapshot["category"]
         if "panic_pressed" in signals:
@@ -272,6 +273,24 @@ class AlertEngine:
             out += self._raise_or_escalate(state, commune, alert_id, "P2", "tip_spike", summary, at, None)
         self._save(commune, state)
         return out
+
+    def note_bell_test(self, commune: int, window: dict[str, Any]) -> None:
+        """Keep an announced bell test (processors.bell_tests) for the press it covers; at most
+        the eight latest, none whose window ended a day before the newest."""
+        state = self._state(commune)
+        tests = [t for t in state.get("tests", []) if t["to_ms"] > window["from_ms"] - DAY_MS] + [window]
+        state["tests"] = tests[-8:]
+        self._save(commune, state)
+
+    def is_announced_test(self, press: dict[str, Any]) -> bool:
+        """Whether this panic press is the test a message announced — which it then uses up."""
+        state = self._state(press["commune_code"])
+        test = next((t for t in state.get("tests", []) if covers(t, press)), None)
+        if test is None:
+            return False
+        state["tests"].remove(test)
+        self._save(press["commune_code"], state)
+        return True
 
     def on_device_signal(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """Track heartbeats; an offline or battery-low device joins the commune's P3 alert."""

@@ -102,6 +102,7 @@ def device_member(record: dict[str, Any]) -> dict[str, Any]:
         "e": record["event_id"], "t": record["occurred_at_ms"], "k": "device",
         "dev": record["device_id"], "sig": record["signal"], "site": record.get("site_kind"),
         "kind": record.get("device_kind"), "name": record.get("site_name"),
+        **({"test": True} if record.get("announced_test") else {}),  # an announced bell test: pages nobody
     }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.alerts import AlertConfig, AlertEngine
+from processors.bell_tests import announced_window
 from processors.credibility import CredibilityConfig, ReputationBook, chain_fingerprint, features, score_features
 from processors.dedup import ExactDedup
 from processors.incidents import MINUTE_MS, DedupConfig, IncidentClusterer, majority_category
@@ -95,8 +96,14 @@ class EventProcessor:
         meaning = self.meaning.read(record["text"], record.get("location_text"), record.get("category")) \
             if self.meaning is not None and event_type == "tip" else None
         if meaning is not None and not meaning.is_tip:  # a question, thanks, news: recorded, never an incident
+            window = announced_window(record["text"], record["occurred_at_ms"], self.alerting.config.utc_offset_minutes)
+            if window is not None:  # "bấm thử chuông lúc 9h–9h15": that press pages nobody
+                self.alerting.note_bell_test(record["commune_code"], window)
             return Result("accepted", alerts=self.tick(record["occurred_at_ms"]) if self.global_ticks else [],
                           meaning=meaning)
+        if event_type == "device_signal" and record["signal"] == "panic_pressed" \
+                and self.alerting.is_announced_test(record):
+            record = {**record, "announced_test": True}
         placed = meaning
         if meaning is not None and meaning.urgent and self.reputation.discredited(
                 record.get("reporter_pseudonym"), record["commune_code"], record.get("channel")):
