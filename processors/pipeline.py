@@ -170,7 +170,10 @@ class EventProcessor:
         self._watermark = max(self._watermark, now_ms)
         fired: list[dict[str, Any]] = []
         while self._due and self._due[0][0] <= self._watermark:
-            _, commune = heapq.heappop(self._due)
+            at, commune = heapq.heappop(self._due)
+            if self._scheduled.get(commune) != at:
+                continue  # superseded: the commune was scheduled for another moment since (re-pushing it
+                # would keep every stale entry alive, and the heap would grow with history)
             if self._overdue(commune):
                 fired += self.alerting.tick(commune, self._watermark)
                 if self._overdue(commune):  # a tick that leaves its commune due would loop here for ever
