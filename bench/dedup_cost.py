@@ -6,7 +6,7 @@ Feeds 1k, 10k and 100k tips of history (a province's communes, ~100 tips a day) 
 the processors, then times the next 2,000 tips. The baseline, run in the same process on
 the same tips, is contract parsing alone (what every tip costs anyway). Each history runs
 twice: without and with the meaning model (processors/meaning.py) reading every tip's text.
-On-call acks every page a minute after it is raised (an unanswered page is paged again until
+On-call acks every page a minute after it first pages (an unanswered page is paged again until
 somebody acts: years of them, never acked, would measure the alert state instead).
 """
 
@@ -51,10 +51,13 @@ def tips(n: int, offset: int, rng: random.Random) -> list[dict]:
     return out
 
 
-def handle(processor: EventProcessor, event_type: str, record: dict) -> None:
-    """The event, and on-call's ack of each page it raised, a minute later."""
+def handle(processor: EventProcessor, acked: set[str], event_type: str, record: dict) -> None:
+    """The event, and on-call's ack of each page it made (raised, or a morning-digest line that
+    became a P1/P2), a minute later."""
     for alert in processor.handle(event_type, record).alerts:
-        if alert["state"] == "raised" and alert["severity"] in ("P1", "P2"):
+        if alert["state"] in ("raised", "escalated") and alert["severity"] in ("P1", "P2") \
+                and alert["alert_id"] not in acked:
+            acked.add(alert["alert_id"])
             processor.handle("alert_action", {
                 "event_id": f"ack-{alert['alert_id']}", "occurred_at_ms": alert["at_ms"] + 60_000, "utc_offset_min": 420,
                 "commune_code": None, "legacy_commune_code": None, "alert_id": alert["alert_id"], "action": "ack",
@@ -69,15 +72,16 @@ def main() -> None:
     for history, meaning in ((h, m) for h in (1_000, 10_000, 100_000) for m in (None, model)):
         rng = random.Random(history)
         processor = EventProcessor(ProcessorState(), config, AlertConfig.load(DEFAULT_ALERT_CONFIG), meaning=meaning)
+        acked: set[str] = set()
         for event in tips(history, 0, rng):
-            handle(processor, *parse_contract(event, Pseudonymiser(key))[:2])
+            handle(processor, acked, *parse_contract(event, Pseudonymiser(key))[:2])
         probe = tips(2_000, history, rng)
         began = time.perf_counter()
         parsed = [parse_contract(e, Pseudonymiser(key))[:2] for e in probe]
         baseline = len(probe) / (time.perf_counter() - began)
         began = time.perf_counter()
         for event in probe:
-            handle(processor, *parse_contract(event, Pseudonymiser(key))[:2])
+            handle(processor, acked, *parse_contract(event, Pseudonymiser(key))[:2])
         rate = len(probe) / (time.perf_counter() - began)
         open_now = sum(len(s["open"]) for s in processor.state.communes.values())
         print(f"{history:>8,}  {'yes' if meaning else 'no':>7}  {rate:>8,.0f}  {baseline:>10,.0f}  "
