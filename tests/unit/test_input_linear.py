@@ -16,6 +16,7 @@ import pytest
 
 import processors.redaction
 import processors.validation
+from bench.redaction import fastest
 from processors.pseudonym import Pseudonymiser
 from processors.redaction import Redactor, contains_contact
 from processors.validation import InvalidEvent, check_rules, parse_contract
@@ -40,15 +41,6 @@ def fill(shape: str, size: int) -> str:
     """`size` characters: what stands before '|' once, then the rest over and over."""
     head, _, unit = shape.rpartition("|")
     return head + (unit * (size // len(unit) + 1))[:size - len(head)]
-
-
-def fastest(work: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def ratio(work: Callable[[str], Any], shape: str, size: int) -> float:
