@@ -51,7 +51,7 @@ def test_a_sample_of_the_on_call_scenarios_pages_live_as_offline(worker: WorkerP
 
     assert run_cli("publish", "-q", "-", input=jsonl(events)).returncode == 0
     wait_for(lambda: clickhouse.execute(f"SELECT uniqExact(event_id) FROM {events_table(settings.clickhouse_database)}"
-                                        " WHERE event_id IN %(ids)s", {"ids": ids})[0][0] == len(ids),
+                                        " WHERE event_id IN %(ids)s", {"ids": tuple(ids)})[0][0] == len(ids),
              120, "every scenario event in ClickHouse")
     begin = min(datetime.fromisoformat(e["occurred_at"]) for e in events).timestamp() * 1000
     end = max(datetime.fromisoformat(e["occurred_at"]) for e in events).timestamp() * 1000
@@ -67,5 +67,5 @@ def test_a_sample_of_the_on_call_scenarios_pages_live_as_offline(worker: WorkerP
 
     non_tips = [i for name in SAMPLE for i in chosen[name].expect["non_tips"]]
     joined = clickhouse.execute(f"SELECT count() FROM {settings.clickhouse_database}.incident_members "
-                                "WHERE event_id IN %(ids)s", {"ids": non_tips})[0][0]
+                                "WHERE event_id IN %(ids)s", {"ids": tuple(non_tips)})[0][0]
     assert len(non_tips) >= 7 and joined == 0

@@ -114,7 +114,8 @@ def test_a_dead_endpoint_delays_no_other_route_and_is_raised_when_given_up(
                 run_cli("alert", "resolve", alert_id, "--by", "ca-tinh-ha-tinh-truc-ban")
 
 
-NIGHT_TIPS = [  # five unrelated, non-urgent reports in half an hour: a tip spike (P2), held at night
+NIGHT_TIPS = [  # five unrelated, non-urgent reports in half an hour: a tip spike (P2) and five night
+    # reports (P3), all held at night
     ("gambling", "Có nhóm đánh bạc ăn tiền ở lán trại cuối xóm Bắc, thường tụ tập sau 22 giờ"),
     ("fraud", "Có người giả danh nhân viên điện lực gọi điện đòi tiền đóng phạt"),
     ("traffic", "Xe tải chở đất rơi vãi trên đường liên xã gây trơn trượt"),
@@ -148,9 +149,9 @@ def test_the_nights_digest_is_held_through_a_restart_and_sent_once_at_seven(
             "SELECT DISTINCT alert_id, rule, delivery FROM alerts FINAL WHERE commune_code = %(c)s "
             "AND toYear(at) = 2024 ORDER BY rule", {"c": HUONG_SON})
 
-    held_alerts = wait_for(lambda: len(held()) == 2 and held(), 60, "the two held alerts")
-    assert [(rule, delivery) for _, rule, delivery in held_alerts] == [("device_health", "digest"),
-                                                                       ("tip_spike", "digest")]
+    held_alerts = wait_for(lambda: len(held()) == 7 and held(), 60, "the seven held alerts")
+    assert [(rule, delivery) for _, rule, delivery in held_alerts] == [
+        ("device_health", "digest"), *[("night_report", "digest")] * 5, ("tip_spike", "digest")]
     digest_query = ("SELECT state, at_ms, route, summary FROM alerts FINAL WHERE commune_code = %(c)s "
                     "AND rule = 'morning_digest'")
     assert clickhouse.execute(digest_query, {"c": HUONG_SON}) == []
@@ -162,7 +163,7 @@ def test_the_nights_digest_is_held_through_a_restart_and_sent_once_at_seven(
     (digest,) = wait_for(lambda: clickhouse.execute(digest_query, {"c": HUONG_SON}), 60, "the morning digest")
     state, at_ms, route, summary = digest
     assert (state, at_ms, route) == ("raised", seven, "commune-post")
-    assert summary.startswith("Tổng hợp đầu giờ 07:00 06/05: 2 cảnh báo ngoài giờ chưa xử lý — ")
+    assert summary.startswith("Tổng hợp đầu giờ 07:00 06/05: 7 cảnh báo ngoài giờ chưa xử lý — ")
     assert all(alert_id in summary for alert_id, _, _ in held_alerts)
     pages = wait_for(lambda: [(headers["Idempotency-Key"], json.loads(body)) for headers, body, status
                               in webhook.requests if status == 200
