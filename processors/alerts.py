@@ -298,11 +298,13 @@ class AlertEngine:
         signal = record["signal"]
         if signal not in ("heartbeat", "offline", "battery_low"):
             return []
-        # The commune's earlier signals are all read: first everything due by now happens (the
-        # digest that un-holds last night's device alert, its quiet close, silent devices), as the
-        # offline run's ticks had it happen, however far behind the worker's timer is.
-        out = self.tick(commune, at)
         state = self._state(commune)
+        out: list[dict[str, Any]] = []
+        # Only what depends on device signals alone moves here (they arrive in order on this
+        # partition; actions take a hop and may still be on their way): silent devices.
+        if state["due"] is not None and at >= state["due"]:  # `due` is a lower bound: most signals stop here
+            out = self._report_silent(state, commune, at)  # the commune's earlier signals are all read
+            self._recompute_due(state)
         if signal == "heartbeat":
             state["devices"][device] = at
             self._due_by(state, int(at + self.config.heartbeat_missing_minutes * MINUTE_MS))

@@ -512,23 +512,3 @@ def test_an_alert_config_without_a_doc_line_parses() -> None:
     raw.pop("doc")
     assert AlertConfig.parse(json.dumps(raw)) == AlertConfig.load(DEFAULT_ALERT_CONFIG)
 
-
-def test_a_device_signal_first_brings_its_commune_to_its_own_time() -> None:
-    """Last night's battery alert is held for the 07:00 digest and closes quiet three hours later;
-    a worker whose timer has not ticked the commune since the night reads a battery_low at 13:07:
-    the digest, the quiet close and a new alert happen in that order, as offline."""
-    alerts = engine(AlertConfig.load(DEFAULT_ALERT_CONFIG))
-    night = T0 - 10 * H + 8 * M  # 00:08
-
-    def signal(at: int, device: str) -> list[dict[str, Any]]:
-        return alerts.on_device_signal({"commune_code": C, "occurred_at_ms": at, "device_id": device,
-                                        "signal": "battery_low"})
-
-    assert [(e["state"], e["delivery"]) for e in signal(night, "bell-5")] == [("raised", "digest")]
-    later = signal(T0 + 3 * H + 7 * M, "bell-11")  # 13:07, no tick since 00:08
-    assert [(e["rule"], e["state"], (e["at_ms"] - night) // M) for e in later] == [
-        ("morning_digest", "raised", 6 * 60 + 52),  # 07:00
-        ("device_health", "resolved", 9 * 60 + 52),  # 10:00: quiet since the digest was read
-        ("morning_digest", "resolved", 9 * 60 + 52),
-        ("device_health", "raised", 12 * 60 + 59)]  # 13:07: a new alert, not a line on the closed one
-    assert len({e["alert_id"] for e in later if e["rule"] == "device_health"}) == 2
