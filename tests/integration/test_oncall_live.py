@@ -5,17 +5,21 @@ messages that are not tips out of incidents, as offline."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from schemas import CODEC
-from sinks.clickhouse import events_table
+from sinks.clickhouse import connect, events_table
+from streams.config import Settings
 from streams.edge.kafka import read_topic
-from streams.ops.stack import WorkerProcess
+from streams.ops.stack import WorkerProcess, free_port_block
 from streams.topics import ALERTS
-from tests.conftest import jsonl, offline_run, run_cli, wait_for
+from tests.conftest import jsonl, offline_run, run_cli, stack_of_its_own, wait_for, webhook_env
 from tests.oncall import scenarios
 
 pytestmark = pytest.mark.integration
@@ -39,8 +43,23 @@ def raised(alerts: list[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
             if a["state"] == "raised" and a["rule"] != "morning_digest"}
 
 
-def test_a_sample_of_the_on_call_scenarios_pages_live_as_offline(worker: WorkerProcess, clickhouse: Any,
-                                                                 settings: Any) -> None:
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Settings]:
+    """A stack and worker of its own: the offline run starts from empty state, so must the worker
+    (the session's has other tests' verdicts in its reputations and base rates)."""
+    with stack_of_its_own(tmp_path) as (settings, receiver):
+        worker = WorkerProcess(tmp_path / "worker.log", env={
+            **os.environ, **webhook_env(receiver), "BINHYEN_METRICS_PORT": str(free_port_block(1))})
+        worker.start()
+        try:
+            yield settings
+        finally:
+            if worker.alive():
+                worker.stop()
+
+
+def test_a_sample_of_the_on_call_scenarios_pages_live_as_offline(fresh: Settings) -> None:
+    settings, clickhouse = fresh, connect(fresh, fresh.clickhouse_database)
     chosen = {s.name: s for s in scenarios() if s.name in SAMPLE}
     assert set(chosen) == set(SAMPLE)
     events = [e for i, name in enumerate(SAMPLE) for e in moved(chosen[name].events, 60 - 5 * i)]
