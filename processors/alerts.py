@@ -554,6 +554,17 @@ class AlertEngine:
             return None  # a page nobody answered never closes itself
         return int(alert.get("active", alert["updated"]) + minutes * MINUTE_MS)
 
+    def _quiet_by(self, state: dict[str, Any], alert: dict[str, Any], at: int) -> bool:
+        """Whether the alert has closed quiet by `at`, counting a digest due by then as read. The
+        digest comes from a tick that may lag behind this commune's device signals (offline too:
+        an event is handled before the tick at its time), so which alert a signal joins must not
+        depend on whether the tick came first; the close itself is left to the tick."""
+        digest = state.get("digest_at")
+        if alert.get("held") and digest is not None and digest <= at:
+            alert = {**alert, "held": False, "active": max(alert.get("active", digest), digest)}
+        quiet = self._quiet_until(alert)
+        return quiet is not None and quiet <= at
+
     def _send_digest(self, state: dict[str, Any], commune: int, now: int) -> list[dict[str, Any]]:
         """At the start of office hours, one page listing what was held overnight and is still open."""
         at = state.get("digest_at")
@@ -563,7 +574,7 @@ class AlertEngine:
                 and a.get("held")]  # not paged since (a P1 now) nor closed
         state["digest_at"] = None
         for alert in held:
-            alert.update(held=False, active=at)  # seen from now on: its quiet time starts here …
+            alert.update(held=False, active=max(alert.get("active", at), at))  # seen from now on: quiet from here …
             if alert["state"] != "acked" and alert["severity"] in PAGING and self.config.repage_minutes:
                 alert["deadline"] = self._deadline(alert, at)  # … and a page in it climbs like any other
                 self._due_by(state, alert["deadline"])
@@ -604,7 +615,7 @@ class AlertEngine:
         todays = [a for i, a in state["alerts"].items() if i == base or i.startswith(base + "-")]
         for alert in todays:
             out += self._resolve_if_quiet(state, alert, commune, at)
-        alert = next((a for a in todays if a["state"] in OPEN_STATES), None)
+        alert = next((a for a in todays if a["state"] in OPEN_STATES and not self._quiet_by(state, a, at)), None)
         if alert is not None:
             alert["summary"] = _append(alert["summary"], what)
             alert["active"] = max(alert.get("active", at), at)

@@ -512,3 +512,50 @@ def test_an_alert_config_without_a_doc_line_parses() -> None:
     raw.pop("doc")
     assert AlertConfig.parse(json.dumps(raw)) == AlertConfig.load(DEFAULT_ALERT_CONFIG)
 
+
+
+@pytest.mark.parametrize("ticked_first", [True, False], ids=["tick-first", "signal-first"])
+def test_a_device_signal_joins_the_same_alert_whether_or_not_the_digest_tick_came_first(ticked_first: bool) -> None:
+    """Last night's battery alert is held for the 07:00 digest and closes quiet three hours later; a
+    battery_low at 13:07 opens a new alert — also on a worker whose timer has not ticked the commune
+    since the night (the tick lags behind device signals under load; offline, an event is handled
+    before the tick at its time). Each alert's steps are the same in both orders."""
+    alerts = engine(AlertConfig.load(DEFAULT_ALERT_CONFIG))
+    night, later = T0 - 10 * H + 8 * M, T0 + 3 * H + 7 * M  # 00:08 and 13:07
+
+    def signal(at: int, device: str) -> list[dict[str, Any]]:
+        return alerts.on_device_signal({"commune_code": C, "occurred_at_ms": at, "device_id": device,
+                                        "signal": "battery_low"})
+
+    assert [(e["state"], e["delivery"]) for e in signal(night, "bell-5")] == [("raised", "digest")]
+    if ticked_first:
+        events = alerts.tick(C, later) + signal(later, "bell-11")
+    else:
+        events = signal(later, "bell-11") + alerts.tick(C, later)
+    by_alert: dict[str, list[tuple[Any, ...]]] = {}
+    for e in events:
+        by_alert.setdefault(e["alert_id"], []).append((e["rule"], e["state"], (e["at_ms"] - night) // M))
+    assert sorted(by_alert.values()) == [
+        [("device_health", "raised", 12 * 60 + 59)],  # 13:07: a new alert, not a line on the quiet one
+        [("device_health", "resolved", 9 * 60 + 52)],  # 10:00: quiet three hours after the digest was read
+        [("morning_digest", "raised", 6 * 60 + 52), ("morning_digest", "resolved", 9 * 60 + 52)]]  # 07:00
+
+
+@pytest.mark.parametrize("ticked_first", [True, False], ids=["tick-first", "signal-first"])
+def test_a_device_signal_after_the_digest_keeps_the_held_alert_open_until_three_hours_after_it(
+        ticked_first: bool) -> None:
+    """A battery_low at 08:00 joins last night's alert (un-held at 07:00) in either order, and the
+    alert is quiet from 08:00, not from the digest: it closes at 11:00."""
+    alerts = engine(AlertConfig.load(DEFAULT_ALERT_CONFIG))
+    night, morning = T0 - 10 * H + 8 * M, T0 - 2 * H  # 00:08 and 08:00
+
+    def signal(at: int, device: str) -> list[dict[str, Any]]:
+        return alerts.on_device_signal({"commune_code": C, "occurred_at_ms": at, "device_id": device,
+                                        "signal": "battery_low"})
+
+    signal(night, "bell-5")
+    if ticked_first:
+        alerts.tick(C, morning)
+    assert signal(morning, "bell-11") == []  # joined
+    closed = [e for e in alerts.tick(C, T0 + 2 * H) if e["rule"] == "device_health"]
+    assert [(e["state"], (e["at_ms"] - morning) // M) for e in closed] == [("resolved", 180)]
