@@ -3,7 +3,8 @@
 The log is the truth. The input topics give `events` (and, through the materialized views,
 the typed tables); the incidents and alerts topics are the processors' own output log and
 give `incidents`, `incident_members` and `alerts`. Rows are made by the same functions the
-workers use, so a rebuilt table equals the live one (apart from `ingested_at`).
+workers use, so a rebuilt table equals the live one (apart from `ingested_at`); a verdict that
+names no commune is recorded with its tip's (or incident's), as the workers record it.
 
 Steps: (1) a fresh database `<db>_replay` (and its `_private` beside it) gets every migration; (2) the log is read from the
 beginning up to each partition's high watermark (taken from fetch responses, not from
@@ -54,8 +55,13 @@ class ProjectionRows:
     """Turns log records into projection rows with the workers' row functions."""
 
     def __init__(self, client: Any, database: str, bounds: TimeBounds | None = None,
-                 check: EdgeCheck | None = None) -> None:
+                 check: EdgeCheck | None = None, communes: dict[str, int] | None = None) -> None:
         self.bounds, self.check = bounds, check
+        # "tip:<id>" / "incident:<id>" -> commune, from the log read so far: where a verdict that
+        # names no commune is counted, as the workers count it (a verdict read before its tip
+        # waits for the end of the log)
+        self.communes = {} if communes is None else communes
+        self.unplaced: list[tuple[Accepted, str, int, int, int]] = []
         incidents, members = incident_sinks(client)
         self.sinks: dict[str, TableSink] = {
             "events": event_sink(client, database), "incidents": incidents, "incident_members": members,
@@ -73,14 +79,38 @@ class ProjectionRows:
                 return False
             if topic == ALERTS:
                 self.sinks["alerts"].add(alert_row(record))
-            elif record["version"] >= self.latest.get(record["incident_id"], {}).get("version", -1):
-                self.latest[record["incident_id"]] = record
+            else:
+                self.communes[f"incident:{record['incident_id']}"] = record["commune_code"]
+                if record["version"] >= self.latest.get(record["incident_id"], {}).get("version", -1):
+                    self.latest[record["incident_id"]] = record
             return True
         verdict = triage(value, topic, self.bounds, written_ms, self.check)
         if not isinstance(verdict, Accepted):
             return False
-        self.sinks["events"].add(event_row(verdict.event_type, verdict.record, topic, partition, offset, now_s))
+        record = verdict.record
+        if verdict.event_type == "tip":
+            self.communes[f"tip:{record['event_id']}"] = record["commune_code"]
+        elif verdict.event_type == "feedback" and record.get("commune_code") is None:
+            if self._judged_commune(record) is None:
+                self.unplaced.append((verdict, topic, partition, offset, now_s))
+                return True
+            record = dict(record, commune_code=self._judged_commune(record))
+        self.sinks["events"].add(event_row(verdict.event_type, record, topic, partition, offset, now_s))
         return True
+
+    def _judged_commune(self, record: dict[str, Any]) -> int | None:
+        return self.communes.get(f"tip:{record.get('tip_event_id')}") or self.communes.get(
+            f"incident:{record.get('incident_id')}")
+
+    def finish(self) -> Counter[str]:
+        """At the end of the log: the verdicts read before their tip, placed now (or left with
+        none, when the log never had it), and the last rows."""
+        for verdict, topic, partition, offset, now_s in self.unplaced:
+            commune = self._judged_commune(verdict.record)
+            record = verdict.record if commune is None else dict(verdict.record, commune_code=commune)
+            self.sinks["events"].add(event_row(verdict.event_type, record, topic, partition, offset, now_s))
+        self.unplaced = []
+        return self.flush()
 
     def flush(self) -> Counter[str]:
         for snapshot in self.latest.values():
@@ -159,9 +189,11 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
     migrate(settings, database=fresh)
     reader = LogReader(settings)
     try:
+        communes: dict[str, int] = {}  # kept from the rebuild into the tail
+
         def into(database: str, phase: str) -> int:
             client = connect(settings, database, **sync)
-            rows = ProjectionRows(client, database, settings.time_bounds, settings.edge_check())
+            rows = ProjectionRows(client, database, settings.time_bounds, settings.edge_check(), communes)
 
             def handle(records: list[Any]) -> None:
                 now_s = int(time.time())
@@ -171,7 +203,9 @@ def replay(settings: Settings, progress: Callable[[str, int, int | None], None])
                         report.skipped += 1
                 report.rows.update(rows.flush())
 
-            return reader.read_to_end(handle, lambda done, total: progress(phase, done, total))
+            read = reader.read_to_end(handle, lambda done, total: progress(phase, done, total))
+            report.rows.update(rows.finish())
+            return read
 
         report.records = into(fresh, "rebuilding")
         swap_projections(connect(settings, live), live, fresh, cluster)

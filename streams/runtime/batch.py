@@ -268,8 +268,12 @@ class BatchStep:
     def _accept(self, out: BatchOutput, incidents: dict[str, dict[str, Any]], message: Message,
                 accepted: Accepted, now_ms: int) -> None:
         record = accepted.record
+        judged = None  # a verdict that names no commune belongs to its tip's (or incident's)
+        if accepted.event_type == "feedback" and record.get("commune_code") is None and self.processor is not None:
+            judged = self.processor.commune_of(record)
         if self.record_events and message.topic != COMMUNE_CONTROL:  # a forwarded action was recorded already
-            out.row("events", event_row(accepted.event_type, record, message.topic, message.partition,
+            recorded = record if judged is None else dict(record, commune_code=judged)  # counted where it belongs
+            out.row("events", event_row(accepted.event_type, recorded, message.topic, message.partition,
                                         message.offset, now_ms // 1000))
         if accepted.event_type == "alert_action" and message.topic == ALERT_ACTIONS:
             commune = commune_of_alert(record["alert_id"])
@@ -278,12 +282,10 @@ class BatchStep:
             return
         if self.processor is None:
             return
-        if accepted.event_type == "feedback" and record.get("commune_code") is None:
-            commune = self.processor.commune_of(record)
-            if commune is not None:  # to the worker that holds the commune of the tip or incident judged
-                forwarded = CODEC.encode("feedback", dict(record, commune_code=commune))
-                out.records.append((COMMUNE_CONTROL, str(commune).encode(), forwarded))
-                return
+        if judged is not None:  # to the worker that holds the commune of the tip or incident judged
+            out.records.append((COMMUNE_CONTROL, str(judged).encode(),
+                                CODEC.encode("feedback", dict(record, commune_code=judged))))
+            return
         self._route_state_to(message)
         try:
             result = self.processor.handle(accepted.event_type, record)

@@ -138,3 +138,33 @@ def test_events_after_apply_reach_the_jurisdictions_copies(applied: dict[str, st
              == [[f"jur-{applied['tag']}b-tip-{PHUOC_LONG}"]], 60, "the new tip in the commune's copy")
     _, data = rows(query(f"SELECT commune_code FROM alerts FINAL WHERE incident_id != '' AND at >= now() - 600"))
     assert {int(d[0]) for d in data} == {PHUOC_LONG}
+
+
+def test_a_verdict_without_a_commune_counts_in_its_tips_commune(applied: dict[str, str], settings: Any,
+                                                                clickhouse: Any) -> None:
+    """Upstream systems may judge a tip by its id alone: the verdict is stored with the tip's
+    commune (its `events` row, then `feedback`), so the post sees it and `valuable_ratio` counts it."""
+    at = datetime.now(VN).replace(microsecond=0).isoformat()
+    verdicts = [{"type": "feedback", "event_id": f"jur-{applied['tag']}-verdict-{commune}", "occurred_at": at,
+                 "tip_event_id": f"jur-{applied['tag']}-tip-{commune}", "verdict": "valuable"}
+                for commune in (PHUOC_LONG, DAT_DO)]
+    assert run_cli("publish", "-q", "-", input=jsonl(verdicts)).returncode == 0
+    ids = tuple(v["event_id"] for v in verdicts)
+    wait_for(lambda: len(clickhouse.execute("SELECT event_id FROM feedback FINAL WHERE event_id IN %(ids)s",
+                                            {"ids": ids})) == 2, 60, "both verdicts in feedback")
+    stored = clickhouse.execute("SELECT event_id, commune_code FROM feedback FINAL WHERE event_id IN %(ids)s "
+                                "ORDER BY event_id", {"ids": ids})
+    assert stored == [(ids[1], DAT_DO), (ids[0], PHUOC_LONG)]
+    recorded = clickhouse.execute("SELECT event_id, commune_code, province_code FROM binhyen_private.events FINAL "
+                                  "WHERE event_id IN %(ids)s ORDER BY event_id", {"ids": ids})
+    assert recorded == [(ids[1], DAT_DO, 79), (ids[0], PHUOC_LONG, 96)]
+    query = client_as(settings, "t_xa_phuoc_long", "binhyen_c31867")
+    wait_for(lambda: rows(query(f"SELECT event_id, commune_code, verdict FROM feedback FINAL "
+                                f"WHERE event_id LIKE 'jur-{applied['tag']}-verdict-%'"))[1]
+             == [[ids[0], PHUOC_LONG, "valuable"]], 60, "the verdict in the commune's copy, and only its own")
+    expected = clickhouse.execute("SELECT count(), countIf(verdict = 'valuable') FROM feedback FINAL "
+                                  "WHERE commune_code = %(c)s AND toDate(occurred_at) BETWEEN toDate('2025-01-01') "
+                                  "AND toDate('2030-12-31')", {"c": PHUOC_LONG})[0]  # the query's default range
+    columns, data = rows(query(catalog()["valuable_ratio"].sql))
+    assert [(int(r["commune_code"]), int(r["verdicts"]), int(r["valuable"])) for r in
+            (dict(zip(columns, row)) for row in data)] == [(PHUOC_LONG, *expected)]

@@ -84,12 +84,36 @@ def test_the_worker_forwards_a_verdict_without_a_commune_to_the_tips_commune() -
     step.run([message(TIPS, named_tip("t1", at(10, 0), "0912000111"), 1)], 0)
     out = step.run([message(FEEDBACK, verdict("v1", at(12, 0), tip_event_id="t1"), 2)], 0)
     assert [(topic, key) for topic, key, _ in out.records] == [(COMMUNE_CONTROL, str(COMMUNE).encode())]
+    assert [(row[0], row[5]) for row in out.rows["events"]] == [("v1", COMMUNE)]  # counted where its tip is
     forwarded = CODEC.decode(out.records[0][2])[1]
     assert forwarded["commune_code"] == COMMUNE and forwarded["event_id"] == "v1"
     applied = step.run([Message(COMMUNE_CONTROL, 0, 3, out.records[0][2])], 0)
     incidents = [CODEC.decode(value)[1] for topic, _, value in applied.records if topic == "binhyen.incidents.v1"]
     assert [i["reasons"][0]["signal"] for i in incidents] == ["officer_valuable"]
     assert "events" not in applied.rows  # recorded once, when it first arrived
+
+
+def test_a_replay_records_a_verdict_without_a_commune_in_its_tips_commune_even_read_before_it() -> None:
+    """`binhyen replay` rebuilds `events` from the log, where a verdict may come before its tip
+    (another topic, another partition): it is placed when the tip is read, at the latest at the end."""
+    from streams.ops.replay import ProjectionRows
+
+    def value(event: dict[str, Any]) -> bytes:
+        event_type, record, _ = parse_contract(event, KEY)
+        return CODEC.encode(event_type, record)
+
+    rows = ProjectionRows(None, "binhyen")
+    assert rows.add(FEEDBACK, 0, 1, value(verdict("v-early", at(12, 0), tip_event_id="t-late")), 0)
+    assert rows.add(TIPS, 0, 1, value(named_tip("t-early", at(9, 0), "0912000111")), 0)
+    assert rows.add(FEEDBACK, 0, 2, value(verdict("v-late", at(12, 5), tip_event_id="t-early")), 0)
+    assert rows.add(FEEDBACK, 0, 3, value(verdict("v-lost", at(12, 5), tip_event_id="t-never")), 0)
+    assert [(row[0], row[5]) for row in rows.sinks["events"].rows] == [("t-early", COMMUNE), ("v-late", COMMUNE)]
+    assert rows.add(TIPS, 0, 2, value(named_tip("t-late", at(10, 0), "0912000222")), 0)
+    rows.sinks["events"].rows.clear()
+    for sink in rows.sinks.values():
+        sink.flush = lambda: 0  # type: ignore[method-assign]  # no database here: look at the queued rows
+    rows.finish()
+    assert [(row[0], row[5]) for row in rows.sinks["events"].rows] == [("v-early", COMMUNE), ("v-lost", 0)]
 
 
 def test_origins_are_forgotten_after_a_year() -> None:
