@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from processors.alerts import AlertConfig  # noqa: E402
 from processors.credibility import CredibilityConfig  # noqa: E402
 from processors.credibility_fit import fit, quality, rescored  # noqa: E402
-from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG  # noqa: E402
+from processors.meaning import MeaningModel  # noqa: E402
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG  # noqa: E402
 from streams.sim.scored import Scored, score_simulation  # noqa: E402
 from streams.sim.simulator import POPULATIONS, VN, SimConfig, simulate  # noqa: E402
 
@@ -33,7 +34,7 @@ START = datetime(2025, 3, 1, tzinfo=VN)
 def scored(days: int, seed: int, population: str, province: int = 96) -> Scored:
     simulation = simulate(SimConfig(province, days=days, seed=seed, population=POPULATIONS[population], start=START))
     return score_simulation(simulation, CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
-                            AlertConfig.load(DEFAULT_ALERT_CONFIG))
+                            AlertConfig.load(DEFAULT_ALERT_CONFIG), MeaningModel.load(DEFAULT_MEANING_CONFIG))
 
 
 def plot(pairs: list[tuple[float, bool]], path: Path, title: str, label: str) -> None:

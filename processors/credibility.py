@@ -29,7 +29,7 @@ import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from processors.text import content_tokens, locators
 
@@ -187,6 +187,27 @@ def features(incident: dict[str, Any], reputation: ReputationBook, chain_commune
         if final != "duplicate":
             values[f"officer_{final}"] = 1.0
     return {name: value for name, value in values.items() if value}
+
+
+Sample = tuple[dict[str, float], bool]  # (features when scored, judged valuable)
+JUDGED = (VALUABLE, *NOT_VALUABLE)  # a duplicate says nothing of the report
+
+
+class ScoredTip(NamedTuple):
+    """What the scorer saw when a tip joined its incident (the stack's `tip_scores` row)."""
+
+    at_ms: int
+    features: dict[str, float]
+    channel: str
+
+
+def judged(scored: dict[str, ScoredTip], verdicts: dict[str, str], since_ms: int = 0,
+           until_ms: int = 2**62) -> list[Sample]:
+    """(features, valuable) of the tips of [since, until) with a verdict that judges the report,
+    in the order of the tips (the fit holds the latest back)."""
+    tips = sorted((tip.at_ms, tip_id) for tip_id, tip in scored.items()
+                  if since_ms <= tip.at_ms < until_ms and verdicts.get(tip_id) in JUDGED)
+    return [(scored[tip_id].features, verdicts[tip_id] == VALUABLE) for _, tip_id in tips]
 
 
 def score_features(values: dict[str, float], config: CredibilityConfig) -> tuple[float, list[dict[str, Any]]]:

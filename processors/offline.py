@@ -16,7 +16,7 @@ from typing import Any
 from datetime import datetime, timedelta, timezone
 
 from processors.alerts import AlertConfig
-from processors.credibility import CredibilityConfig
+from processors.credibility import CredibilityConfig, Sample, ScoredTip, judged
 from processors.dedup import ExactDedup
 from processors.meaning import MeaningModel
 from processors.pipeline import EventProcessor, ProcessorState
@@ -37,6 +37,8 @@ class OfflineRun:
     incidents: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest snapshot by id
     watermark_ms: int = 0
     alert_events: int = 0
+    scored: dict[str, ScoredTip] = field(default_factory=dict)  # tip id -> what its score was computed from
+    verdicts: dict[str, tuple[int, str]] = field(default_factory=dict)  # tip id -> (at, the latest verdict)
 
     @classmethod
     def create(cls, pseudonyms: Pseudonymiser, credibility: CredibilityConfig, alerting: AlertConfig,
@@ -85,6 +87,7 @@ class OfflineRun:
                     "reason": result.unapplied}, result.alerts
         for snapshot in result.incidents:
             self.incidents[snapshot["incident_id"]] = snapshot
+        self._note_scoring(event_type, record, result.joined)
         out: dict[str, Any] = {"kind": "event", "event_id": event_id, "type": event_type, "status": result.status}
         if result.status == "duplicate":
             out["reason"] = f"event_id {event_id} already seen at line {self.first_line.get(event_id, '?')}"
@@ -101,6 +104,21 @@ class OfflineRun:
                 out["credibility"] = current["credibility"]
                 out["reasons"] = current["reasons"]
         return out, result.alerts
+
+    def _note_scoring(self, event_type: str, record: dict[str, Any], joined: dict[str, Any] | None) -> None:
+        """What a credibility fit reads on the stack: each tip's features when scored, and the
+        latest verdict on it."""
+        if joined is not None:
+            self.scored[record["event_id"]] = ScoredTip(
+                record["occurred_at_ms"], {f["signal"]: f["value"] for f in joined["features"]}, record["channel"])
+        elif event_type == "feedback" and record.get("tip_event_id"):
+            latest = self.verdicts.get(record["tip_event_id"])
+            if latest is None or latest[0] <= record["occurred_at_ms"]:
+                self.verdicts[record["tip_event_id"]] = (record["occurred_at_ms"], record["verdict"])
+
+    def judged(self, since_ms: int = 0, until_ms: int = 2**62) -> list[Sample]:
+        """(features when scored, valuable) of the tips of [since, until) officers judged, in tip order."""
+        return judged(self.scored, {tip: verdict for tip, (_, verdict) in self.verdicts.items()}, since_ms, until_ms)
 
 
 def alert_line(alert: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from datetime import datetime
+from datetime import date, datetime
 from collections import Counter
 from enum import Enum
 from pathlib import Path
@@ -25,6 +25,7 @@ from streams.config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from streams.edge.publisher import Publisher
+    from streams.ops.credibility import Period
 
 app = typer.Typer(
     add_completion=False,
@@ -228,6 +229,8 @@ def _dry_run(publisher: "Publisher", file: str) -> None:
 def process(
     input: Annotated[str, typer.Option("--input", "-i", help="JSONL input, or - for standard input.")],
     output: Annotated[str, typer.Option("--output", "-o", help="JSONL output file, or - for standard output.")],
+    credibility: Annotated[Path | None, typer.Option(
+        help="Score with this credibility config (a candidate from `credibility fit`) instead of the live one.")] = None,
 ) -> None:
     """Run the processors offline over a JSONL file (no broker, no database)."""
     import secrets
@@ -241,8 +244,13 @@ def process(
     except ConfigError:
         # Offline output carries no pseudonyms; a per-run key keeps reporters apart within the run.
         key = secrets.token_bytes(32)
-    run = OfflineRun.create(Pseudonymiser(key), settings.credibility_config(), settings.alert_config(),
-                            settings.meaning_model(), settings.staff_registry())
+    scorer = settings.credibility_config()
+    if credibility is not None:
+        from streams.ops.credibility import load_candidate
+
+        scorer = load_candidate(credibility)
+    run = OfflineRun.create(Pseudonymiser(key), scorer, settings.alert_config(), settings.meaning_model(),
+                            settings.staff_registry())
     lines = (json.dumps(line, ensure_ascii=False) + "\n" for line in run.process(_input_lines(input)))
     if output == "-":
         sys.stdout.writelines(lines)
@@ -445,28 +453,49 @@ def reprocess(
                       f"the previous projections are kept in {reprocessing.clickhouse_database}", markup=False)
 
 
+HISTORY_HELP = "An exported history (contract JSON lines, as `binhyen process` reads): scored offline, no stack."
+
+
 @credibility_app.command("fit")
 def credibility_fit(
-    since: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="First day of tips to learn from (YYYY-MM-DD).")],
-    until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"],
-                                            help="Day after the last (YYYY-MM-DD); keep later days to judge it.")],
+    since: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="First day of tips to learn from (YYYY-MM-DD); with --input, default the first.")] = None,
+    until: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d"], help="Day after the last (YYYY-MM-DD); keep later days to judge it.")] = None,
     version: Annotated[str | None, typer.Option(help="The new config's version (default: the live one's next, e.g. cred-3).")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Where to write it (default: infra/config/credibility.vN.json).")] = None,
     prior_strength: Annotated[float, typer.Option(min=0.0, help="How strongly the live weights hold (more: fewer moves).")] = 20.0,
+    input: Annotated[str | None, typer.Option("--input", "-i", help=HISTORY_HELP)] = None,
 ) -> None:
-    """Fit the weights to officers' verdicts, from the live ones; writes a new config, changes no score."""
+    """Fit the weights to officers' verdicts, from the live ones; writes a new config, changes no score.
+    The latest fifth of the verdicts is held back: a fit worse on it than the live weights is refused."""
     from streams.ops import credibility as ops
 
-    period = ops.Period(since.date(), until.date())
-    current, candidate, path = ops.fit_from_verdicts(_settings(), period, version, out_path, prior_strength)
+    period = _period(since, until, required=input is None)
+    current, candidate, path = ops.fit_from_verdicts(_settings(), period, version, out_path, prior_strength,
+                                                     None if input is None else _input_lines(input))
     figures = candidate.fit or {}
+    fitted_on = ops.Period(date.fromisoformat(figures["since"]), date.fromisoformat(figures["until"]))
     out.print(f"fitted {candidate.version} from {current.version} on {figures['verdicts']} verdicts "
-              f"({figures['valuable']} valuable) on tips of {period}: log-loss {figures['log_loss_before']:.4f} -> "
-              f"{figures['log_loss_after']:.4f}; wrote {path}", markup=False)
+              f"({figures['valuable']} valuable) on tips of {fitted_on} in {figures['steps']} steps: log-loss {figures['log_loss_before']:.4f} -> "
+              f"{figures['log_loss_after']:.4f}; on the latest {figures['held_back']} verdicts, held back from the fit: "
+              f"{figures['held_back_log_loss_before']:.4f} -> {figures['held_back_log_loss_after']:.4f}; wrote {path}",
+              markup=False)
     for name, before, after in ops.moved_most(current, candidate):
         out.print(f"  {name:<24}{before:>8.2f} -> {after:.2f}", markup=False)
+    again = f" --input {input}" if input is not None else ""
     out.print(f"nothing scores with it yet: judge it on later days with `binhyen credibility report {path} "
-              f"--since {until.date()} --until …`, then `binhyen credibility promote {path}`", markup=False)
+              f"--since {figures['until']} --until …{again}`, then `binhyen credibility promote {path}`", markup=False)
+
+
+def _period(since: datetime | None, until: datetime | None, required: bool) -> "Period | None":
+    from streams.ops.credibility import Period
+
+    if since is None and until is None and not required:
+        return None
+    if since is None or until is None:
+        raise ConfigError("give both --since and --until (YYYY-MM-DD)" + ("" if required else ", or neither"))
+    return Period(since.date(), until.date())
 
 
 @credibility_app.command("report")
@@ -476,16 +505,22 @@ def credibility_report(
     until: Annotated[datetime, typer.Option(formats=["%Y-%m-%d"], help="Day after the last held-out day.")],
     plot_path: Annotated[Path | None, typer.Option("--plot", help="Write the reliability diagram here (PNG).")] = None,
     open_hours: Annotated[int, typer.Option(min=1, help="Incidents updated this many hours before the newest count as open.")] = 24,
+    input: Annotated[str | None, typer.Option("--input", "-i", help=HISTORY_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Exit 0 even if the candidate is worse on these days.")] = False,
 ) -> None:
-    """Compare the live config and a candidate on verdicts the candidate was not fitted on."""
+    """Compare the live config and a candidate on verdicts the candidate was not fitted on; exits 2
+    if the candidate predicts them worse (log-loss), unless --force."""
     from streams.ops import credibility as ops
 
-    result = ops.report(_settings(), ops.load_candidate(candidate), ops.Period(since.date(), until.date()), open_hours)
+    result = ops.report(_settings(), ops.load_candidate(candidate), ops.Period(since.date(), until.date()), open_hours,
+                        None if input is None else _input_lines(input))
     for line in ops.lines(result):
         out.print(line, markup=False)
     if plot_path is not None:
         ops.plot(result, plot_path)
         out.print(f"reliability diagram: {plot_path}", markup=False)
+    if result.worse and not force:
+        raise ConfigError(result.refusal())
 
 
 @credibility_app.command("promote")

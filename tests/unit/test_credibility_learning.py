@@ -1,6 +1,7 @@
-"""Credibility that learns from verdicts: the fit, the judging figures, the population matrix
-(fitted on ten simulated days, judged on the next four against the simulator's truth),
-reputation that turns, and a fresh province scored from the priors alone."""
+"""Credibility that learns from verdicts: the fit and its refusals, the judging figures, the
+population matrix (bench/credibility_matrix.py at its fast sizes: the simulator's populations,
+stressed, and population B from another hand), reputation that turns, and a fresh province
+scored from the priors alone."""
 
 from __future__ import annotations
 
@@ -10,22 +11,25 @@ import random
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
+import numpy as np
 import pytest
 
+from processors import credibility_fit
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig, ReputationBook, features, score_features
 from processors.credibility_fit import (
-    FitError, fit, fitted_signals, moved_most, quality, rescored, roc_auc, severity_changes,
+    FitError, PenalisedLogLoss, fit, fitted_signals, moved_most, quality, rescored, roc_auc, severity_changes,
 )
-from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG
-from streams.sim.scored import score_simulation
+from processors.meaning import MeaningModel
+from bench.credibility_matrix import CASES, judge
+from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG
+from streams.sim.scored import FitJudged, score_simulation
 from streams.sim.simulator import POPULATIONS, VN, Population, SimConfig, simulate
 
 SHIPPED = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
 ALERTING = AlertConfig.load(DEFAULT_ALERT_CONFIG)
+MEANING = MeaningModel.load(DEFAULT_MEANING_CONFIG)
 START = datetime(2025, 3, 1, tzinfo=VN)
-DAY_MS = 86_400_000
-CUT_MS = int(START.timestamp() * 1000) + 10 * DAY_MS  # fitted on days 1-10, judged on days 11-14
 
 
 def synthetic(n: int, seed: int = 1) -> list[tuple[dict[str, float], bool]]:
@@ -40,14 +44,16 @@ def synthetic(n: int, seed: int = 1) -> list[tuple[dict[str, float], bool]]:
 
 
 def test_a_fit_moves_the_weights_the_verdicts_support_and_keeps_names_and_officer_signals() -> None:
-    fitted = fit(synthetic(4000), SHIPPED, "cred-test", about={"since": "2025-03-01", "until": "2025-03-11"})
+    fitted = fit(synthetic(5000), SHIPPED, "cred-test", about={"since": "2025-03-01", "until": "2025-03-11"})
     scale = SHIPPED.calibration_scale
     assert fitted.version == "cred-test" and set(fitted.weights) == set(SHIPPED.weights)
     assert 2.6 < scale * fitted.weights["attachments"] < 3.4  # the truth is 3.0 (shipped: 1.54)
     assert scale * fitted.weights["specificity"] < 0.5 * scale * SHIPPED.weights["specificity"]
     assert all(fitted.weights[name] == SHIPPED.weights[name] for name in
                ("officer_valuable", "officer_not_valuable", "officer_false_report"))
-    assert fitted.fit is not None and fitted.fit["verdicts"] == 4000 and fitted.fit["from"] == SHIPPED.version
+    assert fitted.fit is not None and fitted.fit["from"] == SHIPPED.version
+    assert (fitted.fit["verdicts"], fitted.fit["held_back"]) == (5000, 1000)  # fitted on the first 4,000
+    assert fitted.fit["held_back_log_loss_after"] < fitted.fit["held_back_log_loss_before"]
     assert fitted.fit["log_loss_after"] < fitted.fit["log_loss_before"] and fitted.fit["until"] == "2025-03-11"
     assert (fitted.reputation_memory, fitted.prior_valuable, fitted.calibration_scale) == (
         SHIPPED.reputation_memory, SHIPPED.prior_valuable, SHIPPED.calibration_scale)
@@ -66,6 +72,57 @@ def test_few_verdicts_stay_near_the_priors_and_too_few_are_refused() -> None:
         fit(synthetic(29), SHIPPED, "cred-x")
     with pytest.raises(FitError, match=r"^40 verdicts \(40 valuable\) are too few to fit"):
         fit([({"base_rate": 0.0}, True)] * 40, SHIPPED, "cred-x")
+
+
+def nearly_separable(n: int, seed: int) -> list[tuple[dict[str, float], bool]]:
+    """A province where many reporters mean a rumour: only specific reports by one or two people
+    are real — far from the shipped weights, and nearly separable."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        reporters = rng.choice([1, 1, 1, 2, 3, 6, 12])
+        values = {"base_rate": 0.3, "independent_reporters": float(reporters),
+                  "specificity": rng.choice([0.0, 1.0]), "vague_text": rng.choice([0.0, 1.0])}
+        out.append((values, values["specificity"] > 0.5 and reporters < 3))
+    return out
+
+
+def plain_newton(samples: list[tuple[dict[str, float], bool]], steps: int = 12) -> list[float]:
+    """The penalised objective along plain Newton steps (no step control): what the fit once did."""
+    objective = PenalisedLogLoss(samples, SHIPPED, fitted_signals(SHIPPED), 20.0)
+    theta, values = objective.theta0.copy(), []
+    for _ in range(steps):
+        value, gradient = objective.value(theta)
+        values.append(value)
+        theta = theta - np.linalg.solve(objective.hessian(theta), gradient)
+    return values
+
+
+def test_where_plain_newton_steps_diverge_the_fit_converges_and_improves() -> None:
+    samples = nearly_separable(1500, seed=0)
+    path = plain_newton(samples[:1200])
+    assert path[-1] > 10 * path[0]  # plain steps overshoot and never come back
+    fitted = fit(samples, SHIPPED, "cred-sep")
+    assert fitted.fit is not None and fitted.fit["steps"] <= 50
+    assert fitted.fit["log_loss_after"] < fitted.fit["log_loss_before"] / 10
+    assert fitted.fit["held_back_log_loss_after"] < fitted.fit["held_back_log_loss_before"] / 10
+    objective = PenalisedLogLoss(samples[:1200], SHIPPED, fitted_signals(SHIPPED), 20.0)
+    assert objective.value(objective.theta_of(fitted))[0] < path[0]
+
+
+def test_a_fit_worse_on_the_held_back_verdicts_is_refused_and_one_that_cannot_converge_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attachments meant a real report for weeks, then a prankster group learnt to attach photos:
+    fitted on the weeks, the candidate predicts the latest fifth worse than the shipped weights."""
+    turned = [(features, not real) if features["attachments"] else (features, real)
+              for features, real in synthetic(400, seed=3)]
+    with pytest.raises(FitError, match=r"^cred-x refused: on the latest 400 verdicts \(held back from the fit\) "
+                                       r"its log-loss (\d\.\d{4}) is worse than cred-2's (\d\.\d{4}); keep cred-2"):
+        fit(synthetic(1600) + turned, SHIPPED, "cred-x")
+    monkeypatch.setattr(credibility_fit, "MAX_STEPS", 1)
+    with pytest.raises(FitError, match=r"^the fit did not converge in 1 steps \(.+\); keep cred-2, or raise "
+                                       r"--prior-strength$"):
+        fit(nearly_separable(1500, seed=0), SHIPPED, "cred-x")
 
 
 def test_moved_most_and_severity_changes() -> None:
@@ -93,45 +150,45 @@ def test_roc_auc_and_quality_figures() -> None:
         quality([])
 
 
-MATRIX = ("default", "spam-heavy", "few-reliable", "hotline-province", "rumour-storm")
-
-
-def judge(name: str) -> tuple[float, float, int, int]:
-    """(hand-set AUC, fitted AUC, verdicts fitted on, incidents judged) of one population, Cà Mau,
-    14 days, seed 2: fitted on days 1-10, judged on days 11-14."""
-    scored = score_simulation(simulate(SimConfig(96, days=14, seed=2, population=POPULATIONS[name], start=START)),
-                              SHIPPED, ALERTING)
-    train = scored.judged(until_ms=CUT_MS)
-    fitted = fit(train, SHIPPED, f"cred-{name}")
-    held_out = scored.truth(since_ms=CUT_MS)
-    return quality(rescored(held_out, SHIPPED)).auc, quality(rescored(held_out, fitted)).auc, len(train), len(held_out)
-
-
 @pytest.fixture(scope="module")
-def judged_populations() -> dict[str, tuple[float, float, int]]:
-    """(hand-set AUC, fitted AUC, verdicts fitted on) per population; two at a time (each is
-    seconds of pure Python, and the unit tests leave the second core idle)."""
-    names = (*MATRIX, "sparse-verdicts")
+def matrix() -> dict[str, FitJudged]:
+    """Every case of bench/credibility_matrix.py at its fast sizes, two at a time (each is seconds
+    of pure Python, and the unit tests leave the second core idle)."""
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        judged = dict(zip(names, pool.map(judge, names)))
-    assert all(held_out >= 200 for _, _, _, held_out in judged.values()), judged
-    return {name: (hand, fitted, verdicts) for name, (hand, fitted, verdicts, _) in judged.items()}
+        return dict(zip(CASES, pool.map(judge, CASES, chunksize=5)))  # the default province's five cases together
 
 
-@pytest.mark.parametrize("population", MATRIX)
-def test_the_fitted_model_holds_on_held_out_days_of_each_population(
-        judged_populations: dict[str, tuple[float, float, int]], population: str) -> None:
-    hand, fitted, verdicts = judged_populations[population]
-    assert verdicts >= 700
-    assert fitted >= 0.92, f"{population}: fitted AUC {fitted:.3f} on held-out days"
-    assert fitted >= hand - 0.01, f"{population}: fitted {fitted:.3f} vs hand-set {hand:.3f}"
+@pytest.mark.parametrize("case", CASES)
+def test_a_fit_never_makes_the_held_out_scores_worse(matrix: dict[str, FitJudged], case: str) -> None:
+    """Fitted on the first part's verdicts, judged on the rest's truth: never below the shipped
+    weights' ROC-AUC − 0.005 — on the simulator's populations, under stress, and on population B,
+    which nobody here tuned to."""
+    got = matrix[case]
+    assert got.shipped.valuable >= 15 and got.shipped.samples - got.shipped.valuable >= 15, got  # enough to judge
+    assert got.fitted.auc >= got.shipped.auc - 0.005, f"{case}: fitted {got.fitted.auc:.3f}, shipped {got.shipped.auc:.3f}"
 
 
-def test_with_sparse_verdicts_the_fit_stays_no_worse_than_the_hand_set_weights(
-        judged_populations: dict[str, tuple[float, float, int]]) -> None:
-    hand, fitted, verdicts = judged_populations["sparse-verdicts"]
-    assert verdicts < 400  # 30 % of tips judged, days late: fewer to learn from
-    assert fitted >= hand - 0.01
+SHIPPED_REACHES_090 = [*(name for name in POPULATIONS if name != "sparse-verdicts"), "sim wrong-verdicts", "sim turncoats",
+                       "sim new-channel"]
+
+
+@pytest.mark.parametrize("case", [*SHIPPED_REACHES_090, pytest.param("sparse-verdicts", marks=pytest.mark.xfail(
+    strict=True, reason="30 % of tips judged, days late: the fit gains too little (README, Credibility)"))])
+def test_where_the_shipped_weights_reach_0_90_the_fit_reaches_0_92(matrix: dict[str, FitJudged], case: str) -> None:
+    got = matrix[case]
+    assert got.shipped.auc >= 0.90, f"{case}: shipped {got.shipped.auc:.3f}"
+    assert got.fitted.auc >= 0.92, f"{case}: fitted {got.fitted.auc:.3f}"
+
+
+def test_population_b_is_a_population_the_shipped_weights_were_not_built_for(matrix: dict[str, FitJudged]) -> None:
+    """Why population B is in the matrix: the shipped weights rank it well below the simulator's."""
+    assert all(matrix[case].shipped.auc < 0.88 for case in CASES if case.startswith("B"))
+    assert all(matrix[case].shipped.auc >= 0.90 for case in SHIPPED_REACHES_090)
+
+
+def test_the_matrix_fits_on_hundreds_of_verdicts_and_keeps_only_what_improves(matrix: dict[str, FitJudged]) -> None:
+    assert all(got.verdicts >= 200 for got in matrix.values()), {case: got.verdicts for case, got in matrix.items()}
+    assert all(got.refused is None or "refused" in got.refused for got in matrix.values())
 
 
 @pytest.mark.parametrize("good_record", [30, 300])
@@ -156,7 +213,8 @@ def test_a_reporter_who_turns_unreliable_loses_reputation_within_13_verdicts(goo
 
 def test_a_fresh_province_with_no_verdicts_is_scored_sensibly_from_the_priors() -> None:
     fresh = Population("fresh", verdict_coverage=0.0)
-    scored = score_simulation(simulate(SimConfig(42, days=7, seed=5, population=fresh, start=START)), SHIPPED, ALERTING)
+    scored = score_simulation(simulate(SimConfig(42, days=7, seed=5, population=fresh, start=START)), SHIPPED, ALERTING,
+                              MEANING)
     assert scored.verdicts == {} and scored.judged() == []
     judged = quality(rescored(scored.truth(), SHIPPED))
     assert judged.samples >= 400
