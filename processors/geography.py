@@ -9,6 +9,7 @@ disagree on a few codes. Where an old ward was split, the package's default succ
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
@@ -25,6 +26,22 @@ class Commune:
     name: str
     province_code: int
     province_name: str
+
+
+# Old and new tone-mark placement ("Hoà"/"Hòa", "Thuỷ"/"Thủy"): the two packages use both.
+_TONE_PAIRS = {"oà": "òa", "oá": "óa", "oả": "ỏa", "oã": "õa", "oạ": "ọa", "oè": "òe", "oé": "óe", "oẻ": "ỏe",
+               "oẽ": "õe", "oẹ": "ọe", "uỳ": "ùy", "uý": "úy", "uỷ": "ủy", "uỹ": "ũy", "uỵ": "ụy"}
+
+
+def _name_key(name: str) -> str:
+    """How the two packages' names of one commune agree, diacritics kept: eight pairs of communes
+    of one province differ by them alone (Văn Lang / Văn Lăng, Tân Thành / Tân Thạnh); only the
+    tone-mark placement, apostrophes, dashes and spaces are evened out."""
+    key = re.sub(r"\s+", " ", re.sub(r"\s*[-\u2013\u2014]\s*", " - ", re.sub(
+        r"[\u2018\u2019\u02bc`\u00b4']", "", unicodedata.normalize("NFC", name).lower()))).strip()
+    for old, new in _TONE_PAIRS.items():
+        key = key.replace(old, new)
+    return key
 
 
 def _fold(name: str) -> str:
@@ -83,7 +100,7 @@ def legacy_to_2025() -> dict[int, int]:
     assert spec is not None and spec.submodule_search_locations, "vietnamadminunits is not installed"
     data = Path(spec.submodule_search_locations[0]) / "data"
     tables = json.loads((data / "converter_2025.json").read_text(encoding="utf-8"))
-    by_name = {(c.province_code, _fold(c.name)): c.code for c in communes().values()}
+    by_name = {(c.province_code, _name_key(c.name)): c.code for c in communes().values()}
 
     old_to_new_key: dict[str, tuple[str, str]] = {}
     for new_province, wards in tables["DICT_PROVINCE_WARD_NO_DIVIDED"].items():
@@ -99,7 +116,7 @@ def legacy_to_2025() -> dict[int, int]:
     db = sqlite3.connect(f"file:{data / 'dataset.db'}?mode=ro", uri=True)
     try:
         new_code = {
-            (province_key, ward_key): by_name.get((int(province_code), _fold(ward)))
+            (province_key, ward_key): by_name.get((int(province_code), _name_key(ward)))
             for province_key, ward_key, province_code, ward in db.execute(
                 "SELECT provinceKey, wardKey, provinceCode, ward FROM admin_units"
             )

@@ -94,6 +94,15 @@ def test_legacy_mapping_covers_old_wards_and_lands_on_2025_communes() -> None:
     assert geography.commune(mapping[1]).name == "Phường Hồng Hà"
 
 
+@pytest.mark.parametrize(("old_ward", "successor"), [
+    (5671, "Xã Văn Lăng"), (10897, "Xã Cẩm Giang"), (21295, "Xã Sơn Hạ"), (21532, "Xã Ba Tô"), (25305, "Xã Lộc Thành"),
+    (25798, "Xã Thanh An"), (27847, "Xã Tân Thạnh"), (29932, "Xã Tân Thành")])
+def test_communes_whose_names_differ_by_diacritics_alone_are_told_apart(old_ward: int, successor: str) -> None:
+    """Eight pairs of communes of one province differ only by diacritics (Xã Văn Lang and Xã Văn
+    Lăng in Thái Nguyên): the packages are joined on names that keep them, one to one."""
+    assert geography.commune(geography.legacy_to_2025()[old_ward]).name == successor
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
