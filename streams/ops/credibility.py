@@ -1,10 +1,12 @@
-"""`binhyen credibility fit | report`: learn the weights from officers' verdicts in ClickHouse.
+"""`binhyen credibility fit | report`: learn the weights from officers' verdicts, in ClickHouse
+or in an exported history.
 
 The workers store each tip's features when scored (`{private}.tip_scores`, under the scorer
 version that scored it) and the verdicts are in `feedback`: the fit and the report read
 exactly what the live scorer saw and re-score it (processors/credibility_fit.py), so neither
-recomputes history, and no score already emitted changes. A candidate goes live only through
-`binhyen credibility promote` (a processor version built over the history, as `reprocess`).
+recomputes history, and no score already emitted changes. From a history (`--input`), the
+offline run (`binhyen process`) keeps the same two things as it goes. A candidate goes live only
+through `binhyen credibility promote` (a processor version built over the history, as `reprocess`).
 
 Reputation never leaves the workers per reporter: what this module reads and prints is per
 tip (features, no reporter) or aggregated by channel.
