@@ -200,6 +200,11 @@ class ScoredTip(NamedTuple):
     features: dict[str, float]
     channel: str
 
+    @classmethod
+    def of(cls, tip: dict[str, Any], joined: dict[str, Any]) -> "ScoredTip":
+        """`tip` as scored when it joined the incident `joined` (a snapshot)."""
+        return cls(tip["occurred_at_ms"], {f["signal"]: f["value"] for f in joined["features"]}, tip["channel"])
+
 
 def judged(scored: dict[str, ScoredTip], verdicts: dict[str, str], since_ms: int = 0,
            until_ms: int = 2**62) -> list[Sample]:

@@ -109,8 +109,7 @@ class OfflineRun:
         """What a credibility fit reads on the stack: each tip's features when scored, and the
         latest verdict on it."""
         if joined is not None:
-            self.scored[record["event_id"]] = ScoredTip(
-                record["occurred_at_ms"], {f["signal"]: f["value"] for f in joined["features"]}, record["channel"])
+            self.scored[record["event_id"]] = ScoredTip.of(record, joined)
         elif event_type == "feedback" and record.get("tip_event_id"):
             latest = self.verdicts.get(record["tip_event_id"])
             if latest is None or latest[0] <= record["occurred_at_ms"]:

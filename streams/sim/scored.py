@@ -61,9 +61,7 @@ def score_history(events: Iterable[dict[str, Any]], truth: dict[str, bool], cred
             features = {f["signal"]: f["value"] for f in snapshot["features"]}
             before_verdict[snapshot["incident_id"]] = (snapshot["opened_at_ms"], features, snapshot["event_ids"])
         if result.joined is not None:
-            out.tips[record["event_id"]] = ScoredTip(
-                record["occurred_at_ms"], {f["signal"]: f["value"] for f in result.joined["features"]},
-                record["channel"])
+            out.tips[record["event_id"]] = ScoredTip.of(record, result.joined)
     for incident_id, (opened, features, members) in before_verdict.items():
         known = [truth[e] for e in members if e in truth]
         if known and any(e in out.tips for e in members):
