@@ -464,7 +464,7 @@ def credibility_fit(
         formats=["%Y-%m-%d"], help="Day after the last (YYYY-MM-DD); keep later days to judge it.")] = None,
     version: Annotated[str | None, typer.Option(help="The new config's version (default: the live one's next, e.g. cred-3).")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Where to write it (default: infra/config/credibility.vN.json).")] = None,
-    prior_strength: Annotated[float, typer.Option(min=0.0, help="How strongly the live weights hold (more: fewer moves).")] = 20.0,
+    prior_strength: Annotated[float | None, typer.Option(min=0.0, help="How strongly the live weights hold (more: fewer moves); default: chosen by the held-back verdicts.")] = None,
     input: Annotated[str | None, typer.Option("--input", "-i", help=HISTORY_HELP)] = None,
 ) -> None:
     """Fit the weights to officers' verdicts, from the live ones; writes a new config, changes no score.
@@ -479,7 +479,8 @@ def credibility_fit(
     out.print(f"fitted {candidate.version} from {current.version} on {figures['verdicts']} verdicts "
               f"({figures['valuable']} valuable) on tips of {fitted_on} in {figures['steps']} steps: log-loss {figures['log_loss_before']:.4f} -> "
               f"{figures['log_loss_after']:.4f}; on the latest {figures['held_back']} verdicts, held back from the fit: "
-              f"{figures['held_back_log_loss_before']:.4f} -> {figures['held_back_log_loss_after']:.4f}; wrote {path}",
+              f"{figures['held_back_log_loss_before']:.4f} -> {figures['held_back_log_loss_after']:.4f} "
+              f"(prior strength {figures['prior_strength']:g}); wrote {path}",
               markup=False)
     for name, before, after in ops.moved_most(current, candidate):
         out.print(f"  {name:<24}{before:>8.2f} -> {after:.2f}", markup=False)

@@ -25,7 +25,7 @@ from typing import Any
 
 from processors.credibility import JUDGED, VALUABLE, CredibilityConfig, Sample
 from processors.credibility_fit import (
-    DEFAULT_PRIOR_STRENGTH, FitError, Quality, fit, moved_most, quality, rescored, severity_changes,
+    FitError, Quality, fit, moved_most, quality, rescored, severity_changes,
 )
 from processors.offline import OfflineRun
 from processors.pseudonym import Pseudonymiser
@@ -113,7 +113,7 @@ def default_output(version: str) -> Path:
 
 
 def fit_from_verdicts(settings: Settings, period: Period | None, version: str | None, output: Path | None,
-                      strength: float = DEFAULT_PRIOR_STRENGTH, history: Iterable[bytes] | None = None,
+                      strength: float | None = None, history: Iterable[bytes] | None = None,
                       ) -> tuple[CredibilityConfig, CredibilityConfig, Path]:
     """(live config, fitted candidate, the file written). Writes only a new file. From the stack's
     stored scores and verdicts, or from `history` (contract JSON lines) scored offline under the
