@@ -4,6 +4,7 @@ truth of the incidents of the rest.
 
     .venv/bin/python bench/credibility_matrix.py            # full sizes (README, Credibility)
     .venv/bin/python bench/credibility_matrix.py --fast     # the unit suite's sizes
+    .venv/bin/python bench/credibility_matrix.py --curve spam-heavy   # fitted on its first 50 … 800 verdicts
 
 Two generators: binhyen's simulator (its populations, and the simulated default province under
 stress), and population B (tests/data/population_b: written from the background reports by a
@@ -37,6 +38,7 @@ from streams.sim.scored import FitJudged, judge_fit, score_history  # noqa: E402
 from streams.sim.simulator import POPULATIONS, VN, SimConfig, simulate  # noqa: E402
 
 START = datetime(2025, 3, 1, tzinfo=VN)
+CURVE = (50, 100, 200, 400, 800)
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,14 @@ def simulated(population: str, days: int) -> stress.History:
     return stress.History(simulation.events, {row["event_id"]: bool(row["real"]) for row in simulation.truth})
 
 
-def judge(case: str, sizes: Sizes = FAST) -> FitJudged:
+def judge(case: str, sizes: Sizes = FAST, firsts: tuple[int | None, ...] = (None,)) -> list[FitJudged]:
+    """The case fitted on its verdicts before the cut (on only the first so many of them, for each
+    of `firsts`), judged on the truth after it."""
     made, cut_ms = history(case, sizes)
-    scored = score_history(made.events, made.truth, CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
-                           AlertConfig.load(DEFAULT_ALERT_CONFIG), MeaningModel.load(DEFAULT_MEANING_CONFIG))
-    return judge_fit(scored, cut_ms, CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG))
+    shipped = CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG)
+    scored = score_history(made.events, made.truth, shipped, AlertConfig.load(DEFAULT_ALERT_CONFIG),
+                           MeaningModel.load(DEFAULT_MEANING_CONFIG))
+    return [judge_fit(scored, cut_ms, shipped, first) for first in firsts]
 
 
 def _ms(at: datetime) -> int:
@@ -108,14 +113,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="the unit suite's sizes")
     parser.add_argument("--case", choices=CASES, action="append", help="only these cases (repeatable)")
+    parser.add_argument("--curve", choices=CASES, help="one case fitted on its first 50, 100, 200, 400, 800 verdicts")
     args = parser.parse_args()
     sizes = FAST if args.fast else FULL
+    if args.curve:
+        print(f"{args.curve}: | verdicts fitted on | prior strength | AUC (shipped) | Brier (shipped) |\n|---|---|---|---|")
+        for got in judge(args.curve, sizes, CURVE):
+            print(f"| {got.verdicts} | {got.prior_strength if got.prior_strength else 'refused'} | {got.fitted.auc:.3f} "
+                  f"({got.shipped.auc:.3f}) | {got.fitted.brier:.3f} ({got.shipped.brier:.3f}) |", flush=True)
+        return
     print(f"(days, fitted on the first): simulator (Cà Mau) {sizes.sim}, with 5 % valuable {sizes.sim_few_valuable}; "
           f"population B at {sizes.b_tips_per_day:g} tips/day {sizes.b}, with 5 % valuable {sizes.b_few_valuable}")
     print(f"| case | verdicts fitted on | incidents judged (real) | shipped AUC | fitted AUC | shipped Brier | "
           f"fitted Brier | fit |\n|---|---|---|---|---|---|---|---|")
     for case in args.case or CASES:
-        got = judge(case, sizes)
+        got, = judge(case, sizes)
         outcome = "refused" if got.refused and "refused" in got.refused else "no fit" if got.refused else "kept"
         print(f"| {case} | {got.verdicts} | {got.shipped.samples} ({got.shipped.valuable}) | {got.shipped.auc:.3f} | "
               f"{got.fitted.auc:.3f} | {got.shipped.brier:.3f} | {got.fitted.brier:.3f} | {outcome} |", flush=True)

@@ -411,7 +411,8 @@ def replay(
 def reprocess(
     credibility: Annotated[Path | None, typer.Option(help="Credibility config of the new version (default: live).")] = None,
     alerts: Annotated[Path | None, typer.Option(help="Alert config of the new version (default: live).")] = None,
-    name: Annotated[str | None, typer.Option(help="Version name (default: the configs' versions, e.g. cred-2-alerts-1).")] = None,
+    meaning: Annotated[Path | None, typer.Option(help="Meaning model of the new version (default: live).")] = None,
+    name: Annotated[str | None, typer.Option(help="Version name (default: the configs' versions, e.g. cred-2-alerts-3-meaning-2).")] = None,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Reprocessing workers sharing the work.")] = 1,
     compare: Annotated[bool, typer.Option("--compare", help="Print what changes against the live version.")] = False,
     promote: Annotated[bool, typer.Option("--promote", help="Swap it in; live workers continue under it.")] = False,
@@ -423,7 +424,7 @@ def reprocess(
     from streams.ops import reprocess as ops
 
     settings = _settings()
-    version = ops.version_of(settings, {"credibility": credibility, "alerts": alerts}, name)
+    version = ops.version_of(settings, {"credibility": credibility, "alerts": alerts, "meaning": meaning}, name)
     reprocessing = ops.register(settings, version)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err, transient=True,
@@ -527,7 +528,7 @@ def credibility_report(
 @credibility_app.command("promote")
 def credibility_promote(
     candidate: Annotated[Path, typer.Argument(help="The candidate config to make live.")],
-    name: Annotated[str | None, typer.Option(help="Processor version name (default: e.g. cred-3-alerts-3).")] = None,
+    name: Annotated[str | None, typer.Option(help="Processor version name (default: e.g. cred-3-alerts-3-meaning-2).")] = None,
     workers: Annotated[int, typer.Option(min=1, max=16, help="Workers building its state over the history.")] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only the summary.")] = False,
 ) -> None:
@@ -535,7 +536,8 @@ def credibility_promote(
     from streams.ops import credibility as ops
 
     ops.load_candidate(candidate)  # one clear line for a file that is no config
-    reprocess(credibility=candidate, alerts=None, name=name, workers=workers, compare=False, promote=True, quiet=quiet)
+    reprocess(credibility=candidate, alerts=None, meaning=None, name=name, workers=workers, compare=False, promote=True,
+              quiet=quiet)
 
 
 class AlertAction(str, Enum):

@@ -220,7 +220,7 @@ class Settings:
     # whether it is reprocessing history (its own outputs and database, no notifications).
     processor_version: str = ""
     reprocessing: bool = False
-    config_texts: dict[str, str] = field(default_factory=dict)  # "credibility"/"alerts" -> JSON of the version
+    config_texts: dict[str, str] = field(default_factory=dict)  # "credibility"/"alerts"/"meaning" -> JSON of the version
     live_since_ms: int = 0  # when the version went live: alerts written before were paged by its predecessor
     # The HTTP gateway (streams.edge.gateway): where it listens, what a request may hold, how
     # often a key may call, and its public address and link lifetime for on-call action links.
@@ -325,6 +325,8 @@ class Settings:
         """What a tip's text says (BINHYEN_MEANING_CONFIG or the shipped meaning.v2.json)."""
         from processors.meaning import MeaningModel
 
+        if self.config_texts.get("meaning"):
+            return MeaningModel.parse(self.config_texts["meaning"])
         return _load_config(MeaningModel, "BINHYEN_MEANING_CONFIG", DEFAULT_MEANING_CONFIG, "meaning")
 
     def alert_config(self) -> "AlertConfig":

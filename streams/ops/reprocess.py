@@ -32,10 +32,11 @@ from typing import Any
 
 from processors.alerts import AlertConfig
 from processors.credibility import CredibilityConfig
+from processors.meaning import MeaningModel
 from sinks.clickhouse import connect, migrate, private_database, rename_all
 from sinks.cluster import LOCAL_SUFFIX
 from streams.config import (
-    DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, ConfigError, Settings, check_version_name,
+    DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG, ConfigError, Settings, check_version_name,
 )
 from streams.edge.kafka import GroupProgress, ensure_topics
 from streams.ops.stack import WorkerProcess
@@ -62,7 +63,7 @@ def version_of(settings: Settings, files: dict[str, Path | None], name: str | No
             return known
     texts = live_config_texts(settings)
     versions = []
-    for kind, loader in (("credibility", CredibilityConfig), ("alerts", AlertConfig)):
+    for kind, loader in (("credibility", CredibilityConfig), ("alerts", AlertConfig), ("meaning", MeaningModel)):
         path = files.get(kind)
         try:
             if path is not None:
@@ -338,13 +339,14 @@ def _wait_until_left(versions: VersionRegistry, group: str, sleep: Callable[[flo
 
 
 def live_config_texts(settings: Settings) -> dict[str, str]:
-    """The configs live workers run: the live version's, else the files (BINHYEN_*_CONFIG or shipped)."""
+    """The configs live workers run: the live version's, else the files (BINHYEN_*_CONFIG or shipped;
+    also for a version recorded before versions held the meaning model)."""
     current = registry(settings).current()
-    if current is not None:
-        return current.config_texts
     files = {"credibility": os.environ.get("BINHYEN_CREDIBILITY_CONFIG") or DEFAULT_CREDIBILITY_CONFIG,
-             "alerts": os.environ.get("BINHYEN_ALERT_CONFIG") or DEFAULT_ALERT_CONFIG}
+             "alerts": os.environ.get("BINHYEN_ALERT_CONFIG") or DEFAULT_ALERT_CONFIG,
+             "meaning": os.environ.get("BINHYEN_MEANING_CONFIG") or DEFAULT_MEANING_CONFIG}
+    recorded = {kind: text for kind, text in (current.config_texts if current else {}).items() if text}
     try:
-        return {kind: Path(path).read_text(encoding="utf-8") for kind, path in files.items()}
+        return {kind: recorded.get(kind) or Path(path).read_text(encoding="utf-8") for kind, path in files.items()}
     except OSError as exc:
         raise ConfigError(f"cannot read the live config {exc.filename}: {exc.strerror}") from None

@@ -1,4 +1,4 @@
-"""Processor versions: which credibility and alert configs the workers run, kept in ClickHouse.
+"""Processor versions: which credibility, alert and meaning configs the workers run, kept in ClickHouse.
 
 `binhyen reprocess` registers a version ('reprocessing') and runs workers of it over the
 history; `--promote` marks it 'promoting' (live workers of the old version stop and wait),
@@ -20,6 +20,7 @@ from sinks.clickhouse import private_database
 
 log = logging.getLogger("binhyen.worker")
 STATES = ("reprocessing", "promoting", "live")
+KINDS = ("credibility", "alerts", "meaning")  # the configs a version fixes (a column each)
 WAIT_POLL_S = 1.0
 
 
@@ -27,11 +28,11 @@ WAIT_POLL_S = 1.0
 class ProcessorVersion:
     name: str
     state: str
-    config_texts: dict[str, str]
+    config_texts: dict[str, str]  # kind -> JSON; '' for a meaning recorded before versions held one: from files
     at_ms: int = 0  # when it entered `state`
 
 
-FROM_FILES = ProcessorVersion("", "live", {"credibility": "", "alerts": ""})
+FROM_FILES = ProcessorVersion("", "live", dict.fromkeys(KINDS, ""))
 
 
 class VersionRegistry:
@@ -54,18 +55,18 @@ class VersionRegistry:
     def record(self, version: ProcessorVersion) -> None:
         now_ms = int(time.time() * 1000)
         self.client.execute(
-            f"INSERT INTO {self.table} (name, state, credibility, alerts, at, at_ms) VALUES",
-            [(version.name, version.state, version.config_texts["credibility"], version.config_texts["alerts"],
+            f"INSERT INTO {self.table} (name, state, {', '.join(KINDS)}, at, at_ms) VALUES",
+            [(version.name, version.state, *(version.config_texts.get(kind, "") for kind in KINDS),
               now_ms // 1000, now_ms)])
 
     def _latest(self, where: str, params: dict[str, Any]) -> ProcessorVersion | None:
         rows = self.client.execute(
-            f"SELECT name, state, credibility, alerts, at_ms FROM {self.table} WHERE {where} "
+            f"SELECT name, state, {', '.join(KINDS)}, at_ms FROM {self.table} WHERE {where} "
             "ORDER BY at_ms DESC LIMIT 1", params)
         if not rows:
             return None
-        name, state, credibility, alerts, at_ms = rows[0]
-        return ProcessorVersion(name, state, {"credibility": credibility, "alerts": alerts}, at_ms)
+        name, state, *texts, at_ms = rows[0]
+        return ProcessorVersion(name, state, dict(zip(KINDS, texts)), at_ms)
 
     def get(self, name: str) -> ProcessorVersion | None:
         """The newest record of `name`."""

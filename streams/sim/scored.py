@@ -83,12 +83,15 @@ class FitJudged:
     fitted: Quality  # the shipped config's again when the fit was refused
     verdicts: int
     refused: str | None
+    prior_strength: float | None = None  # as the held-back verdicts chose it (None: refused)
 
 
-def judge_fit(scored: Scored, cut_ms: int, shipped: CredibilityConfig) -> FitJudged:
-    train, held_out = scored.judged(until_ms=cut_ms), scored.truth(since_ms=cut_ms)
+def judge_fit(scored: Scored, cut_ms: int, shipped: CredibilityConfig, first: int | None = None) -> FitJudged:
+    """`first`: fit on only the first so many verdicts before the cut (how a fit grows with them)."""
+    train, held_out = scored.judged(until_ms=cut_ms)[:first], scored.truth(since_ms=cut_ms)
     try:
         fitted, refused = fit(train, shipped, f"{shipped.version}-fit"), None
     except FitError as exc:  # refused, or too few verdicts: the province keeps the shipped weights
         fitted, refused = shipped, str(exc)
-    return FitJudged(quality(rescored(held_out, shipped)), quality(rescored(held_out, fitted)), len(train), refused)
+    return FitJudged(quality(rescored(held_out, shipped)), quality(rescored(held_out, fitted)), len(train), refused,
+                     fitted.fit["prior_strength"] if fitted.fit else None)

@@ -305,7 +305,7 @@ def test_reprocessing_promotes_a_new_version_on_the_cluster(
     before = node(cluster, 1).execute("SELECT count() FROM incidents FINAL")[0][0]
     done = run_cli("reprocess", "--credibility", str(config), "--promote", "--quiet", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "promoted cred-9-alerts-3 (was the configs from files)" in done.stdout
+    assert "promoted cred-9-alerts-3-meaning-2 (was the configs from files)" in done.stdout
     for number in (1, 2):
         client = node(cluster, number)
         assert client.execute("SELECT groupUniqArray(scorer_version) FROM incidents_local")[0][0] in ([], ["cred-9"])
@@ -314,6 +314,6 @@ def test_reprocessing_promotes_a_new_version_on_the_cluster(
     assert node(cluster, 1).execute("SELECT groupUniqArray(scorer_version), count() FROM incidents FINAL")[0] == (
         ["cred-9"], before)
     assert node(cluster, 1).execute(
-        "SELECT groupUniqArray(scorer_version) FROM binhyen_cred_9_alerts_3.incidents FINAL")[0][0] == ["cred-2"]
-    wait_for(lambda: "processor version cred-9-alerts-3 (live)" in cluster_worker.log_since(0), 120,
+        "SELECT groupUniqArray(scorer_version) FROM binhyen_cred_9_alerts_3_meaning_2.incidents FINAL")[0][0] == ["cred-2"]
+    wait_for(lambda: "processor version cred-9-alerts-3-meaning-2 (live)" in cluster_worker.log_since(0), 120,
              "the live worker under cred-9")

@@ -21,7 +21,7 @@ from processors.credibility import CredibilityConfig
 from processors.meaning import MeaningModel
 from processors.offline import OfflineRun
 from processors.pseudonym import Pseudonymiser
-from sinks.clickhouse import connect
+from sinks.clickhouse import connect, private_database
 from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEFAULT_MEANING_CONFIG, Settings
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.sim.simulator import VN, SimConfig, simulate
@@ -30,7 +30,7 @@ from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, 
 
 pytestmark = pytest.mark.integration
 HISTORY = SimConfig(11, days=4, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
-NEW_VERSION = "cred-3-alerts-3"
+NEW_VERSION = "cred-3-alerts-3-meaning-2"
 
 
 def cred3_text() -> str:
@@ -98,6 +98,10 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     done = run_cli("reprocess", "--credibility", str(config), "--compare", "--quiet", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"reprocessed {len(days)} events under {NEW_VERSION} with 1 worker(s)" in done.stdout
+    recorded = client.execute(f"SELECT credibility, alerts, meaning FROM {private_database(settings.clickhouse_database)}"
+                              ".processor_versions WHERE name = %(name)s", {"name": NEW_VERSION})
+    assert recorded == [(cred3_text(), DEFAULT_ALERT_CONFIG.read_text(encoding="utf-8"),
+                         DEFAULT_MEANING_CONFIG.read_text(encoding="utf-8"))]  # every replica reads text alike
     version_db = f"{settings.clickhouse_database}_{NEW_VERSION.replace('-', '_')}"
     new_scores = scores_by_members(client, version_db)
     assert set(new_scores) == set(live_scores)  # clustering did not change

@@ -141,6 +141,8 @@ def test_the_held_back_verdicts_choose_how_strongly_the_live_weights_hold() -> N
     assert cautious.fit["prior_strength"] == credibility_fit.PRIOR_STRENGTHS[-1]  # --prior-strength: that one only
     assert moved.fit["prior_strength"] <= 8.0
     assert moved.fit["held_back_log_loss_after"] < cautious.fit["held_back_log_loss_after"] - 0.01
+    few = fit(synthetic(240), SHIPPED, "cred-few")  # 48 held back: too few to choose by
+    assert (few.fit["held_back"], few.fit["prior_strength"]) == (48, credibility_fit.PRIOR_STRENGTHS[-1])
 
 
 def test_moved_most_and_severity_changes() -> None:
@@ -173,7 +175,7 @@ def matrix() -> dict[str, FitJudged]:
     """Every case of bench/credibility_matrix.py at its fast sizes, two at a time (each is seconds
     of pure Python, and the unit tests leave the second core idle)."""
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return dict(zip(CASES, pool.map(judge, CASES, chunksize=5)))  # the default province's five cases together
+        return {case: got for case, (got,) in zip(CASES, pool.map(judge, CASES, chunksize=5))}  # the default province's five cases together
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -3,11 +3,12 @@ own names, delivery after a promotion, and waiting for a promotion to go live.""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from streams.config import ConfigError, Settings
+from streams.config import DEFAULT_MEANING_CONFIG, ConfigError, Settings
 from streams.runtime.align import IDLE_S, AlignedStep, EventTimeAligner
 from streams.runtime.batch import Accepted, BatchOutput, Message, Rejected, Triaged
 from streams.runtime.versions import ProcessorVersion, VersionRegistry
@@ -121,6 +122,14 @@ def test_a_processor_version_has_its_own_group_state_topics_and_when_reprocessin
                                     "binhyen.feedback.v1", "binhyen.alert-actions.v1")}
 
 
+def test_a_processor_version_reads_text_with_its_own_meaning_model_or_the_one_from_files() -> None:
+    shipped = json.loads(DEFAULT_MEANING_CONFIG.read_text(encoding="utf-8"))
+    own = json.dumps({**shipped, "version": "meaning-9"})
+    assert settings().for_version("v", {"meaning": own}, reprocessing=False).meaning_model().version == "meaning-9"
+    # recorded before versions held a meaning model: the one from files
+    assert settings().for_version("v", {"meaning": ""}, reprocessing=False).meaning_model().version == shipped["version"]
+
+
 @pytest.mark.parametrize("name", ["Cred-2", "cred_2", "", "-cred", "x" * 41, "cred 2"])
 def test_a_version_name_that_cannot_name_a_group_topic_and_database_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match="is not a valid name; use up to 40 lowercase letters"):
@@ -138,12 +147,12 @@ class Answers:
 
 
 def test_a_worker_waits_while_a_version_is_being_promoted_and_runs_it_once_live() -> None:
-    promoting = [("cred-2", "promoting", "{c}", "{a}", 1)]
-    live = [("cred-2", "live", "{c}", "{a}", 2)]
+    promoting = [("cred-2", "promoting", "{c}", "{a}", "{m}", 1)]
+    live = [("cred-2", "live", "{c}", "{a}", "{m}", 2)]
     slept: list[float] = []
     registry = VersionRegistry(Answers(promoting, promoting, live), "binhyen")
-    assert registry.wait_for_live(slept.append) == ProcessorVersion("cred-2", "live", {"credibility": "{c}",
-                                                                                        "alerts": "{a}"}, 2)
+    assert registry.wait_for_live(slept.append) == ProcessorVersion("cred-2", "live", {
+        "credibility": "{c}", "alerts": "{a}", "meaning": "{m}"}, 2)
     assert len(slept) == 2
-    back_to_files = VersionRegistry(Answers([("", "live", "", "", 3)]), "binhyen")
+    back_to_files = VersionRegistry(Answers([("", "live", "", "", "", 3)]), "binhyen")
     assert back_to_files.wait_for_live() is None  # a failed first promotion: the configs from files again

@@ -729,3 +729,6 @@ SELECT
     toUInt32(lengthUTF8(visitParamExtractString(payload, 'text'))) AS text_length
 FROM binhyen_private.events_local
 WHERE event_type = 'tip';
+
+-- 0012_meaning_version.sql
+ALTER TABLE binhyen_private.processor_versions ON CLUSTER binhyen ADD COLUMN meaning String DEFAULT '';
