@@ -33,7 +33,7 @@ _TONE_PAIRS = {"oà": "òa", "oá": "óa", "oả": "ỏa", "oã": "õa", "oạ":
                "oẽ": "õe", "oẹ": "ọe", "uỳ": "ùy", "uý": "úy", "uỷ": "ủy", "uỹ": "ũy", "uỵ": "ụy"}
 
 
-def _name_key(name: str) -> str:
+def name_key(name: str) -> str:
     """How the two packages' names of one commune agree, diacritics kept: eight pairs of communes
     of one province differ by them alone (Văn Lang / Văn Lăng, Tân Thành / Tân Thạnh); only the
     tone-mark placement, apostrophes, dashes and spaces are evened out."""
@@ -92,15 +92,20 @@ def communes_of_province(province_code: int) -> list[Commune]:
     return sorted((c for c in communes().values() if c.province_code == province_code), key=lambda c: c.code)
 
 
+def admin_units_data() -> Path:
+    """`vietnamadminunits`' data folder (its SQLite dataset and conversion tables), located without
+    importing the package: its import parses 4 MB of JSON we do not need."""
+    spec = find_spec("vietnamadminunits")
+    assert spec is not None and spec.submodule_search_locations, "vietnamadminunits is not installed"
+    return Path(spec.submodule_search_locations[0]) / "data"
+
+
 @cache
 def legacy_to_2025() -> dict[int, int]:
     """Pre-2025 ward code -> 2025 commune code (10,035 of 10,040 old wards)."""
-    # Located without importing the package: its import parses 4 MB of JSON we do not need.
-    spec = find_spec("vietnamadminunits")
-    assert spec is not None and spec.submodule_search_locations, "vietnamadminunits is not installed"
-    data = Path(spec.submodule_search_locations[0]) / "data"
+    data = admin_units_data()
     tables = json.loads((data / "converter_2025.json").read_text(encoding="utf-8"))
-    by_name = {(c.province_code, _name_key(c.name)): c.code for c in communes().values()}
+    by_name = {(c.province_code, name_key(c.name)): c.code for c in communes().values()}
 
     old_to_new_key: dict[str, tuple[str, str]] = {}
     for new_province, wards in tables["DICT_PROVINCE_WARD_NO_DIVIDED"].items():
@@ -116,7 +121,7 @@ def legacy_to_2025() -> dict[int, int]:
     db = sqlite3.connect(f"file:{data / 'dataset.db'}?mode=ro", uri=True)
     try:
         new_code = {
-            (province_key, ward_key): by_name.get((int(province_code), _name_key(ward)))
+            (province_key, ward_key): by_name.get((int(province_code), name_key(ward)))
             for province_key, ward_key, province_code, ward in db.execute(
                 "SELECT provinceKey, wardKey, provinceCode, ward FROM admin_units"
             )
