@@ -59,8 +59,13 @@ def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any)
            "channel": "zalo", "text": "Có trộm ở chợ"}
     verdict = {"event_id": "f1", "occurred_at_ms": 1_756_908_000_000, "commune_code": 26680,
                "tip_event_id": "t1", "verdict": "valuable"}
+    # a message read as no tip (thanks): recorded, never an incident member, never a tip in a count
+    thanks = {**tip, "event_id": "t2", "text": "Cảm ơn các anh công an xã đã hỗ trợ gia đình em", "category": None}
+    judged = {**verdict, "event_id": "f2", "tip_event_id": "t2", "verdict": "not_valuable"}
     insert(engine, "binhyen_private.events", EVENT_COLUMNS, [event_row("tip", tip, "binhyen.tips.v1", 0, 1, 1_756_904_401),
-                                             event_row("feedback", verdict, "binhyen.feedback.v1", 0, 2, 1_756_908_001)])
+                                             event_row("feedback", verdict, "binhyen.feedback.v1", 0, 2, 1_756_908_001),
+                                             event_row("tip", thanks, "binhyen.tips.v1", 0, 3, 1_756_904_402),
+                                             event_row("feedback", judged, "binhyen.feedback.v1", 0, 4, 1_756_908_002)])
     snapshot = {"incident_id": "inc-1", "version": 2, "commune_code": 26680, "opened_at_ms": 1_756_904_400_000,
                 "updated_at_ms": 1_756_904_460_000, "category": "theft", "event_ids": ["t1", "b1"], "tips": 1,
                 "device_alarms": 1, "credibility": 0.9,
@@ -77,7 +82,7 @@ def test_worker_rows_and_catalog_queries_work_on_current_clickhouse(engine: Any)
     queries = catalog()
     assert rows(engine, queries["tips_per_commune"].sql) == [
         {"day": "2025-09-03", "commune_code": 26680, "commune_name": "Xã Đất Đỏ", "province_name": HCMC,
-         "channel": "zalo", "tips": 1}]
+         "channel": "zalo", "tips": 1, "not_tips": 1}]
     assert rows(engine, queries["valuable_ratio"].sql) == [
         {"commune_code": 26680, "commune_name": "Xã Đất Đỏ", "province_name": HCMC, "verdicts": 1, "valuable": 1,
          "valuable_ratio": 1}]
@@ -102,8 +107,10 @@ def test_typed_tables_views_and_model_queries_work_on_current_clickhouse(engine:
                                              event_row("model_change", copy, "binhyen.model-changes.v1", 0, 2, 1)])
     places = geography.communes_of_province(79)  # in `communes` since the test above
 
-    assert rows(engine, "SELECT event_id, channel, anonymous FROM tips") == [
-        {"event_id": "t1", "channel": "zalo", "anonymous": 0}]
+    assert rows(engine, "SELECT event_id, channel, anonymous FROM tips ORDER BY event_id") == [
+        {"event_id": "t1", "channel": "zalo", "anonymous": 0}, {"event_id": "t2", "channel": "zalo", "anonymous": 0}]
+    assert rows(engine, "SELECT event_id, verdict, is_tip FROM tip_verdicts ORDER BY event_id") == [
+        {"event_id": "t1", "verdict": "valuable", "is_tip": 1}, {"event_id": "t2", "verdict": "not_valuable", "is_tip": 0}]
     assert rows(engine, "SELECT model_id, members, teams, status, replicated_from FROM community_models "
                         "ORDER BY model_id") == [
         {"model_id": "zalo-a", "members": 500, "teams": 10, "status": "active", "replicated_from": ""},
@@ -122,7 +129,7 @@ def test_typed_tables_views_and_model_queries_work_on_current_clickhouse(engine:
     assert [(r["model_id"], r["tips_before"], r["tips_after"], r["valuable_after"]) for r in before_after] == [
         ("zalo-b", 0, 0, 0), ("zalo-a", 0, 1, 1)]  # ordered by commune
     groups = rows(engine, queries["source_groups"].sql)
-    assert [(r["channel"], r["verdicts"], r["valuable"]) for r in groups] == [("zalo", 1, 1)]
+    assert [(r["channel"], r["verdicts"], r["valuable"]) for r in groups] == [("zalo", 1, 1)]  # not the thanks
     for view in ("tips_per_day", "valuable_ratio_by_source", "alert_response", "device_health", "tip_verdicts",
                  "alert_lifecycle", "community_models"):
         named = {(r["commune_name"], r["province_name"]) for r in rows(engine, f"SELECT * FROM {view}")}

@@ -1,5 +1,5 @@
 -- Tips before and after a model's launch
--- For each community model launched or replicated into a commune: the commune's tips in the window before and after the launch, per 1,000 of the model's members, and the valuable ratio of those with a verdict.
+-- For each community model launched or replicated into a commune: the commune's tips (not the messages read as no tip) in the window before and after the launch, per 1,000 of the model's members, and the valuable ratio of those with a verdict.
 -- param window_days Int: days counted on each side of the launch
 -- param model_kind String: e.g. zalo_group; empty for every kind
 -- column model_id: the community model's id
@@ -46,7 +46,7 @@ FROM
 ) AS left_1
 ALL LEFT JOIN
 (
-    SELECT commune_code, occurred_at AS tip_at, verdict FROM tip_verdicts
+    SELECT commune_code, occurred_at AS tip_at, verdict FROM tip_verdicts WHERE is_tip = 1
 ) AS right_2 USING commune_code
 WHERE wanted_kind = '' OR model_kind = wanted_kind
 GROUP BY model_id, model_kind, commune_code, commune_name, launched_at, members

@@ -1,5 +1,5 @@
 -- Valuable ratio per commune
--- Of the tips officers gave a verdict on, how many proved valuable (verdicts dated in the range).
+-- Of the tips officers gave a verdict on, how many proved valuable (verdicts dated in the range; a verdict on a message read as no tip does not count).
 -- param day_from Date: first day of verdicts counted
 -- param day_to Date: last day of verdicts counted
 -- column commune_code: 2025 commune code (vietnam-provinces)
@@ -22,6 +22,7 @@ FROM
         round(valuable / verdicts, 3) AS valuable_ratio
     FROM feedback FINAL
     WHERE commune_code != 0 AND toDate(occurred_at) BETWEEN day_from AND day_to
+        AND (tip_event_id = '' OR tip_event_id IN (SELECT event_id FROM incident_members))
     GROUP BY commune_code
 ) AS by_code
 ANY LEFT JOIN

@@ -732,3 +732,78 @@ WHERE event_type = 'tip';
 
 -- 0012_meaning_version.sql
 ALTER TABLE binhyen_private.processor_versions ON CLUSTER binhyen ADD COLUMN meaning String DEFAULT '';
+
+-- 0013_messages_read_as_no_tip.sql
+DROP TABLE IF EXISTS binhyen.tips_per_day ON CLUSTER binhyen;
+
+CREATE VIEW IF NOT EXISTS binhyen.tips_per_day ON CLUSTER binhyen AS
+SELECT by_code.*, commune_name, province_name
+FROM
+(
+    SELECT
+        toDate(occurred_at) AS day,
+        province_code,
+        commune_code,
+        channel,
+        if(category = '', 'unknown', category) AS category,
+        countIf(read_as_tip) AS tips,
+        countIf(anonymous = 1 AND read_as_tip) AS anonymous_tips,
+        countIf(NOT read_as_tip) AS not_tips
+    FROM
+    (
+        SELECT occurred_at, province_code, commune_code, channel, category, anonymous,
+               event_id IN (SELECT event_id FROM binhyen.incident_members) AS read_as_tip
+        FROM binhyen.tips FINAL
+    )
+    GROUP BY day, province_code, commune_code, channel, category
+) AS by_code
+ANY LEFT JOIN
+(
+    SELECT commune_code, name AS commune_name, province_name FROM binhyen.communes FINAL
+) AS names USING commune_code;
+
+DROP TABLE IF EXISTS binhyen.tip_verdicts ON CLUSTER binhyen;
+
+CREATE VIEW IF NOT EXISTS binhyen.tip_verdicts ON CLUSTER binhyen AS
+SELECT by_code.*, commune_name, province_name
+FROM
+(
+    SELECT event_id, occurred_at, province_code, commune_code, channel, source_ref, category, verdict,
+           toUInt8(event_id IN (SELECT event_id FROM binhyen.incident_members)) AS is_tip
+    FROM binhyen.tips FINAL
+    ANY LEFT JOIN
+    (
+        SELECT tip_event_id AS event_id, argMax(verdict, occurred_at_ms) AS verdict
+        FROM binhyen.feedback FINAL
+        WHERE tip_event_id != ''
+        GROUP BY event_id
+    ) AS right_1 USING event_id
+) AS by_code
+ANY LEFT JOIN
+(
+    SELECT commune_code, name AS commune_name, province_name FROM binhyen.communes FINAL
+) AS names USING commune_code;
+
+DROP TABLE IF EXISTS binhyen.valuable_ratio_by_source ON CLUSTER binhyen;
+
+CREATE VIEW IF NOT EXISTS binhyen.valuable_ratio_by_source ON CLUSTER binhyen AS
+SELECT by_code.*, commune_name, province_name
+FROM
+(
+    SELECT
+        province_code,
+        commune_code,
+        channel,
+        source_ref AS source_group,
+        count() AS verdicts,
+        countIf(verdict = 'valuable') AS valuable,
+        countIf(verdict = 'false_report') AS false_reports,
+        round(valuable / verdicts, 3) AS valuable_ratio
+    FROM binhyen.tip_verdicts
+    WHERE verdict != '' AND is_tip = 1
+    GROUP BY province_code, commune_code, channel, source_group
+) AS by_code
+ANY LEFT JOIN
+(
+    SELECT commune_code, name AS commune_name, province_name FROM binhyen.communes FINAL
+) AS names USING commune_code;
