@@ -4,6 +4,7 @@ started by `binhyen up` on free loopback ports with their own state folder, and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,20 @@ def offline_run() -> Any:
 
     return OfflineRun.create(Pseudonymiser(b"k" * 32), CredibilityConfig.load(DEFAULT_CREDIBILITY_CONFIG),
                              AlertConfig.load(DEFAULT_ALERT_CONFIG), MeaningModel.load(DEFAULT_MEANING_CONFIG))
+
+
+def read_as_tip(event: dict[str, Any]) -> bool:
+    """Whether the shipped meaning model reads a tip event's text as a report (else: a question,
+    thanks, news — recorded, never an incident, never counted as a tip)."""
+    return _shipped_meaning().read(event["text"], event.get("location_text"), event.get("category")).is_tip
+
+
+@functools.cache
+def _shipped_meaning() -> Any:
+    from processors.meaning import MeaningModel
+    from streams.config import DEFAULT_MEANING_CONFIG
+
+    return MeaningModel.load(DEFAULT_MEANING_CONFIG)
 
 
 # The event-id derivation the security review broke: uuid5 over every field, contact included.

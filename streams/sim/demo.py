@@ -35,7 +35,7 @@ from streams.topics import DEAD_LETTER, TIPS
 
 NUMERIC_COLUMNS = frozenset({
     "events", "communes", "tips", "alarms", "credibility", "alerts", "escalations", "acks", "to morning digest",
-    "verdicts", "valuable", "valuable %", "signals", "devices", "line", "offset", "bytes",
+    "verdicts", "valuable", "valuable %", "signals", "devices", "line", "offset", "bytes", "not a tip",
 })
 GARBAGE = b"\x00\x01 this is not an Avro event \xff"
 
@@ -144,17 +144,20 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
     for line in pages(client, settings.staff_registry(), incident_filter, where) or ["  (none)"]:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips)",
-                         "commune", "tips", "verdicts", "valuable", "valuable %")
-    rows = client.execute(
-        "SELECT commune_code, countIf(event_type = 'tip') AS tips, countIf(event_type = 'feedback') AS verdicts, "
+    per_commune = _table("Tips and officers' verdicts per commune (top 10 by tips; not a tip: questions, thanks, news)",
+                         "commune", "tips", "not a tip", "verdicts", "valuable", "valuable %")
+    rows = client.execute(  # a message read as a tip is an incident member; one read as no tip never is
+        "SELECT commune_code, countIf(event_type = 'tip' AND member) AS tips, "
+        "countIf(event_type = 'tip' AND NOT member) AS not_tips, countIf(event_type = 'feedback') AS verdicts, "
         "countIf(event_type = 'feedback' AND visitParamExtractString(payload, 'verdict') = 'valuable') AS valuable "
-        f"FROM {events} FINAL WHERE event_id LIKE %(p)s AND event_type IN ('tip', 'feedback') "
+        f"FROM (SELECT commune_code, event_type, payload, event_id IN (SELECT event_id FROM incident_members) AS member "
+        f"      FROM {events} FINAL WHERE event_id LIKE %(p)s AND event_type IN ('tip', 'feedback')) "
         "GROUP BY commune_code ORDER BY tips DESC, commune_code LIMIT 10", where)
-    for code, tips, verdicts, valuable in rows:
+    for code, tips, not_tips, verdicts, valuable in rows:
         place = geography.commune(code)
         share = f"{100 * valuable / verdicts:.0f}%" if verdicts else "-"
-        per_commune.add_row(place.name if place else str(code), str(tips), str(verdicts), str(valuable), share)
+        per_commune.add_row(place.name if place else str(code), str(tips), str(not_tips), str(verdicts), str(valuable),
+                            share)
     console.print(per_commune)
 
     signals = _table("Device signals", "type", "signals", "devices")
@@ -183,9 +186,9 @@ def print_summary(settings: Settings, report: DemoReport, prefix: str, console: 
         "  Analysts:    .venv/bin/binhyen query   (lists the catalog; queries run as the read-only analyst user)\n"
         f"  ClickHouse:  clickhouse-client --port {settings.clickhouse_port} --user analyst "
         f"--password \"$BINHYEN_ANALYST_PASSWORD\" -d {settings.clickhouse_database}   (local default: analyst-local)\n"
-        "    SELECT channel, count() FROM tips FINAL GROUP BY channel;\n"
-        "    SELECT commune_code, count() AS tips FROM tips FINAL GROUP BY commune_code ORDER BY tips DESC LIMIT 10;\n"
-        "    SELECT toStartOfHour(occurred_at) AS hour, count() FROM tips FINAL GROUP BY hour ORDER BY hour;\n"
+        "    SELECT channel, sum(tips), sum(not_tips) FROM tips_per_day GROUP BY channel;\n"
+        "    SELECT commune_name, sum(tips) AS tips FROM tips_per_day GROUP BY commune_name ORDER BY tips DESC LIMIT 10;\n"
+        "    SELECT day, category, sum(tips) FROM tips_per_day GROUP BY day, category ORDER BY day, category;\n"
         f"  Kafka:       {settings.kafka_bootstrap} (topics binhyen.*)\n"
         f"  Ground truth of the simulation: {report.truth_path}\n"
         f"  Logs:        {settings.state_dir}/*.log\n"

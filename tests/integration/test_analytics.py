@@ -15,7 +15,7 @@ from sinks.clickhouse import connect
 from streams.ops.catalog import catalog
 from streams.sim.simulator import SimConfig, simulate
 from streams.ops.stack import WorkerProcess
-from tests.conftest import EVENTS, jsonl, offline_run, run_cli, wait_for
+from tests.conftest import EVENTS, jsonl, offline_run, read_as_tip, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 # Simulated days in a province no other test uses, so the figures are this test's alone.
@@ -45,13 +45,21 @@ def run_query(name: str) -> list[dict[str, Any]]:
 
 
 def test_tips_per_commune_match_the_input(simulated: list[dict[str, Any]]) -> None:
-    expected = Counter((e["occurred_at"][:10], e["commune_code"], e["channel"]) for e in simulated if e["type"] == "tip")
+    """Tips and, beside them, the messages read as no tip (questions, thanks, news)."""
+    place = lambda e: (e["occurred_at"][:10], e["commune_code"], e["channel"])  # noqa: E731
+    messages = [e for e in simulated if e["type"] == "tip"]
+    tips, not_tips = Counter(place(e) for e in messages if read_as_tip(e)), Counter(
+        place(e) for e in messages if not read_as_tip(e))
+    assert sum(tips.values()) and sum(not_tips.values())  # the simulated days hold both
     rows = run_query("tips_per_commune")
-    assert {(r["day"], r["commune_code"], r["channel"]): r["tips"] for r in rows} == dict(expected)
+    assert {(r["day"], r["commune_code"], r["channel"]): (r["tips"], r["not_tips"]) for r in rows} == {
+        key: (tips[key], not_tips[key]) for key in tips | not_tips}
 
 
 def test_valuable_ratio_matches_the_input(simulated: list[dict[str, Any]]) -> None:
-    verdicts = [e for e in simulated if e["type"] == "feedback"]
+    """Verdicts on messages read as no tip do not count."""
+    no_tip = {e["event_id"] for e in simulated if e["type"] == "tip" and not read_as_tip(e)}
+    verdicts = [e for e in simulated if e["type"] == "feedback" and e.get("tip_event_id") not in no_tip]
     expected = {c: (sum(1 for v in verdicts if v["commune_code"] == c),
                     sum(1 for v in verdicts if v["commune_code"] == c and v["verdict"] == "valuable"))
                 for c in {v["commune_code"] for v in verdicts}}
@@ -189,7 +197,8 @@ def test_model_replication_tree_matches_the_input(province: list[dict[str, Any]]
 def test_tips_before_and_after_a_launch_match_the_input(province: list[dict[str, Any]]) -> None:
     window_ms = 400 * 86_400_000
     verdicts = {e["tip_event_id"]: e["verdict"] for e in province if e["type"] == "feedback"}
-    tips = [(e["commune_code"], epoch_ms(e), verdicts.get(e["event_id"], "")) for e in province if e["type"] == "tip"]
+    tips = [(e["commune_code"], epoch_ms(e), verdicts.get(e["event_id"], "")) for e in province
+            if e["type"] == "tip" and read_as_tip(e)]
     expected = {}
     for model_id, model in models_of(province).items():
         launch = model["launched_ms"] // 1000 * 1000

@@ -63,7 +63,7 @@ def test_an_analysts_first_hour(after_demo: dict[str, str]) -> None:
     out = walk("analyst", after_demo).stdout
     assert "tips_per_commune  Tips per commune, day and channel" in out
     assert "  commune_name: the commune's name (xã, phường or đặc khu)" in out
-    assert "day,commune_code,commune_name,province_name,channel,tips\n2025-09-01," in out
+    assert "day,commune_code,commune_name,province_name,channel,tips,not_tips\n2025-09-01," in out
     top = [line.split("\t") for line in out.splitlines() if "\t" in line]
     assert len(top) == 5 and all(name.startswith(("Xã ", "Phường ", "Đặc khu ")) and int(tips) >= 1 for name, tips in top)
 

@@ -164,7 +164,9 @@ def test_a_verdict_without_a_commune_counts_in_its_tips_commune(applied: dict[st
              == [[ids[0], PHUOC_LONG, "valuable"]], 60, "the verdict in the commune's copy, and only its own")
     expected = clickhouse.execute("SELECT count(), countIf(verdict = 'valuable') FROM feedback FINAL "
                                   "WHERE commune_code = %(c)s AND toDate(occurred_at) BETWEEN toDate('2025-01-01') "
-                                  "AND toDate('2030-12-31')", {"c": PHUOC_LONG})[0]  # the query's default range
+                                  "AND toDate('2030-12-31') AND (tip_event_id = '' OR tip_event_id IN "
+                                  "(SELECT event_id FROM incident_members))",  # the query's default range; tips only
+                                  {"c": PHUOC_LONG})[0]
     columns, data = rows(query(catalog()["valuable_ratio"].sql))
     assert [(int(r["commune_code"]), int(r["verdicts"]), int(r["valuable"])) for r in
             (dict(zip(columns, row)) for row in data)] == [(PHUOC_LONG, *expected)]
