@@ -14,7 +14,9 @@ Each single-node statement becomes its replicated, sharded equivalent, `ON CLUST
 - views, drops, added or dropped columns and renames follow the tables they name (a
   Distributed table is made again over its altered local one: ClickHouse refuses to ALTER it ON
   CLUSTER when the shards replicate; it holds no rows, only inserts not yet sent — migrate with
-  writers stopped).
+  writers stopped). A column of an everywhere table is added on one node, not ON CLUSTER: the
+  table's replication makes the change on every node, and ON CLUSTER each node would make it
+  again ("column with this name already exists", whichever comes second).
 
 The compiler walks every migration in order (it must know what each name is), and the
 caller applies the statements of the pending ones. Works on ClickHouse 18.16 and current.
@@ -113,6 +115,8 @@ def compile_statement(statement: str, layout: Layout) -> list[str]:
         return out
     if match := _ALTER.match(statement):
         name = layout.qualified(match["name"])
+        if name in layout.everywhere:  # one replicated table on every node: its replication carries the change
+            return [f"ALTER TABLE {name} {match['change']}"]  # ON CLUSTER, each node would make it again
         out = [f"ALTER TABLE {_local_if_sharded(name, layout)} {on} {match['change']}"]
         if name in layout.sharded:  # ClickHouse alters no Distributed table ON CLUSTER: it is made again over the local
             out += [f"DROP TABLE IF EXISTS {name} {on}", distributed_table(name, layout.cluster)]

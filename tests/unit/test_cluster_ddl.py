@@ -22,7 +22,12 @@ def compiled() -> tuple[Layout, dict[str, list[str]]]:
 def test_every_migration_compiles_and_every_statement_runs_on_the_whole_cluster() -> None:
     layout, statements = compiled()
     assert len(statements) == len(list(MIGRATIONS_DIR.glob("*.sql")))
-    assert all(f"ON CLUSTER {CLUSTER}" in statement for body in statements.values() for statement in body)
+    # ... but a column added to an everywhere table: its replication carries it to every node, and
+    # ON CLUSTER each node would add it again ("column with this name already exists")
+    assert statements["meaning_version"] == [
+        "ALTER TABLE binhyen_private.processor_versions ADD COLUMN meaning String DEFAULT ''"]
+    assert all(f"ON CLUSTER {CLUSTER}" in statement for name, body in statements.items() for statement in body
+               if name != "meaning_version")
     assert layout.sharded == {
         "binhyen_private.events", "binhyen.tips", "binhyen.device_signals", "binhyen.feedback",
         "binhyen.model_changes", "binhyen.incidents", "binhyen.incident_members", "binhyen.alerts",

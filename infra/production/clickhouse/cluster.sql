@@ -731,7 +731,7 @@ FROM binhyen_private.events_local
 WHERE event_type = 'tip';
 
 -- 0012_meaning_version.sql
-ALTER TABLE binhyen_private.processor_versions ON CLUSTER binhyen ADD COLUMN meaning String DEFAULT '';
+ALTER TABLE binhyen_private.processor_versions ADD COLUMN meaning String DEFAULT '';
 
 -- 0013_messages_read_as_no_tip.sql
 DROP TABLE IF EXISTS binhyen.tips_per_day ON CLUSTER binhyen;
