@@ -17,7 +17,8 @@ the log-odds under the same signal names.
 
 A fit only ever keeps or improves the scores: a trust-region solver (every step lowers the
 objective, and it must converge), and the kept candidate is refused unless it lowers the
-objective and predicts the held-back verdicts at least as well as the current config. Pure: samples in, a config and figures out.
+objective and predicts the held-back verdicts at least as well as the current config. Pure:
+samples in, a config and figures out.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def fit(samples: list[Sample], prior: CredibilityConfig, version: str,
         strength: float | None = None, about: dict[str, Any] | None = None) -> CredibilityConfig:
     """A new config `version`: `prior` with its weights and intercept fitted to `samples`, given in
     the order of their tips. The latest fifth is held back from the fit to judge it: it chooses
-    the prior strength (unless `strength` is given, or it is too small to), and a candidate that does not lower the
-    penalised objective, or predicts the held-back verdicts worse than `prior`, is refused
-    (FitError) — a fit can only keep or improve the scores."""
+    the prior strength (unless `strength` is given, or it is too small to), and a candidate
+    that does not lower the penalised objective, or predicts the held-back verdicts worse than
+    `prior`, is refused (FitError) — a fit can only keep or improve the scores."""
     valuable = sum(1 for _, real in samples if real)
     if len(samples) < MIN_SAMPLES or valuable == 0 or valuable == len(samples):
         raise FitError(f"{len(samples)} verdicts ({valuable} valuable) are too few to fit: at least {MIN_SAMPLES}, "
@@ -179,8 +180,8 @@ def pairs_log_loss(pairs: list[tuple[float, bool]]) -> float:
 
 def tip_log_losses(pairs: list[tuple[float, bool]]) -> list[float]:
     """The log-loss of each (score, truth) pair (scores are stored to 4 places: kept off 0 and 1)."""
-    return [-math.log(min(max(score, 1e-6), 1 - 1e-6) if real else 1 - min(max(score, 1e-6), 1 - 1e-6))
-            for score, real in pairs]
+    kept_off = [(min(max(score, 1e-6), 1 - 1e-6), real) for score, real in pairs]
+    return [-math.log(p if real else 1 - p) for p, real in kept_off]
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,10 @@ import pytest
 
 from processors.credibility import CredibilityConfig, score_features
 from processors.credibility_fit import roc_auc
-from processors.meaning import MeaningModel
 from sinks.clickhouse import private_database
-from streams.config import DEFAULT_MEANING_CONFIG
 from streams.ops.stack import WorkerProcess
 from streams.sim.simulator import VN, SimConfig, simulate
-from tests.conftest import jsonl, run_cli, wait_for
+from tests.conftest import jsonl, read_as_tip, run_cli, wait_for
 
 pytestmark = pytest.mark.integration
 WEEK = SimConfig(56, days=7, seed=7, start=datetime(2022, 10, 3, tzinfo=VN))  # Khánh Hòa, a province of its own
@@ -33,9 +31,7 @@ def week(worker: WorkerProcess, clickhouse: Any, settings: Any) -> list[dict[str
     (a found wallet, an ad: the meaning model's reading, as the worker's): they have no score."""
     events = [e for e in simulate(WEEK).events if e["type"] in ("tip", "feedback")]
     assert run_cli("publish", "-q", "-", input=jsonl(events), timeout=300).returncode == 0
-    model = MeaningModel.load(DEFAULT_MEANING_CONFIG)
-    events = [e for e in events if e["type"] != "tip"
-              or model.read(e["text"], e.get("location_text"), e.get("category")).is_tip]
+    events = [e for e in events if e["type"] != "tip" or read_as_tip(e)]
     tips = tuple({e["event_id"] for e in events if e["type"] == "tip"})
     verdicts = tuple({e["event_id"] for e in events if e["type"] == "feedback"})
     scores = f"{private_database(settings.clickhouse_database)}.tip_scores"

@@ -26,7 +26,7 @@ from streams.config import DEFAULT_ALERT_CONFIG, DEFAULT_CREDIBILITY_CONFIG, DEF
 from streams.ops.stack import WorkerProcess, free_port_block
 from streams.sim.simulator import VN, SimConfig, simulate
 from streams.topics import COMMUNE_CONTROL
-from tests.conftest import WebhookReceiver, run_cli, settled, stack_of_its_own, wait_for, webhook_env
+from tests.conftest import WebhookReceiver, read_as_tip, run_cli, settled, stack_of_its_own, wait_for, webhook_env
 
 pytestmark = pytest.mark.integration
 HISTORY = SimConfig(11, days=4, seed=17, scale=0.2, start=datetime(2023, 6, 1, tzinfo=VN))
@@ -129,9 +129,8 @@ def test_reprocess_compare_and_promote_a_new_credibility_config(
     assert scores_by_members(client, version_db) == live_scores  # the previous ones, kept
     tip_scores = dict(client.execute(f"SELECT scorer_version, uniqExact(event_id) FROM "
                                      f"{settings.clickhouse_database}_private.tip_scores GROUP BY scorer_version"))
-    meaning = MeaningModel.load(DEFAULT_MEANING_CONFIG)  # what it reads as no tip (a question, thanks) is never scored
-    read_as_tips = {e["event_id"] for e in days
-                    if e["type"] == "tip" and meaning.read(e["text"], e.get("location_text"), e.get("category")).is_tip}
+    # what it reads as no tip (a question, thanks) is never scored
+    read_as_tips = {e["event_id"] for e in days if e["type"] == "tip" and read_as_tip(e)}
     assert 0 < len(read_as_tips) < len({e["event_id"] for e in days if e["type"] == "tip"})
     assert tip_scores["cred-3"] == tip_scores["cred-2"] == len(read_as_tips)
     wait_for(lambda: f"processor version {NEW_VERSION} (live)" in worker.log_since(0), 120, "the worker under cred-3")
